@@ -1,0 +1,270 @@
+"""Validation of a generated sample against every calibrated source marginal.
+
+:func:`validation_table` draws a sample and returns one row per compared quantity with
+the model value, the target recomputed *directly from the source CSVs* (not from the
+model's internal tables), the error, the tolerance and pass/fail.  Like is compared
+with like:
+
+* sex and age: the *employed* distribution implied by ACS 2024 population x CPS 2024
+  employment-population ratio for the same age group and sex;
+* state: ACS 2024 16+ population shares;
+* education: workers aged 25+ by sex against CPS Table 7 employed 25+;
+* occupation: CPS Table 9 employed shares (overall and by sex);
+* hours: usual part-time share by sex (CPS Table 8) and the band distribution within
+  part-time (1-34 h) and full-time (35+ h) workers (CPS Table 19);
+* earnings: the full-time-equivalent annual wage ``wage * 40`` (= hourly x 2,080, the
+  OEWS concept) p10..p90 by occupation against OEWS May 2025, and overall after
+  reweighting the sample to the OEWS job mix against OEWS all occupations;
+* top tail: the Pareto index (maximum likelihood) of annual earnings above $500k
+  (calibrated) and $1M (check) against the SOI 2023 index, a = b / (b - 1) with
+  b = mean AGI above the threshold / threshold, computed from the SOI returns-by-AGI
+  table;
+* the men / women ratio of median weekly earnings of full-time workers (CPS Table 39)
+  and the education earnings ratios to high school of full-time workers 25+ (BLS).
+
+Tolerances are stated at N = 100,000 (shares 1 percentage point, percentiles and
+ratios 5%) and widened by sqrt(100,000 / N) for smaller samples.  Rows estimated from
+few observations (percentiles of small occupations, the Pareto index) use at least
+three standard errors of the estimate: the order-statistic interval for a quantile,
+a / sqrt(k) for the Pareto MLE on k observations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from personas._tables import load_table
+
+REFERENCE_N = 100_000
+SHARE_TOL = 0.01
+REL_TOL = 0.05
+
+_AGE_GROUPS = {  # ACS group -> (CPS groups, age lo, age hi)
+    "16-19": (("16 to 19",), 16, 19),
+    "20-24": (("20 to 24",), 20, 24),
+    "25-34": (("25 to 34",), 25, 34),
+    "35-44": (("35 to 44",), 35, 44),
+    "45-54": (("45 to 54",), 45, 54),
+    "55-64": (("55 to 64",), 55, 64),
+    "65-74": (("65 to 69", "70 to 74"), 65, 74),
+    "75+": (("75+",), 75, 200),
+}
+_EDU_ROWS = {"less_than_hs": "less_than_hs", "hs": "hs_no_college",
+             "some_college": "some_college_no_degree", "associate": "associate",
+             "bachelors": "bachelors_only", "advanced": "advanced_degree"}
+_BLS_ROWS = {"less_than_hs": "less_than_high_school", "some_college": "some_college_no_degree",
+             "associate": "associate", "bachelors": "bachelors", "advanced": "masters"}
+_PCT_COLS = {"p10": "annual_p10", "p25": "annual_p25", "p50": "annual_median",
+             "p75": "annual_p75", "p90": "annual_p90"}
+
+
+def employed_by_age_sex() -> pd.DataFrame:
+    """Employed people implied by ACS 2024 population x CPS 2024 employment ratios."""
+    pop = load_table("population_age_sex_acs2024").set_index(["age_group", "sex"])["population"]
+    lf = load_table("labor_force_by_age_sex_cps2024").set_index(["age_group", "sex"])
+    rows = []
+    for grp, (cps, _, _) in _AGE_GROUPS.items():
+        for sex in ("male", "female"):
+            ratio = (sum(lf.loc[(g, sex), "employed_thousands"] for g in cps)
+                     / sum(lf.loc[(g, sex), "civ_noninst_pop_thousands"] for g in cps))
+            rows.append((grp, sex, pop[(grp, sex)] * ratio))
+    return pd.DataFrame(rows, columns=["age_group", "sex", "employed"])
+
+
+def soi_pareto_a(threshold: float = 200_000.0) -> float:
+    """Pareto index above ``threshold`` from SOI 2023 returns by AGI: a = b / (b - 1)."""
+    soi = load_table("irs_soi_ty2023_returns_by_agi")
+    soi = soi[soi.agi_lower.notna() & (soi.agi_lower >= threshold)]
+    b = soi.agi_amount_usd.sum() / soi.n_returns.sum() / threshold
+    return float(b / (b - 1.0))
+
+
+def _weighted_quantile(x: np.ndarray, w: np.ndarray, q) -> np.ndarray:
+    order = np.argsort(x, kind="stable")
+    xs, ws = x[order], w[order]
+    c = np.cumsum(ws) - 0.5 * ws
+    return np.interp(np.asarray(q) * ws.sum(), c, xs)
+
+
+def _share_rows(rows, check, model: pd.Series, target: pd.Series, source: str, tol: float):
+    for key in target.index:
+        m = float(model.get(key, 0.0))
+        t = float(target[key])
+        rows.append((check, str(key), m, t, m - t, "abs", tol, source))
+
+
+def _rel_row(rows, check, item, model, target, source, tol):
+    rows.append((check, item, float(model), float(target), float(model) / float(target) - 1.0,
+                 "rel", tol, source))
+
+
+def _quantile_se(x: np.ndarray, p: float) -> float:
+    """Relative standard error of the sample p-quantile (order-statistic interval)."""
+    d = np.sqrt(p * (1 - p) / max(x.size, 1))
+    lo, hi = np.quantile(x, [max(p - d, 0.0), min(p + d, 1.0)])
+    mid = np.quantile(x, p)
+    return float((hi - lo) / 2.0 / mid) if mid > 0 else np.inf
+
+
+def validation_table(n: int = REFERENCE_N, seed: int = 0, *, frame: pd.DataFrame | None = None,
+                     share_tol: float = SHARE_TOL, rel_tol: float = REL_TOL) -> pd.DataFrame:
+    """Sample ``n`` personas (or use ``frame``) and compare with the sources.
+
+    Returns a DataFrame with columns ``check, item, model, target, error, error_kind,
+    tolerance, passed, source``; ``error`` is model - target for shares (``abs``) and
+    model / target - 1 for percentiles and ratios (``rel``).  Tolerances are
+    ``share_tol`` and ``rel_tol`` at N = 100,000, widened by sqrt(100,000 / N) below.
+    The frame must be an unweighted, unfiltered census-mode sample.
+    """
+    if frame is None:
+        from personas.generator import generate
+
+        frame = generate(n, seed)
+    n = len(frame)
+    scale = max(1.0, float(np.sqrt(REFERENCE_N / n)))
+    st, rt = share_tol * scale, rel_tol * scale
+    rows: list[tuple] = []
+    sex = frame["sex"].astype(str)
+    age = frame["age"].to_numpy()
+
+    # sex and age of workers
+    emp = employed_by_age_sex()
+    tgt = emp.groupby("sex")["employed"].sum()
+    _share_rows(rows, "sex", sex.value_counts(normalize=True), tgt / tgt.sum(),
+                "ACS 2024 S0101 x CPS 2024 Table 3 employment-population ratio", st)
+    tgt = emp.groupby("age_group", sort=False)["employed"].sum()
+    grp = pd.Series(pd.cut(age, [15] + [v[2] for v in _AGE_GROUPS.values()],
+                           labels=list(_AGE_GROUPS)), dtype=object)
+    _share_rows(rows, "age group", grp.value_counts(normalize=True), tgt / tgt.sum(),
+                "ACS 2024 S0101 x CPS 2024 Table 3 employment-population ratio", st)
+
+    # state
+    stp = load_table("state_population_acs2024").set_index("state")["share_16plus_acs2024"]
+    _share_rows(rows, "state", frame["state"].astype(str).value_counts(normalize=True),
+                stp / stp.sum(), "ACS 2024 S0101 16+ population by state", st)
+
+    # education, workers 25+ by sex
+    edu_t = load_table("education_by_sex_cps2024").set_index(["sex", "education"])["employed_k"]
+    for s in ("male", "female"):
+        t = pd.Series({k: edu_t[(s, v)] for k, v in _EDU_ROWS.items()})
+        m = frame.loc[(sex == s).to_numpy() & (age >= 25), "education"].astype(str)
+        tt = t / t.sum()
+        tt.index = [f"{s}: {k}" for k in tt.index]
+        mm = m.value_counts(normalize=True)
+        mm.index = [f"{s}: {k}" for k in mm.index]
+        _share_rows(rows, "education (25+)", mm, tt,
+                    "CPS 2024 Table 7 employed 25+ by education and sex", st)
+
+    # occupation
+    occ = load_table("occupation_by_sex_cps2024")
+    occ = occ[occ.soc_major != "00"].set_index("soc_major")
+    occ_s = frame["occupation"].astype(str)
+    _share_rows(rows, "occupation", occ_s.value_counts(normalize=True),
+                occ["employed_total_k"] / occ["employed_total_k"].sum(),
+                "CPS 2024 Table 9 employed by occupation", st)
+    for s, col in (("male", "employed_men_k"), ("female", "employed_women_k")):
+        mm = occ_s[(sex == s).to_numpy()].value_counts(normalize=True)
+        mm.index = [f"{s}: {k}" for k in mm.index]
+        tt = occ[col] / occ[col].sum()
+        tt.index = [f"{s}: {k}" for k in tt.index]
+        _share_rows(rows, "occupation by sex", mm, tt,
+                    "CPS 2024 Table 9 employed by occupation and sex", st)
+
+    # hours
+    hw = load_table("hours_worked_cps2024")
+    t8 = hw[(hw.bls_table == "cpsaat08") & (hw.measure == "part-time workers (thousands)")]
+    t8 = t8.set_index("sex")["percent"] / 100.0
+    hours = frame["hours"].to_numpy()
+    for s in ("male", "female"):
+        m = (sex == s).to_numpy()
+        _share_rows(rows, "part-time share", pd.Series({s: float((hours[m] < 35).mean())}),
+                    pd.Series({s: t8[s]}), "CPS 2024 Table 8 usual part time by sex", st)
+    t19 = hw[(hw.bls_table == "cpsaat19") & (hw.sex == "total")].set_index("measure")["value"]
+    bands = {"part time": [("1 to 4 hours", 1, 4), ("5 to 14 hours", 5, 14),
+                           ("15 to 29 hours", 15, 29), ("30 to 34 hours", 30, 34)],
+             "full time": [("35 to 39 hours", 35, 39), ("40 hours", 40, 40),
+                           ("41 to 48 hours", 41, 48), ("49 to 59 hours", 49, 59),
+                           ("60 hours and over", 60, 10_000)]}
+    for status, bl in bands.items():
+        sub = hours[(hours < 35) if status == "part time" else (hours >= 35)]
+        t = pd.Series({b: t19[b] for b, _, _ in bl})
+        mm = pd.Series({b: float(((sub >= lo) & (sub <= hi)).mean()) for b, lo, hi in bl})
+        t.index = mm.index = [f"{status}: {b}" for b in t.index]
+        _share_rows(rows, "hours band", mm, t / t.sum(),
+                    "CPS 2024 Table 19 persons at work by hours (within 1-34 / 35+)", st)
+
+    # earnings percentiles: full-time-equivalent annual wage, OEWS concept
+    oews = load_table("occupation_wages_oews_may2025").set_index("soc_major")
+    fte = frame["wage"].to_numpy() * 40.0
+    src = "OEWS May 2025 annual wage percentiles (hourly x 2,080)"
+    job_w = oews["employment"].drop("00")
+    share_m = occ_s.value_counts(normalize=True)
+    w = (job_w / job_w.sum()).reindex(occ_s).to_numpy() / share_m.reindex(occ_s).to_numpy()
+    q = np.array([0.10, 0.25, 0.50, 0.75, 0.90])
+    wq = _weighted_quantile(fte, w, q)
+    for (name, col), v in zip(_PCT_COLS.items(), wq, strict=True):
+        _rel_row(rows, "wage percentile (OEWS job mix)", f"all occupations: {name}", v,
+                 oews.loc["00", col], src, rt)
+    for code in occ.index:
+        sub = fte[(occ_s == code).to_numpy()]
+        if sub.size == 0:
+            continue
+        vq = np.quantile(sub, q)
+        for (name, col), v, p in zip(_PCT_COLS.items(), vq, q, strict=True):
+            tol = max(rt, 3.0 * _quantile_se(sub, p))
+            _rel_row(rows, "wage percentile by occupation", f"{code}: {name}", v,
+                     oews.loc[code, col], src, tol)
+
+    # top tail
+    earn = frame["earnings"].to_numpy()
+    for thr in (500_000, 1_000_000):
+        top = earn[earn > thr]
+        a_hat = top.size / np.log(top / thr).sum() if top.size else np.nan
+        tol = max(rt, 3.0 / np.sqrt(max(top.size, 1)))  # MLE relative s.e. = 1/sqrt(k)
+        _rel_row(rows, "top tail", f"Pareto index of earnings above ${thr:,} (MLE)", a_hat,
+                 soi_pareto_a(thr), f"IRS SOI 2023 Table 1.1: a = b/(b-1) above ${thr:,} AGI",
+                 tol)
+
+    # earnings ratios of full-time workers
+    ft = hours >= 35
+    tot = load_table("occupation_by_sex_cps2024").set_index("soc_major").loc["00"]
+    weekly = earn / 52.0
+    ratio = (np.median(weekly[ft & (sex == "male").to_numpy()])
+             / np.median(weekly[ft & (sex == "female").to_numpy()]))
+    _rel_row(rows, "earnings ratio", "men / women median weekly, full time", ratio,
+             tot["ftws_median_weekly_men"] / tot["ftws_median_weekly_women"],
+             "CPS 2024 Table 39 median weekly earnings, full-time wage and salary", rt)
+    bls = load_table("earnings_by_education_bls").set_index("education")["median_weekly_usd"]
+    edu_s = frame["education"].astype(str).to_numpy()
+    base = ft & (age >= 25)
+    hs_med = np.median(weekly[base & (edu_s == "hs")])
+    for code, row in _BLS_ROWS.items():
+        med = np.median(weekly[base & (edu_s == code)])
+        _rel_row(rows, "earnings ratio", f"{code} / hs median weekly, full time 25+",
+                 med / hs_med, bls[row] / bls["high_school"],
+                 "BLS Education pays 2019 (advanced = master's)", rt)
+
+    out = pd.DataFrame(rows, columns=["check", "item", "model", "target", "error",
+                                      "error_kind", "tolerance", "source"])
+    out["passed"] = out["error"].abs() <= out["tolerance"]
+    return out[["check", "item", "model", "target", "error", "error_kind", "tolerance",
+                "passed", "source"]]
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """Human-readable rendering of :func:`validation_table` output."""
+    t = table.copy()
+    big = t["check"].isin(["wage percentile (OEWS job mix)", "wage percentile by occupation"])
+    fmt_val = np.where(big, t["model"].map("{:,.0f}".format), t["model"].map("{:.4f}".format))
+    fmt_tgt = np.where(big, t["target"].map("{:,.0f}".format), t["target"].map("{:.4f}".format))
+    err = np.where(t["error_kind"] == "abs", (t["error"] * 100).map("{:+.2f} pp".format),
+                   (t["error"] * 100).map("{:+.2f} %".format))
+    tol = np.where(t["error_kind"] == "abs", (t["tolerance"] * 100).map("{:.2f} pp".format),
+                   (t["tolerance"] * 100).map("{:.2f} %".format))
+    show = pd.DataFrame({"check": t["check"], "item": t["item"], "model": fmt_val,
+                         "target": fmt_tgt, "error": err, "tolerance": tol,
+                         "pass": np.where(t["passed"], "ok", "FAIL")})
+    n_fail = int((~t["passed"]).sum())
+    return (show.to_string(index=False)
+            + f"\n\n{len(t) - n_fail}/{len(t)} checks passed, {n_fail} failed")

@@ -1,0 +1,1 @@
+"""The ``econsim`` command line."""

@@ -1,0 +1,40 @@
+"""From hours to incomes, taxes, rebate and utility: one step of accounting."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from simulator.economy.rebate import lump_sum_rebate
+from simulator.economy.tax import TaxSchedule
+from simulator.economy.utility import Utility
+from simulator.economy.welfare import Outcome
+
+
+def evaluate(
+    schedule: TaxSchedule,
+    wages: ArrayLike,
+    hours: ArrayLike,
+    utility: Utility,
+    rebate_share: float = 1.0,
+    weights: ArrayLike | None = None,
+) -> Outcome:
+    """Incomes (dollars a year), taxes, the budget-balanced rebate and utilities.
+
+    ``wages`` in dollars a year per weekly hour, ``hours`` in hours a week.
+    """
+    w = np.asarray(wages, dtype=float)
+    h = np.asarray(hours, dtype=float)
+    z = w * h
+    tax = schedule.tax(z)
+    rebate = lump_sum_rebate(tax, rebate_share, weights)
+    post = z - tax + rebate
+    return Outcome(
+        hours=h,
+        pre_tax=z,
+        tax=tax,
+        rebate=rebate,
+        post_tax=post,
+        utility=utility(post, h),
+        weights=None if weights is None else np.asarray(weights, dtype=float),
+    )

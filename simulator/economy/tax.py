@@ -1,0 +1,260 @@
+"""Piecewise-linear marginal income tax schedules.
+
+A schedule is a list of bracket lower edges ``thresholds`` (dollars a year of taxable
+income, strictly increasing from 0) and a marginal ``rate`` for each bracket (a fraction
+in [0, 1]).  The top rate applies to *all* income above the last threshold (the
+reference implementation left income above $10M untaxed; we do not).  An optional
+``deduction`` (dollars a year) is subtracted from gross income before the brackets
+apply, so in terms of gross income the schedule has an extra 0 % bracket below it.
+
+All methods accept scalars or numpy arrays of gross income (dollars a year).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+FilingStatus = Literal[
+    "single", "married_filing_jointly", "married_filing_separately", "head_of_household"
+]
+FILING_STATUSES: tuple[str, ...] = (
+    "single",
+    "married_filing_jointly",
+    "married_filing_separately",
+    "head_of_household",
+)
+
+
+class TaxScheduleError(ValueError):
+    """An invalid tax schedule or an unknown year / filing status."""
+
+
+def _load_csv(name: str) -> list[dict[str, str]]:
+    with resources.files("simulator.economy").joinpath("data").joinpath(name).open(encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def federal_table() -> dict[tuple[int, str], tuple[list[float], list[float]]]:
+    """The statutory federal brackets: ``{(year, status): (thresholds, rates)}``."""
+    table: dict[tuple[int, str], tuple[list[float], list[float]]] = {}
+    rows = sorted(
+        _load_csv("federal_income_tax_brackets_2023_2026.csv"),
+        key=lambda r: (r["tax_year"], r["filing_status"], int(r["bracket"])),
+    )
+    for row in rows:
+        key = (int(row["tax_year"]), row["filing_status"])
+        thresholds, rates = table.setdefault(key, ([], []))
+        thresholds.append(float(row["taxable_income_over"]))
+        rates.append(float(row["rate"]))
+    return table
+
+
+def standard_deductions() -> dict[tuple[str, str], float]:
+    """Standard deductions: ``{(year label, status): dollars}`` (year label e.g. '2025')."""
+    return {
+        (r["tax_year"], r["filing_status"]): float(r["standard_deduction"])
+        for r in _load_csv("standard_deduction_2023_2026.csv")
+    }
+
+
+@dataclass(frozen=True)
+class TaxSchedule:
+    """A piecewise-linear marginal tax schedule.
+
+    Parameters
+    ----------
+    thresholds:
+        Lower edges of the brackets in dollars a year of taxable income; must start at 0
+        and be strictly increasing.
+    rates:
+        Marginal rate of each bracket, fractions in [0, 1].
+    deduction:
+        Dollars a year subtracted from gross income before the brackets apply (e.g. the
+        standard deduction); 0 by default.
+    name:
+        A label for reports.
+    """
+
+    thresholds: tuple[float, ...]
+    rates: tuple[float, ...]
+    deduction: float = 0.0
+    name: str = field(default="custom", compare=False)
+
+    def __init__(
+        self,
+        thresholds: ArrayLike,
+        rates: ArrayLike,
+        deduction: float = 0.0,
+        name: str = "custom",
+    ) -> None:
+        thr = np.atleast_1d(np.asarray(thresholds, dtype=float))
+        rt = np.atleast_1d(np.asarray(rates, dtype=float))
+        problems = []
+        if thr.ndim != 1 or rt.ndim != 1:
+            problems.append("thresholds and rates must be one-dimensional")
+        elif len(thr) == 0:
+            problems.append("a schedule needs at least one bracket")
+        elif len(thr) != len(rt):
+            problems.append(
+                f"{len(thr)} thresholds but {len(rt)} rates: need one rate per bracket"
+            )
+        else:
+            if not np.all(np.isfinite(thr)) or not np.all(np.isfinite(rt)):
+                problems.append("thresholds and rates must be finite numbers")
+            elif thr[0] != 0:
+                problems.append(f"the first threshold must be 0, got {thr[0]:g}")
+            elif np.any(np.diff(thr) <= 0):
+                problems.append(f"thresholds must be strictly increasing, got {thr.tolist()}")
+            if np.any((rt < 0) | (rt > 1)):
+                problems.append(f"rates must lie in [0, 1], got {rt.tolist()}")
+        if not np.isfinite(deduction) or deduction < 0:
+            problems.append(f"deduction must be a non-negative number, got {deduction}")
+        if problems:
+            raise TaxScheduleError("; ".join(problems))
+        object.__setattr__(self, "thresholds", tuple(float(x) for x in thr))
+        object.__setattr__(self, "rates", tuple(float(x) for x in rt))
+        object.__setattr__(self, "deduction", float(deduction))
+        object.__setattr__(self, "name", name)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_rates(cls, thresholds: ArrayLike, rates: ArrayLike, **kw) -> TaxSchedule:
+        """Schedule from bracket lower edges and rates (same as the constructor)."""
+        return cls(thresholds, rates, **kw)
+
+    @classmethod
+    def flat(cls, rate: float, deduction: float = 0.0) -> TaxSchedule:
+        """A single rate on all income above the deduction."""
+        return cls([0.0], [rate], deduction=deduction, name=f"flat {rate:.0%}")
+
+    @classmethod
+    def us_federal(
+        cls,
+        year: int = 2024,
+        filing_status: str = "single",
+        standard_deduction: bool = False,
+    ) -> TaxSchedule:
+        """The statutory US federal income tax schedule for ``year`` (2023-2026).
+
+        With ``standard_deduction=True`` the basic standard deduction of that year and
+        status is subtracted first (2025 uses the P.L. 119-21 amount).
+        """
+        table = federal_table()
+        years = sorted({y for y, _ in table})
+        if int(year) not in years:
+            raise TaxScheduleError(
+                f"no federal brackets for tax year {year}; available: {', '.join(map(str, years))}"
+            )
+        if filing_status not in FILING_STATUSES:
+            raise TaxScheduleError(
+                f"unknown filing status {filing_status!r}; choose one of {', '.join(FILING_STATUSES)}"
+            )
+        thresholds, rates = table[(int(year), filing_status)]
+        deduction = (
+            standard_deductions()[(str(int(year)), filing_status)] if standard_deduction else 0.0
+        )
+        return cls(thresholds, rates, deduction=deduction, name=f"US federal {year} {filing_status}")
+
+    def with_rates(self, new_rates: ArrayLike) -> TaxSchedule:
+        """The same brackets (and deduction) with different marginal rates."""
+        return TaxSchedule(self.thresholds, new_rates, deduction=self.deduction, name=self.name)
+
+    # ------------------------------------------------------------------ arrays
+    @cached_property
+    def threshold_array(self) -> np.ndarray:
+        return np.asarray(self.thresholds)
+
+    @cached_property
+    def rate_array(self) -> np.ndarray:
+        return np.asarray(self.rates)
+
+    @cached_property
+    def tax_at_threshold(self) -> np.ndarray:
+        """Cumulative tax (dollars) at each bracket's lower edge of taxable income."""
+        widths = np.diff(self.threshold_array)
+        return np.concatenate([[0.0], np.cumsum(widths * self.rate_array[:-1])])
+
+    @property
+    def n_brackets(self) -> int:
+        return len(self.rates)
+
+    def _taxable(self, income: ArrayLike) -> np.ndarray:
+        return np.maximum(np.asarray(income, dtype=float) - self.deduction, 0.0)
+
+    def _bracket(self, taxable: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.threshold_array, taxable, side="right") - 1
+
+    # ------------------------------------------------------------------ evaluation
+    def tax(self, income: ArrayLike) -> np.ndarray:
+        """Tax owed (dollars a year) on gross ``income`` (dollars a year)."""
+        x = self._taxable(income)
+        k = self._bracket(x)
+        return self.tax_at_threshold[k] + self.rate_array[k] * (x - self.threshold_array[k])
+
+    def marginal_rate(self, income: ArrayLike) -> np.ndarray:
+        """Marginal rate at ``income`` (right derivative; 0 below the deduction)."""
+        inc = np.asarray(income, dtype=float)
+        x = self._taxable(inc)
+        rate = self.rate_array[self._bracket(x)]
+        return np.where(inc - self.deduction < 0, 0.0, rate)
+
+    def average_rate(self, income: ArrayLike) -> np.ndarray:
+        """Tax as a fraction of gross income (0 where income <= 0)."""
+        inc = np.asarray(income, dtype=float)
+        t = self.tax(inc)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(inc > 0, t / np.where(inc > 0, inc, 1.0), 0.0)
+
+    def net_income(self, income: ArrayLike) -> np.ndarray:
+        """Income after tax (dollars a year), before any rebate."""
+        return np.asarray(income, dtype=float) - self.tax(income)
+
+    def segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The schedule as linear segments of *gross* income.
+
+        Returns ``(lower, upper, rate, intercept)``: on segment k, for gross income z in
+        [lower_k, upper_k), net income is ``(1 - rate_k) * z + intercept_k``.  A deduction
+        adds a leading 0 % segment.
+        """
+        lower = self.threshold_array + self.deduction
+        rate = self.rate_array
+        tax_lo = self.tax_at_threshold
+        if self.deduction > 0:
+            lower = np.concatenate([[0.0], lower])
+            rate = np.concatenate([[0.0], rate])
+            tax_lo = np.concatenate([[0.0], tax_lo])
+        upper = np.concatenate([lower[1:], [np.inf]])
+        intercept = rate * lower - tax_lo
+        return lower, upper, rate, intercept
+
+    @property
+    def is_progressive(self) -> bool:
+        """True when marginal rates never fall as income rises (a convex budget set)."""
+        return bool(np.all(np.diff(self.segments()[2]) >= 0))
+
+    # ------------------------------------------------------------------ text
+    def describe(self, currency: str = "$") -> str:
+        """A plain-text bracket table for prompts and reports."""
+        lines = [f"{'Taxable income':<32}{'Marginal rate':>14}"]
+        thr = self.thresholds
+        for i, r in enumerate(self.rates):
+            lo = f"{currency}{thr[i]:,.0f}"
+            hi = f"{currency}{thr[i + 1]:,.0f}" if i + 1 < len(thr) else "and above"
+            span = f"{lo} to {hi}" if i + 1 < len(thr) else f"{lo} and above"
+            lines.append(f"{span:<32}{r * 100:>13.1f}%")
+        if self.deduction:
+            lines.append(f"(after a deduction of {currency}{self.deduction:,.0f})")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        rates = ", ".join(f"{r:.3g}" for r in self.rates)
+        thr = ", ".join(f"{t:,.0f}" for t in self.thresholds)
+        ded = f", deduction={self.deduction:,.0f}" if self.deduction else ""
+        return f"TaxSchedule(thresholds=[{thr}], rates=[{rates}]{ded})"

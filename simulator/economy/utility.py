@@ -1,0 +1,226 @@
+"""Worker utility functions over consumption and labour.
+
+Units: consumption ``c`` in dollars a year (post-tax income plus rebate); labour ``l`` in
+hours a week.  Every parameter may be a scalar or a per-agent array of shape ``(n,)``.
+
+Each utility exposes
+
+* ``__call__(c, l)``: utility, vectorised;
+* ``marginal_gain(l, net_wage, virtual_income)``: dU/dl along a linear budget segment
+  ``c = net_wage * l + virtual_income``, a strictly decreasing function of ``l``;
+* ``segment_argmax(net_wage, virtual_income, lo, hi)``: the exact maximiser of U on that
+  segment restricted to ``[lo, hi]`` hours a week (closed form where one exists, a
+  safeguarded Newton solve otherwise);
+* ``frisch_elasticity``: the Frisch (marginal-utility-of-wealth constant) elasticity of
+  hours with respect to the net wage.
+
+Both forms are concave in ``(c, l)``, so on a convex budget set (marginal rates that
+never fall) the best response is unique.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+#: Hours a week at which the default isoelastic worker works under any flat tax with no
+#: rebate (the default ``psi`` is calibrated to it).
+DEFAULT_TARGET_HOURS = 40.0
+#: Net-of-tax wage (dollars a year per weekly hour; $1,000 is about $52,000 a year at 40
+#: hours before a ~23 % average tax) at which the default ``psi`` gives 40 hours when
+#: ``eta != 1``.  Under log utility (``eta = 1``) the wage drops out.
+REFERENCE_NET_WAGE = 1000.0
+
+
+def _as_param(p):
+    """Scalars stay floats; sequences become float arrays (per-agent parameters)."""
+    a = np.asarray(p, dtype=float)
+    return float(a) if a.ndim == 0 else a
+
+
+def _col(p: ArrayLike, ndim: int) -> np.ndarray | float:
+    """Reshape a per-agent parameter (n,) to broadcast against (n, k) arrays."""
+    a = np.asarray(p, dtype=float)
+    if a.ndim == 0:
+        return float(a)
+    return a.reshape(a.shape + (1,) * (ndim - a.ndim))
+
+
+@dataclass(frozen=True)
+class QuasiLinearUtility:
+    """The reference's form ``u = c - psi * l**delta``.
+
+    Its defaults (``psi = 0.0005``, ``delta = 3.5``) are kept for comparison with the
+    LLM Economist code; with realistic wages they put most agents at the hours cap.
+    The hours elasticity with respect to the net wage is ``1 / (delta - 1)`` (Frisch,
+    compensated and uncompensated coincide: there are no income effects).
+    """
+
+    psi: ArrayLike = 0.0005
+    delta: ArrayLike = 3.5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "psi", _as_param(self.psi))
+        object.__setattr__(self, "delta", _as_param(self.delta))
+        if np.any(np.asarray(self.psi) <= 0):
+            raise ValueError("psi must be > 0")
+        if np.any(np.asarray(self.delta) <= 1):
+            raise ValueError("delta must be > 1 for a concave problem")
+
+    @property
+    def frisch_elasticity(self) -> np.ndarray | float:
+        return 1.0 / (np.asarray(self.delta, dtype=float) - 1.0)
+
+    def __call__(self, c: ArrayLike, l: ArrayLike) -> np.ndarray:
+        c = np.asarray(c, dtype=float)
+        l = np.asarray(l, dtype=float)
+        return c - _col(self.psi, l.ndim) * l ** _col(self.delta, l.ndim)
+
+    def marginal_gain(self, l, net_wage, virtual_income):
+        nd = np.ndim(l)
+        psi, delta = _col(self.psi, nd), _col(self.delta, nd)
+        return net_wage - psi * delta * np.asarray(l, dtype=float) ** (delta - 1)
+
+    def segment_argmax(self, net_wage, virtual_income, lo, hi):
+        nd = np.ndim(net_wage)
+        psi, delta = _col(self.psi, nd), _col(self.delta, nd)
+        nw = np.maximum(np.asarray(net_wage, dtype=float), 0.0)
+        interior = (nw / (psi * delta)) ** (1.0 / (delta - 1.0))
+        return np.clip(interior, lo, hi)
+
+
+@dataclass(frozen=True)
+class IsoelasticUtility:
+    """CRRA in consumption minus isoelastic disutility of labour.
+
+    ``u = (c**(1-eta) - 1) / (1-eta) - psi * l**(1+1/e) / (1+1/e)``, with
+    ``log(c)`` at ``eta = 1``.  ``e`` (``frisch``) is the Frisch elasticity of hours with
+    respect to the net wage; with ``eta = 0`` there are no income effects and ``e`` is
+    also the compensated, uncompensated and taxable-income elasticity.  Consumption is
+    floored at ``c_floor`` dollars a year so log utility stays finite at zero income.
+
+    Defaults: ``eta = 1`` (log), ``e = 0.5`` (in the range of micro estimates, see
+    ``docs/economics.md``), and ``psi = 40 ** -(1 + 1/e)``, the value at which a worker
+    facing any flat tax with no rebate chooses 40 hours a week whatever the wage (income
+    and substitution effects cancel under log utility); for other ``eta`` the default is
+    ``psi = REFERENCE_NET_WAGE**(1-eta) * 40**(-eta - 1/e)``, which gives 40 hours at a
+    net wage of $1,000 a year per weekly hour.  Rebates and progressive rates
+    then move hours below 40 for low earners: solutions are interior for nearly everyone.
+    """
+
+    eta: float = 1.0
+    frisch: ArrayLike = 0.5
+    psi: ArrayLike | None = None
+    c_floor: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.eta < 0:
+            raise ValueError("eta (relative risk aversion) must be >= 0")
+        if np.any(np.asarray(self.frisch) <= 0):
+            raise ValueError("the Frisch elasticity must be > 0")
+        object.__setattr__(self, "frisch", _as_param(self.frisch))
+        if self.psi is None:
+            e = np.asarray(self.frisch, dtype=float)
+            psi = REFERENCE_NET_WAGE ** (1.0 - self.eta) * DEFAULT_TARGET_HOURS ** (
+                -self.eta - 1.0 / e
+            )
+            object.__setattr__(self, "psi", psi)
+        object.__setattr__(self, "psi", _as_param(self.psi))
+        if np.any(np.asarray(self.psi) <= 0):
+            raise ValueError("psi must be > 0")
+        if self.c_floor <= 0:
+            raise ValueError("c_floor must be > 0")
+
+    @property
+    def frisch_elasticity(self) -> np.ndarray | float:
+        return self.frisch
+
+    def consumption_utility(self, c: ArrayLike) -> np.ndarray:
+        c = np.maximum(np.asarray(c, dtype=float), self.c_floor)
+        if self.eta == 1.0:
+            return np.log(c)
+        return (c ** (1.0 - self.eta) - 1.0) / (1.0 - self.eta)
+
+    def __call__(self, c: ArrayLike, l: ArrayLike) -> np.ndarray:
+        l = np.asarray(l, dtype=float)
+        nd = l.ndim
+        e, psi = _col(self.frisch, nd), _col(self.psi, nd)
+        p = 1.0 + 1.0 / e
+        return self.consumption_utility(c) - psi * l**p / p
+
+    def marginal_gain(self, l, net_wage, virtual_income):
+        l = np.asarray(l, dtype=float)
+        nd = l.ndim
+        e, psi = _col(self.frisch, nd), _col(self.psi, nd)
+        c = np.maximum(net_wage * l + virtual_income, self.c_floor)
+        return net_wage * c ** (-self.eta) - psi * l ** (1.0 / e)
+
+    def segment_argmax(self, net_wage, virtual_income, lo, hi, iterations: int = 60):
+        nw = np.maximum(np.asarray(net_wage, dtype=float), 0.0)
+        v = np.asarray(virtual_income, dtype=float)
+        nd = nw.ndim
+        e, psi = _col(self.frisch, nd), _col(self.psi, nd)
+        lo = np.asarray(lo, dtype=float)
+        hi = np.asarray(hi, dtype=float)
+        if self.eta == 0.0:
+            return np.clip((nw / psi) ** e, lo, hi)
+        # dU/dl is strictly decreasing in l: solve dU/dl = 0 on [lo, hi] by a Newton
+        # iteration on x = log l, safeguarded by bisection on the bracket.
+        tiny = 1e-12
+        a = np.broadcast_to(np.maximum(lo, tiny), np.broadcast_shapes(nw.shape, lo.shape)).copy()
+        b = np.broadcast_to(np.maximum(hi, tiny), a.shape).copy()
+        g_lo = self.marginal_gain(a, nw, v)
+        g_hi = self.marginal_gain(b, nw, v)
+        out = np.where(g_lo <= 0, lo, np.where(g_hi >= 0, hi, np.nan))
+        todo = np.isnan(out)
+        if not todo.any():
+            return out
+        nw_t, v_t = np.broadcast_to(nw, a.shape)[todo], np.broadcast_to(v, a.shape)[todo]
+        e_t = np.broadcast_to(e, a.shape)[todo] if np.ndim(e) else e
+        psi_t = np.broadcast_to(psi, a.shape)[todo] if np.ndim(psi) else psi
+        xa, xb = np.log(a[todo]), np.log(b[todo])
+        # start from the solution with no virtual income (to its right when V > 0)
+        log_nw = np.log(np.maximum(nw_t, tiny))
+        x = ((1.0 - self.eta) * log_nw - np.log(psi_t)) / (self.eta + 1.0 / e_t)
+        x = np.clip(x, xa, xb)
+        x = _newton_log_hours(x, xa, xb, nw_t, v_t, e_t, psi_t, self.eta, self.c_floor, iterations)
+        out[todo] = np.exp(x)
+        return out
+
+
+def _newton_log_hours(x, xa, xb, nw, v, e, psi, eta, c_floor, iterations):
+    """Root of h(x) = log nw - eta log c(e^x) - log psi - x/e on [xa, xb] (h decreasing).
+
+    Newton steps clipped to the shrinking bracket; iterates only on the elements not
+    yet converged (|step| < 1e-11 in log hours).
+    """
+    active = np.arange(x.size)
+    e = np.broadcast_to(e, x.shape)
+    psi = np.broadcast_to(psi, x.shape)
+    log_nw = np.log(np.maximum(nw, 1e-12))
+    log_psi = np.log(psi)
+    for _ in range(iterations):
+        xs, a, b = x[active], xa[active], xb[active]
+        nws, vs, es = nw[active], v[active], e[active]
+        l = np.exp(xs)
+        c = np.maximum(nws * l + vs, c_floor)
+        h = log_nw[active] - eta * np.log(c) - log_psi[active] - xs / es
+        dh = -eta * nws * l / c - 1.0 / es
+        pos = h > 0
+        a = np.where(pos, xs, a)
+        b = np.where(pos, b, xs)
+        step = xs - h / dh
+        # h is concave and decreasing, so Newton converges monotonically after its first
+        # step; steps are clipped to the bracket (the root can sit on its edge: a kink)
+        x_new = np.where(np.isfinite(step), np.clip(step, a, b), 0.5 * (a + b))
+        xa[active], xb[active], x[active] = a, b, x_new
+        keep = (np.abs(x_new - xs) > 1e-11) & (b - a > 1e-11)
+        active = active[keep]
+        if active.size == 0:
+            break
+    return x
+
+
+Utility = QuasiLinearUtility | IsoelasticUtility

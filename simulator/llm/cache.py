@@ -1,0 +1,179 @@
+"""Content-addressed response cache in SQLite, and replay.
+
+The key is the sha256 of: the backend kind, model id and revision (for the embedded
+backend the GGUF file's sha256), the messages, the constraint, ``max_tokens``,
+``temperature`` and ``seed``.  Only valid responses are stored.  Modes:
+
+- ``readwrite``: hits are served from the cache, misses go to the model and are stored;
+- ``replay``: never calls a model; a miss raises :class:`CacheMissError` (a ``UserError``);
+- ``off``: the wrapper is not used.
+
+One :class:`ResponseCache` is safe for the threads of one process (a lock around one
+connection, WAL journal so other processes can read concurrently).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from simulator.errors import UserError
+from simulator.llm.constraints import constraint_to_json, parse_reply
+from simulator.llm.types import LanguageModel, ModelInfo, ModelWrapper, Request, Response
+
+KEY_VERSION = 1
+
+
+class CacheMissError(UserError):
+    """A request was not in the cache in replay mode."""
+
+
+def request_key(info: ModelInfo, request: Request) -> str:
+    payload = {
+        "v": KEY_VERSION,
+        "backend": info.backend,
+        "model": info.model,
+        "revision": info.revision,
+        "messages": [dict(m) for m in request.messages],
+        "constraint": constraint_to_json(request.constraint),
+        "max_tokens": request.max_tokens,
+        "temperature": float(request.temperature),
+        "seed": request.seed,
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class ResponseCache:
+    """A SQLite table of responses keyed by :func:`request_key`."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS responses ("
+                " key TEXT PRIMARY KEY, text TEXT NOT NULL, prompt_tokens INTEGER,"
+                " completion_tokens INTEGER, tag TEXT, model TEXT, created REAL)"
+            )
+            self._conn.commit()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, tuple[str, int, int]]:
+        out: dict[str, tuple[str, int, int]] = {}
+        uniq = list(dict.fromkeys(keys))
+        with self._lock:
+            for i in range(0, len(uniq), 500):
+                chunk = uniq[i : i + 500]
+                q = "SELECT key, text, prompt_tokens, completion_tokens FROM responses WHERE key IN (%s)"
+                rows = self._conn.execute(q % ",".join("?" * len(chunk)), chunk).fetchall()
+                for k, text, pt, ct in rows:
+                    out[k] = (text, pt or 0, ct or 0)
+        return out
+
+    def put_many(self, rows: Sequence[tuple[str, str, int, int, str, str]]) -> None:
+        """rows: (key, text, prompt_tokens, completion_tokens, tag, model)."""
+        if not rows:
+            return
+        now = time.time()
+        with self._lock:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(*r, now) for r in rows],
+            )
+            self._conn.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+
+
+class CachedModel(ModelWrapper):
+    """Serve responses from a :class:`ResponseCache`; store valid new ones."""
+
+    def __init__(self, inner: LanguageModel, cache: ResponseCache, mode: str = "readwrite") -> None:
+        super().__init__(inner)
+        if mode not in ("readwrite", "replay"):
+            raise ValueError(f"cache mode must be readwrite or replay, got {mode!r}")
+        self.cache = cache
+        self.mode = mode
+        self.hits = 0
+        self.misses = 0
+
+    def generate(self, requests: Sequence[Request]) -> list[Response]:
+        info = self.inner.info
+        keys = [request_key(info, r) for r in requests]
+        t0 = time.perf_counter()
+        found = self.cache.get_many(keys)
+        out: list[Response | None] = [None] * len(requests)
+        todo: list[int] = []
+        for i, (k, r) in enumerate(zip(keys, requests, strict=True)):
+            hit = found.get(k)
+            if hit is not None:
+                text, pt, ct = hit
+                value, err = parse_reply(text, r.constraint)
+                if err is None:
+                    out[i] = Response(text=text, value=value, prompt_tokens=pt, completion_tokens=ct, cached=True)
+                    continue
+            todo.append(i)
+        lookup = time.perf_counter() - t0
+        for resp in out:
+            if resp is not None:
+                resp.latency_s = lookup / max(1, len(requests))
+        self.hits += len(requests) - len(todo)
+        self.misses += len(todo)
+        if todo and self.mode == "replay":
+            first = requests[todo[0]]
+            raise CacheMissError(
+                f"LLM cache replay miss: {len(todo)} of {len(requests)} requests are not in "
+                f"{self.cache.path} (first: tag={first.tag!r}, prompt {first.prompt_excerpt()!r}); "
+                "run once with cache: readwrite, or check that model, prompts and seeds match"
+            )
+        if todo:
+            fresh = self.inner.generate([requests[i] for i in todo])
+            rows = []
+            for i, resp in zip(todo, fresh, strict=True):
+                out[i] = resp
+                if resp.ok:
+                    rows.append(
+                        (keys[i], resp.text, resp.prompt_tokens, resp.completion_tokens, requests[i].tag, info.model)
+                    )
+            self.cache.put_many(rows)
+        return [r for r in out if r is not None]  # all filled
+
+    def close(self) -> None:
+        self.cache.close()
+        super().close()
+
+
+def file_sha256(path: str | os.PathLike, _memo: dict[Any, str] = {}) -> str:  # noqa: B006
+    """sha256 of a file, memoised by (path, mtime, size)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    memo_key = (str(p), st.st_mtime_ns, st.st_size)
+    h = _memo.get(memo_key)
+    if h is None:
+        d = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                d.update(block)
+        h = d.hexdigest()
+        _memo[memo_key] = h
+    return h

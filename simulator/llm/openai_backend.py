@@ -1,0 +1,276 @@
+"""The openai backend: any OpenAI-compatible chat-completions endpoint.
+
+OpenAI itself, a ``vllm serve`` endpoint, llama.cpp's server, ...  The whole batch is
+submitted concurrently (an ``asyncio.Semaphore`` bounds requests in flight) through the
+official ``AsyncOpenAI`` client, whose own retries are disabled so this module controls
+and counts them: HTTP 429, 5xx, timeouts and connection errors are retried with
+exponential backoff and full jitter; other 4xx are recorded at once.  Nothing raises out
+of :meth:`OpenAIModel.generate` for a failed request: it becomes ``Response.error``.
+
+Structured output speaks the server's *dialect*:
+
+- ``openai_json_schema``: ``response_format={"type": "json_schema", ...}`` (OpenAI, vLLM);
+- ``llamacpp_json_object``: ``response_format={"type": "json_object", "schema": ...}``
+  (llama.cpp's server answers HTTP 500 to json_schema);
+- ``grammar``: ``extra_body={"grammar": GBNF}`` with integer ranges compiled exactly
+  (llama.cpp's server);
+- ``none``: no structured output; the reply is only parsed and validated.
+
+:meth:`generate` is synchronous: the requests run on an event loop owned by a background
+thread, so it also works when called from inside a running loop (Jupyter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import random
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+from simulator.errors import UserError
+from simulator.llm.constraints import choices_as_schema, parse_reply
+from simulator.llm.grammar import compile_grammar
+from simulator.llm.types import Choices, JsonSchema, LanguageModel, ModelInfo, Request, Response
+from simulator.llm.wrappers import RetryPolicy
+
+#: placeholder key sent to servers on this machine when the key variable is unset
+LOCAL_PLACEHOLDER_KEY = "sk-no-key-required"
+
+_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def is_local_url(url: str | None) -> bool:
+    if not url:
+        return False
+    host = urlparse(url).hostname or ""
+    if host in ("localhost",) or host.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_private
+
+
+def resolve_api_key(api_key_env: str, base_url: str | None, *, required: bool = True) -> str:
+    """The key from the environment variable *named* ``api_key_env``.
+
+    Servers on this machine or a private network need no key: a placeholder is sent
+    when the variable is unset (also when ``required`` is false: cache replay).  Otherwise a missing variable is a :class:`UserError`.
+    """
+    key = os.environ.get(api_key_env)
+    if key:
+        return key
+    if is_local_url(base_url) or not required:
+        return LOCAL_PLACEHOLDER_KEY
+    where = base_url or "the OpenAI API"
+    raise UserError(
+        f"environment variable {api_key_env} is not set (the API key for {where}); "
+        f"export it, or set llm.api_key_env to the variable that holds the key"
+    )
+
+
+def wire_schema(schema: Any) -> Any:
+    """The schema as sent to servers: drops keywords OpenAI's strict mode rejects
+    (``maxLength``; still validated locally)."""
+    if isinstance(schema, dict):
+        return {k: wire_schema(v) for k, v in schema.items() if k != "maxLength"}
+    if isinstance(schema, list):
+        return [wire_schema(v) for v in schema]
+    return schema
+
+
+def structured_kwargs(request: Request, dialect: str) -> dict[str, Any]:
+    """The ``response_format`` / ``extra_body`` arguments for ``request`` in ``dialect``."""
+    c = request.constraint
+    if c is None or dialect == "none":
+        return {}
+    if dialect == "grammar":
+        return {"extra_body": {"grammar": compile_grammar(c).gbnf}}
+    schema = c.schema if isinstance(c, JsonSchema) else choices_as_schema(c)
+    schema = wire_schema(dict(schema))
+    if dialect == "llamacpp_json_object":
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    if dialect == "openai_json_schema":
+        name = "choice" if isinstance(c, Choices) else "reply"
+        return {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": schema, "strict": True},
+            }
+        }
+    raise ValueError(f"unknown dialect {dialect!r}")
+
+
+def build_chat_kwargs(request: Request, model: str, dialect: str) -> dict[str, Any]:
+    """All keyword arguments of ``chat.completions.create`` for one request (pure)."""
+    kw: dict[str, Any] = {
+        "model": model,
+        "messages": [dict(m) for m in request.messages],
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "seed": request.seed,
+    }
+    kw.update(structured_kwargs(request, dialect))
+    return kw
+
+
+class _LoopThread:
+    """An asyncio loop running forever in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="econsim-llm-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=5)
+        if not self.loop.is_running():
+            self.loop.close()
+
+
+class OpenAIModel(LanguageModel):
+    """See module docstring.  ``api_key`` is held only inside the client (never in repr)."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        base_url: str | None = None,
+        api_key: str,
+        dialect: str = "openai_json_schema",
+        concurrency: int = 16,
+        timeout_s: float = 120.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        try:
+            import openai
+        except ImportError as exc:  # pragma: no cover - a base dependency
+            raise UserError("the openai backend needs the 'openai' package (pip install openai)") from exc
+        self._openai = openai
+        self.model = model
+        self.base_url = base_url
+        self.dialect = dialect
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self._rng = random.Random()
+        self._api_key = api_key
+        self._loop: _LoopThread | None = None
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"OpenAIModel(model={self.model!r}, base_url={self.base_url!r}, dialect={self.dialect!r})"
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo("openai", self.model)
+
+    def _ensure(self) -> _LoopThread:
+        if self._loop is None:
+            self._loop = _LoopThread()
+
+            async def make() -> Any:
+                return self._openai.AsyncOpenAI(
+                    api_key=self._api_key,
+                    base_url=self.base_url,
+                    timeout=self.timeout_s,
+                    max_retries=0,
+                )
+
+            self._client = self._loop.run(make())
+        return self._loop
+
+    def generate(self, requests: Sequence[Request]) -> list[Response]:
+        if not requests:
+            return []
+        with self._lock:
+            loop = self._ensure()
+            return loop.run(self._batch(list(requests)))
+
+    async def _batch(self, requests: list[Request]) -> list[Response]:
+        sem = asyncio.Semaphore(self.concurrency)
+
+        async def one(r: Request) -> Response:
+            async with sem:
+                return await self._one(r)
+
+        return list(await asyncio.gather(*(one(r) for r in requests)))
+
+    def _classify(self, exc: BaseException) -> tuple[str, bool]:
+        """(error text, retryable)."""
+        o = self._openai
+        if isinstance(exc, o.APITimeoutError):
+            return f"transport: timeout after {self.timeout_s:g} s", True
+        if isinstance(exc, o.APIConnectionError):
+            cause = exc.__cause__ or exc
+            return f"transport: connection error ({type(cause).__name__}: {cause})", True
+        if isinstance(exc, o.APIStatusError):
+            code = exc.status_code
+            msg = str(getattr(exc, "message", exc))[:300]
+            text = f"http {code}: {msg}"
+            if code == 500 and self.dialect == "openai_json_schema":
+                text += " (llama.cpp's server answers 500 to json_schema: try dialect llamacpp_json_object or grammar)"
+            return text, code in _RETRY_STATUS or code >= 500
+        return f"backend: {type(exc).__name__}: {exc}", False
+
+    async def _one(self, r: Request) -> Response:
+        kwargs = build_chat_kwargs(r, self.model, self.dialect)
+        retries = 0
+        t0 = time.perf_counter()
+        while True:
+            try:
+                completion = await self._client.chat.completions.create(**kwargs)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded error
+                text, retryable = self._classify(exc)
+                if retryable and retries < self.retry.max_retries:
+                    await asyncio.sleep(self.retry.delay(retries, self._rng))
+                    retries += 1
+                    continue
+                kind = "transport" if retryable else ("request" if text.startswith("http 4") else "backend")
+                return Response(
+                    error=text, error_kind=kind, retries=retries, latency_s=time.perf_counter() - t0
+                )
+            break
+        latency = time.perf_counter() - t0
+        try:
+            content = completion.choices[0].message.content or ""
+        except (AttributeError, IndexError, TypeError):
+            content = ""
+        usage = getattr(completion, "usage", None)
+        pt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        ct = int(getattr(usage, "completion_tokens", 0) or 0)
+        value, err = parse_reply(content, r.constraint)
+        return Response(
+            text=content,
+            value=value,
+            prompt_tokens=pt,
+            completion_tokens=ct,
+            latency_s=latency,
+            retries=retries,
+            error=None if err is None else f"invalid reply: {err}",
+            error_kind=None if err is None else "invalid",
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._loop is not None:
+                if self._client is not None:
+                    try:
+                        self._loop.run(self._client.close())
+                    except Exception:  # noqa: BLE001
+                        pass
+                self._loop.stop()
+            self._loop = None
+            self._client = None
