@@ -132,7 +132,7 @@ def render_personas(frame: pd.DataFrame) -> pd.Series:
         np.asarray(frame["hours"], dtype=float),
         np.asarray(frame["earnings"], dtype=float),
     )
-    return pd.Series(text, index=frame.index, dtype=object)
+    return pd.Series(text, index=frame.index)
 
 
 def render_codes(sex_i, age, state_i, edu_i, occ_i, hours, earnings) -> np.ndarray:

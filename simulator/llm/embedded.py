@@ -20,9 +20,14 @@ process and lives until :meth:`EmbeddedModel.close`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
 import multiprocessing as mp
 import os
+import platform
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -100,6 +105,78 @@ def quantized_copy(src: Path, cache_dir: Path | None = None) -> Path:
     return out
 
 
+# --------------------------------------------------------------------------- AMX probe
+_PROBE_SCRIPT = """
+import sys, llama_cpp
+llm = llama_cpp.Llama(model_path=sys.argv[1], n_ctx=256, n_threads=1, verbose=False)
+llm.create_completion("Hello, world. " * 8, max_tokens=2, temperature=0)
+"""
+
+
+def extra_buffer_types_ok(model_path: Path, cache_dir: Path | None = None) -> bool:
+    """Whether llama.cpp's extra CPU buffer types (AMX, weight repacking) run here.
+
+    A llama.cpp built with ``-march=native`` on a CPU that advertises AMX uses AMX tiles,
+    which some VMs do not actually allow (SIGILL on ``tilezero``).  The answer is probed
+    once in a subprocess and remembered under ``<cache>/llama-cpu-probe.json`` per
+    llama.cpp build; ``ECONSIM_LLAMA_EXTRA_BUFTS=0/1`` overrides it.
+    """
+    env = os.environ.get("ECONSIM_LLAMA_EXTRA_BUFTS")
+    if env in ("0", "1"):
+        return env == "1"
+    llama_cpp = _import_llama_cpp()
+    libdir = Path(llama_cpp.__file__).parent / "lib"
+    libs = sorted(libdir.glob("libggml-cpu*.so*")) or sorted(libdir.glob("*ggml*"))
+    build = ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in libs[:1])
+    key = f"{getattr(llama_cpp, '__version__', '?')}|{build}|{platform.node()}"
+    probe_file = (cache_dir or user_cache_dir()) / "llama-cpu-probe.json"
+    try:
+        known = json.loads(probe_file.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key in known:
+        return bool(known[key])
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _PROBE_SCRIPT, str(model_path)],
+            capture_output=True, timeout=120,
+        )
+        ok = proc.returncode == 0
+    except subprocess.TimeoutExpired:
+        ok = False
+    known[key] = ok
+    try:
+        probe_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = probe_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, probe_file)
+    except OSError:
+        pass
+    return ok
+
+
+@contextlib.contextmanager
+def _model_params(extra_bufts: bool):
+    """Make ``Llama(...)`` load with ``use_extra_bufts=extra_bufts`` (not a constructor arg)."""
+    import llama_cpp.llama_cpp as C
+
+    if extra_bufts:
+        yield
+        return
+    orig = C.llama_model_default_params
+
+    def patched():
+        p = orig()
+        p.use_extra_bufts = False
+        return p
+
+    C.llama_model_default_params = patched
+    try:
+        yield
+    finally:
+        C.llama_model_default_params = orig
+
+
 # --------------------------------------------------------------------------- engine
 @dataclass(frozen=True)
 class _Job:
@@ -115,18 +192,19 @@ class _Job:
 class _Engine:
     """One llama.cpp model in this process."""
 
-    def __init__(self, path: str, n_threads: int, n_ctx: int) -> None:
+    def __init__(self, path: str, n_threads: int, n_ctx: int, extra_bufts: bool = True) -> None:
         llama_cpp = _import_llama_cpp()
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self._llama_cpp = llama_cpp
-        self.llm = llama_cpp.Llama(
-            model_path=path,
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_threads_batch=n_threads,
-            verbose=False,
-        )
+        with _model_params(extra_bufts):
+            self.llm = llama_cpp.Llama(
+                model_path=path,
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                verbose=False,
+            )
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise UserError(f"{Path(path).name} has no chat template in its GGUF metadata")
@@ -178,9 +256,9 @@ class _Engine:
 _WORKER_ENGINE: _Engine | None = None
 
 
-def _worker_init(path: str, n_threads: int, n_ctx: int) -> None:
+def _worker_init(path: str, n_threads: int, n_ctx: int, extra_bufts: bool) -> None:
     global _WORKER_ENGINE
-    _WORKER_ENGINE = _Engine(path, n_threads, n_ctx)
+    _WORKER_ENGINE = _Engine(path, n_threads, n_ctx, extra_bufts)
 
 
 def _worker_run(jobs: list[_Job]) -> list[tuple[int, str, int, int, float, str | None]]:
@@ -230,6 +308,7 @@ class EmbeddedModel(LanguageModel):
         self.processes = processes or default_processes(threads)
         self.n_ctx = n_ctx
         self.min_batch_for_pool = max(2, min_batch_for_pool)
+        self.extra_bufts = extra_buffer_types_ok(self.path, cache_dir)
         self._info = ModelInfo(
             "embedded",
             self.alias,
@@ -243,7 +322,7 @@ class EmbeddedModel(LanguageModel):
     def _engine(self) -> _Engine:
         """The in-process engine: renders prompts and runs small batches."""
         if self._engine_ is None:
-            self._engine_ = _Engine(str(self.path), max(self.threads, 1), self.n_ctx)
+            self._engine_ = _Engine(str(self.path), max(self.threads, 1), self.n_ctx, self.extra_bufts)
         return self._engine_
 
     def __repr__(self) -> str:
@@ -271,7 +350,7 @@ class EmbeddedModel(LanguageModel):
             self._pool = ctx.Pool(
                 self.processes,
                 initializer=_worker_init,
-                initargs=(str(self.path), self.threads, self.n_ctx),
+                initargs=(str(self.path), self.threads, self.n_ctx, self.extra_bufts),
             )
         return self._pool
 

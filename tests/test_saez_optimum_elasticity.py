@@ -1,0 +1,124 @@
+"""Saez rates, the numerical optimum and elasticity measurement against known answers."""
+
+import numpy as np
+import pytest
+
+from simulator.economy.best_response import best_response, equilibrium
+from simulator.economy.elasticity import estimate_elasticity, perturb_net_of_tax
+from simulator.economy.optimum import optimal_schedule, welfare_of_rates
+from simulator.economy.saez import saez_bracket_rates
+from simulator.economy.tax import TaxSchedule
+from simulator.economy.utility import IsoelasticUtility, QuasiLinearUtility
+
+
+def pareto_sample(rng, n, a, z_min):
+    return z_min * (1 - rng.random(n)) ** (-1 / a)
+
+
+def test_saez_top_rate_matches_diamond_saez():
+    rng = np.random.default_rng(7)
+    z = pareto_sample(rng, 400_000, 1.5, 50_000)
+    res = saez_bracket_rates(z, [0, 100_000, 250_000, 600_000], 0.25, weights="revenue_max")
+    assert res.rates[-1] == pytest.approx(1 / (1 + 1.5 * 0.25), abs=0.01)  # 72.7 %
+    # on a Pareto distribution every bracket's local a is 1.5, so every rate is the same
+    np.testing.assert_allclose(res.rates, 0.727, atol=0.02)
+    np.testing.assert_allclose(res.pareto_a[1:], 1.5, atol=0.05)
+
+
+def test_saez_welfare_weights_lower_the_rates():
+    rng = np.random.default_rng(8)
+    z = rng.lognormal(np.log(50_000), 0.8, 100_000)
+    thr = [0, 20_000, 60_000, 150_000]
+    rev = saez_bracket_rates(z, thr, 0.3, weights="revenue_max").rates
+    inv = saez_bracket_rates(z, thr, 0.3, weights="inverse_income").rates
+    lin = saez_bracket_rates(z, thr, 0.3, weights="utilitarian_linear").rates
+    assert np.all(inv < rev)
+    np.testing.assert_allclose(lin, 0.0, atol=1e-9)  # utilitarian + linear utility: no tax
+    # G(z) -> relative weight of the rich: inverse-income G above the top threshold is small
+    res = saez_bracket_rates(z, thr, 0.3, weights="inverse_income")
+    assert 0 < res.g_above[-1] < 0.5
+    # higher elasticity -> lower rates
+    assert np.all(saez_bracket_rates(z, thr, 0.6, weights="inverse_income").rates < inv)
+
+
+def test_saez_formula_on_one_bracket_by_hand():
+    """Top bracket: tau = (1 - G) / (1 - G + a e) with the Hill a and mean weight above."""
+    z = np.array([10_000.0, 20_000.0, 200_000.0, 400_000.0])
+    res = saez_bracket_rates(z, [0, 100_000], 0.5, weights="inverse_income", income_floor=1.0)
+    a = 1 / np.mean(np.log(z[2:] / 100_000))
+    g = 1 / z
+    g = g / g.mean()
+    G = g[2:].mean()
+    assert res.rates[-1] == pytest.approx((1 - G) / (1 - G + a * 0.5))
+
+
+def test_optimum_revenue_maximising_flat_rate_is_laffer_peak():
+    """max t (1 - t)^e  =>  t* = 1 / (1 + e)."""
+    rng = np.random.default_rng(2)
+    w = rng.lognormal(np.log(1_300), 0.6, 500)
+    util = IsoelasticUtility(eta=0.0, frisch=0.4)
+    res = optimal_schedule(TaxSchedule.flat(0.1), w, util, objective="revenue")
+    assert res.schedule.rates[0] == pytest.approx(1 / 1.4, abs=2e-3)
+    assert res.welfare >= res.start_welfare
+
+
+def test_optimum_identical_agents_quasi_linear_is_zero_tax():
+    """Identical agents, linear consumption, full rebate: any tax is pure deadweight loss.
+
+    With identical incomes inverse-income weights are equal, so the optimum sets the
+    rate of the bracket the agents live in to 0.
+    """
+    w = np.full(50, 1_500.0)
+    util = QuasiLinearUtility(psi=2.0, delta=2.5)  # interior: about 45 hours at no tax
+    sched = TaxSchedule([0, 20_000, 200_000], [0.3, 0.3, 0.3])
+    res = optimal_schedule(sched, w, util, objective="inverse_income")
+    h = best_response(sched, w, util)
+    bracket = np.searchsorted(sched.thresholds, (w * h)[0], side="right") - 1
+    assert bracket == 1 and 0 < h[0] < 100
+    assert res.schedule.rates[1] == pytest.approx(0.0, abs=1e-3)
+    no_tax = welfare_of_rates([0, 0, 0], sched, w, util, "inverse_income")
+    assert res.welfare == pytest.approx(no_tax, rel=1e-6)
+    assert res.welfare > welfare_of_rates([0.3] * 3, sched, w, util, "inverse_income")
+
+
+def test_optimum_beats_us_federal_on_its_objective():
+    rng = np.random.default_rng(4)
+    w = rng.lognormal(np.log(1_300), 0.8, 300)
+    util = IsoelasticUtility()
+    us = TaxSchedule.us_federal(2024)
+    res = optimal_schedule(us, w, util, objective="utilitarian", max_evaluations=250)
+    assert res.welfare > welfare_of_rates(us.rates, us, w, util, "utilitarian")
+    flat = max(welfare_of_rates([r] * 7, us, w, util, "utilitarian") for r in np.linspace(0, 1, 11))
+    assert res.welfare >= flat - 1e-12
+
+
+@pytest.mark.parametrize("e", [0.2, 0.5, 1.0])
+def test_elasticity_recovers_utility_elasticity(e):
+    rng = np.random.default_rng(5)
+    w = rng.lognormal(np.log(1_300), 0.7, 5_000)
+    util = IsoelasticUtility(eta=0.0, frisch=e)  # default psi: 40 h at $1,000 net wage
+    est = estimate_elasticity(
+        lambda s: w * best_response(s, w, util, 0.0, (0, 1e6)), TaxSchedule.flat(0.3)
+    )
+    assert est.value == pytest.approx(e, abs=0.02)
+    assert est.ci_low <= est.value <= est.ci_high
+
+
+def test_elasticity_on_us_schedule_and_with_income_effects():
+    rng = np.random.default_rng(6)
+    w = rng.lognormal(np.log(1_300), 0.7, 5_000)
+    util = IsoelasticUtility(eta=0.0, frisch=0.3, psi=1e-4)
+    est = estimate_elasticity(
+        lambda s: w * best_response(s, w, util, 0.0, (0, 1e6)), TaxSchedule.us_federal(2024)
+    )
+    assert est.value == pytest.approx(0.3, abs=0.02)  # kinks bias it slightly down
+    assert est.value <= 0.3 + 1e-9
+    # log utility with a rebate: positive but different from the Frisch value
+    util = IsoelasticUtility()
+    est = estimate_elasticity(lambda s: w * equilibrium(s, w, util)[0], TaxSchedule.flat(0.3))
+    assert 0 < est.value < 1
+
+
+def test_perturbation_scales_net_of_tax_rates():
+    s = perturb_net_of_tax(TaxSchedule([0, 10], [0.2, 0.5]), 0.1)
+    np.testing.assert_allclose(1 - s.rate_array, [0.8 * 1.1, 0.5 * 1.1])
