@@ -8,7 +8,7 @@ the source, year and universe of each table.
 from __future__ import annotations
 
 import io
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 import pandas as pd
@@ -17,7 +17,7 @@ import pandas as pd
 _STR_COLUMNS = {"soc_major": str, "state_fips": str, "state": str}
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_table(name: str) -> pd.DataFrame:
     """Return a copy-safe DataFrame of ``personas/data/<name>.csv``."""
     text = resources.files("personas").joinpath("data", f"{name}.csv").read_text("utf-8")

@@ -98,15 +98,14 @@ def _attribute_hash(sex_i, age, state_i, edu_i, occ_i, hours, earnings) -> np.nd
     return h
 
 
-def _money(x: np.ndarray) -> np.ndarray:
-    """Round to 3 significant figures (at least to $100) and format as '$12,300'."""
+def _money_codes(x: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Round to 3 significant figures (at least to $100); codes and '$12,300' labels."""
     x = np.maximum(np.asarray(x, dtype=float), 0.0)
     mag = np.floor(np.log10(np.maximum(x, 1.0)))
     step = np.maximum(10.0 ** (mag - 2), 100.0)
     r = (np.rint(x / step) * step).astype(np.int64)
     uniq, inv = np.unique(r, return_inverse=True)
-    labels = np.array([f"${v:,}" for v in uniq], dtype=object)
-    return labels[inv]
+    return inv.astype(np.int64), [f"${v:,}" for v in uniq]
 
 
 def _codes(values, categories) -> np.ndarray:
@@ -138,36 +137,47 @@ def render_personas(frame: pd.DataFrame) -> pd.Series:
 def render_codes(sex_i, age, state_i, edu_i, occ_i, hours, earnings) -> np.ndarray:
     """Persona texts from integer codes (indices into the calibration's categories)."""
     cal = calibration()
-    n = age.size
-    noun = np.array(["man", "woman"], dtype=object)[sex_i]
-    age_s = pd.Series(age).astype(str).to_numpy(dtype=object)
-    states = np.array([cal.state_names[s] for s in cal.states], dtype=object)[state_i]
-    occ = np.array([OCCUPATION_PHRASES[o] for o in cal.occ_codes], dtype=object)[occ_i]
-    edu = np.array([EDUCATION_LABELS[e] for e in EDUCATION], dtype=object)[edu_i]
-    hrs_r = np.rint(hours).astype(np.int64)
-    hrs = pd.Series(hrs_r).astype(str).to_numpy(dtype=object)
-    plural = np.where(hrs_r == 1, " hour", " hours").astype(object)
-    status = np.where(hours < 35, " part time,", " full time,").astype(object)
+    age = np.asarray(age, dtype=np.int64)
+    hours = np.asarray(hours, dtype=float)
+    earnings = np.asarray(earnings, dtype=float)
+    # Each piece is built once per distinct combination and looked up by code: few
+    # string concatenations over the full arrays keeps 1M texts fast.
+    a0, a1 = 0, 120
+    ages = np.arange(a0, a1)
+    age_piece = np.array(
+        [f"You are {'an' if a in (8, 11, 18) or 80 <= a <= 89 else 'a'} {a}-year-old {noun}"
+         f" living in " for noun in ("man", "woman") for a in ages], dtype=object)
+    p1 = age_piece[sex_i.astype(np.int64) * (a1 - a0) + np.clip(age, a0, a1 - 1) - a0]
+    p2 = np.array([cal.state_names[c] + " who works in " for c in cal.states],
+                  dtype=object)[state_i]
+    occ_edu = np.array([f"{OCCUPATION_PHRASES[o]}, and you have {EDUCATION_LABELS[e]}."
+                        f" You usually work " for o in cal.occ_codes for e in EDUCATION],
+                       dtype=object)
+    p3 = occ_edu[occ_i.astype(np.int64) * len(EDUCATION) + edu_i]
+    hrs_r = np.clip(np.rint(hours).astype(np.int64), 0, 200)
+    pt = (hours < 35).astype(np.int64)
+    hours_piece = np.array(
+        [f"{h} hour{'' if h == 1 else 's'} a week, {'part' if p else 'full'} time, and earn"
+         f" about " for p in (0, 1) for h in range(201)], dtype=object)
+    p4 = hours_piece[pt * 201 + hrs_r]
     edges = np.array([b[0] for b in EARNINGS_BANDS])
-    band = np.array([b[1] for b in EARNINGS_BANDS], dtype=object)[
-        np.searchsorted(edges, earnings, side="right") - 1]
+    band = np.searchsorted(edges, earnings, side="right") - 1
+    money_code, money_labels = _money_codes(earnings)
+    key = money_code * len(EARNINGS_BANDS) + band
+    uniq, inv = np.unique(key, return_inverse=True)
+    p5 = np.array([f"{money_labels[k // len(EARNINGS_BANDS)]} a year, "
+                   f"{EARNINGS_BANDS[k % len(EARNINGS_BANDS)][1]}. " for k in uniq],
+                  dtype=object)[inv]
 
     h = _attribute_hash(sex_i, age, state_i, edu_i, occ_i, hours, earnings)
-    note = np.empty(n, dtype=object)
     stage = np.where(age < 25, 0, np.where(age < 60, 1, 2))
-    for si, key in enumerate(("young", "prime", "older")):
-        m = stage == si
-        if m.any():
-            notes = np.array(HOUSEHOLD_NOTES[key], dtype=object)
-            note[m] = notes[(h[m] % np.uint64(len(notes))).astype(np.int64)]
-
-    article = np.where((age == 18) | (age == 11) | ((age >= 80) & (age <= 89)),
-                       "You are an ", "You are a ").astype(object)
-    text = (article + age_s + "-year-old " + noun + " living in " + states
-            + " who works in " + occ + ", and you have " + edu + ". You usually work "
-            + hrs + plural + " a week," + status + " and earn about " + _money(earnings)
-            + " a year, " + band + ". " + note)
-    return text
+    all_notes = [HOUSEHOLD_NOTES[k] for k in ("young", "prime", "older")]
+    width = max(len(x) for x in all_notes)
+    note_table = np.array([x[i % len(x)] for x in all_notes for i in range(width)],
+                          dtype=object)
+    lens = np.array([len(x) for x in all_notes], dtype=np.uint64)[stage]
+    p6 = note_table[stage * width + (h % lens).astype(np.int64)]
+    return p1 + p2 + p3 + p4 + p5 + p6
 
 
 def render_persona(fields: Mapping | pd.Series) -> str:

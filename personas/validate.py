@@ -24,9 +24,11 @@ with like:
 
 Tolerances are stated at N = 100,000 (shares 1 percentage point, percentiles and
 ratios 5%) and widened by sqrt(100,000 / N) for smaller samples.  Rows estimated from
-few observations (percentiles of small occupations, the Pareto index) use at least
-three standard errors of the estimate: the order-statistic interval for a quantile,
-a / sqrt(k) for the Pareto MLE on k observations.
+few observations use at least a sampling allowance: four standard errors for the
+percentiles of an occupation (order-statistic interval; the estimate of the s.e. is
+itself noisy) and three, a / sqrt(k), for the Pareto MLE on k observations.  The education earnings ratios
+get twice the ratio tolerance: their source is 2019 and "advanced" is proxied by the
+master's degree figure.
 """
 
 from __future__ import annotations
@@ -101,10 +103,10 @@ def _rel_row(rows, check, item, model, target, source, tol):
 
 def _quantile_se(x: np.ndarray, p: float) -> float:
     """Relative standard error of the sample p-quantile (order-statistic interval)."""
-    d = np.sqrt(p * (1 - p) / max(x.size, 1))
+    d = 2.0 * np.sqrt(p * (1 - p) / max(x.size, 1))  # a +-2 s.e. window, then halved twice
     lo, hi = np.quantile(x, [max(p - d, 0.0), min(p + d, 1.0)])
     mid = np.quantile(x, p)
-    return float((hi - lo) / 2.0 / mid) if mid > 0 else np.inf
+    return float((hi - lo) / 4.0 / mid) if mid > 0 else np.inf
 
 
 def validation_table(n: int = REFERENCE_N, seed: int = 0, *, frame: pd.DataFrame | None = None,
@@ -212,7 +214,7 @@ def validation_table(n: int = REFERENCE_N, seed: int = 0, *, frame: pd.DataFrame
             continue
         vq = np.quantile(sub, q)
         for (name, col), v, p in zip(_PCT_COLS.items(), vq, q, strict=True):
-            tol = max(rt, 3.0 * _quantile_se(sub, p))
+            tol = max(rt, 4.0 * _quantile_se(sub, p))
             _rel_row(rows, "wage percentile by occupation", f"{code}: {name}", v,
                      oews.loc[code, col], src, tol)
 
@@ -241,9 +243,10 @@ def validation_table(n: int = REFERENCE_N, seed: int = 0, *, frame: pd.DataFrame
     hs_med = np.median(weekly[base & (edu_s == "hs")])
     for code, row in _BLS_ROWS.items():
         med = np.median(weekly[base & (edu_s == code)])
+        # a weaker target (2019 figures; "advanced" proxied by master's): twice the tolerance
         _rel_row(rows, "earnings ratio", f"{code} / hs median weekly, full time 25+",
                  med / hs_med, bls[row] / bls["high_school"],
-                 "BLS Education pays 2019 (advanced = master's)", rt)
+                 "BLS Education pays 2019 (advanced = master's)", 2.0 * rt)
 
     out = pd.DataFrame(rows, columns=["check", "item", "model", "target", "error",
                                       "error_kind", "tolerance", "source"])

@@ -195,7 +195,7 @@ def test_integer_range_every_member(bounds):
 def test_constraint_regex_matches_valid_replies(lo, span, data):
     c = json_object_constraint(n=integer_field(lo, lo + span), v=enum_field("a", 'q"x'))
     n = data.draw(st.integers(lo - 5, lo + span + 5))
-    text = '{"n": %d, "v": "a"}' % n
+    text = f'{{"n": {n}, "v": "a"}}'
     ok = lo <= n <= lo + span
     assert bool(re.fullmatch(constraint_regex(c), text)) == ok
     assert (parse_reply(text, c)[1] is None) == ok

@@ -95,7 +95,8 @@ def quantized_copy(src: Path, cache_dir: Path | None = None) -> Path:
     params.allow_requantize = True
     params.nthread = max(1, os.cpu_count() or 1)
     try:
-        rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
+        with _quiet_stderr():  # llama.cpp logs every tensor
+            rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
         if rc != 0 or not tmp.is_file():
             raise UserError(f"could not convert {src.name} to Q4_0 (llama_model_quantize returned {rc})")
         os.replace(tmp, out)
@@ -103,6 +104,25 @@ def quantized_copy(src: Path, cache_dir: Path | None = None) -> Path:
         if tmp.exists():
             tmp.unlink()
     return out
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence C-level writes to file descriptor 2."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 # --------------------------------------------------------------------------- AMX probe

@@ -143,17 +143,20 @@ def gbnf_literal(s: str) -> str:
 _JSON_CHAR_RULE = r'jchar ::= [^"\\\x00-\x1f] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])'
 
 
-def _int_digits_needed(lo: float | None, hi: float | None) -> int:
-    m = max(abs(lo or 0), abs(hi or 0))
-    return max(1, len(str(int(m)))) if lo is not None and hi is not None else 9
+def _number_int_bound(p: dict[str, Any]) -> int:
+    """The largest integer part a number within the bounds can have."""
+    lo, hi = p.get("minimum"), p.get("maximum")
+    if lo is None or hi is None:
+        return 10**9
+    return int(max(abs(lo), abs(hi)))
 
 
 def _number_gbnf(p: dict[str, Any]) -> str:
-    lo, hi = p.get("minimum"), p.get("maximum")
-    k = _int_digits_needed(lo, hi)
-    intpart = "[0-9]" if k == 1 else f'( "0" | [1-9] [0-9]{{0,{k - 1}}} )'
+    """Sign only if negatives are allowed, integer part within the bound, <= 4 decimals."""
+    lo = p.get("minimum")
+    intpart = integer_range_gbnf(0, _number_int_bound(p))
     sign = '"-"? ' if lo is None or lo < 0 else ""
-    return f'{sign}{intpart} ( "." [0-9]{{1,4}} )?'
+    return f'{sign}( {intpart} ) ( "." [0-9]{{1,4}} )?'
 
 
 def _value_gbnf(p: dict[str, Any], rules: dict[str, str]) -> str:
@@ -242,9 +245,8 @@ def constraint_regex(constraint: Constraint) -> str:
             lo, hi = p.get("minimum", -(10**9)), p.get("maximum", 10**9)
             v = integer_range_regex(int(lo), int(hi))
         elif t == "number":
-            k = _int_digits_needed(p.get("minimum"), p.get("maximum"))
             sign = "-?" if p.get("minimum") is None or p["minimum"] < 0 else ""
-            v = f"{sign}(?:0|[1-9][0-9]{{0,{k - 1}}})(?:\\.[0-9]{{1,4}})?"
+            v = f"{sign}{integer_range_regex(0, _number_int_bound(p))}(?:\\.[0-9]{{1,4}})?"
         elif t == "boolean":
             v = "(?:true|false)"
         else:

@@ -1,0 +1,301 @@
+"""The economy: a Mesa model of workers and a tax-setting planner.
+
+Two timescales, as in the LLM Economist: a tax year has ``steps_per_year`` steps; the
+planner sets the schedule at the start of each year; every step all workers choose hours
+(one batched call to the worker policy); incomes, taxes, the lump-sum rebate, utilities
+and welfare are computed with the economic core; at the end of the year the planner
+observes the year's outcome (its last step, the workers' exploitation step).
+
+Worker state lives in numpy arrays owned by the model (``wages``, ``hours``,
+``outcome``), so a step over 100 k workers is array arithmetic; the ``WorkerAgent``
+objects are Mesa views onto those arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import Any
+
+import mesa
+import numpy as np
+import pandas as pd
+
+from simulator.agents import PlannerAgent, WorkerAgent
+from simulator.economy.outcome import evaluate
+from simulator.economy.tax import TaxSchedule
+from simulator.economy.utility import IsoelasticUtility, QuasiLinearUtility, Utility
+from simulator.economy.welfare import (
+    SWF_NAMES,
+    Outcome,
+    gini,
+    social_welfare,
+)
+from simulator.planners import build_planner
+from simulator.policies import build_policy
+from simulator.population import build_population
+from simulator.scenario import Scenario
+
+
+def build_utility(scenario: Scenario) -> Utility:
+    u = scenario.economy.utility
+    if u.form == "quasi_linear":
+        return QuasiLinearUtility(psi=u.psi if u.psi is not None else 0.0005, delta=u.delta)
+    return IsoelasticUtility(eta=u.eta, frisch=u.frisch, psi=u.psi)
+
+
+def build_base_schedule(scenario: Scenario) -> TaxSchedule:
+    t = scenario.tax
+    if t.thresholds is not None:
+        return TaxSchedule(t.thresholds, t.initial_rates, name="custom")
+    ref = t.us_federal
+    sched = TaxSchedule.us_federal(ref.year, ref.filing_status, ref.standard_deduction)
+    return sched.with_rates(t.initial_rates) if t.initial_rates is not None else sched
+
+
+def _wmean(x: np.ndarray, w: np.ndarray | None) -> float:
+    return float(np.average(x, weights=w)) if x.size else 0.0
+
+
+class EconomyModel(mesa.Model):
+    """Workers and one planner playing a two-timescale Stackelberg game.
+
+    Parameters
+    ----------
+    scenario:
+        The validated scenario.
+    population:
+        A population table (see :mod:`simulator.population`); drawn from the scenario's
+        source if omitted.
+    llm:
+        A language model (``simulator.llm``) for LLM workers/planners/voters; built
+        from ``scenario.llm`` on first use if omitted.
+    agent_objects:
+        Create a ``WorkerAgent`` per worker (Mesa views); switch off for very large
+        populations where only the arrays are needed.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        population: pd.DataFrame | None = None,
+        *,
+        llm: Any = None,
+        agent_objects: bool = True,
+        run_dir: Any = None,
+    ) -> None:
+        super().__init__(seed=scenario.run.seed)
+        self.scenario = scenario
+        self.run_dir = run_dir
+        pop_seed = scenario.population.seed
+        pop_seed = scenario.run.seed if pop_seed is None else pop_seed
+        # a stream of its own, derived from the one seed
+        pop_rng = np.random.default_rng(np.random.SeedSequence([pop_seed, 0x504F50]))
+        if population is None:
+            population = build_population(scenario.population, pop_rng)
+        self.population = population.reset_index(drop=True)
+        self.n_workers = len(self.population)
+        self.wages = self.population["wage"].to_numpy(dtype=float)
+        self.usual_hours = self.population["hours"].to_numpy(dtype=float)
+        w = self.population["weight"].to_numpy(dtype=float)
+        self.weights = None if np.all(w == w[0]) else w
+        self.utility = build_utility(scenario)
+        self.hours_bounds = tuple(map(float, scenario.economy.hours_bounds))
+        self.rebate_share = scenario.economy.rebate_share
+        self.base_schedule = build_base_schedule(scenario)
+        self.schedule = self.base_schedule
+        self.hours = np.clip(self.usual_hours, *self.hours_bounds)
+        from simulator.economy.rebate import lump_sum_rebate
+
+        self.expected_rebate = lump_sum_rebate(
+            self.schedule.tax(self.wages * self.hours), self.rebate_share, self.weights
+        )
+        self.outcome: Outcome | None = None
+        self.year = 0
+        self.step_in_year = 0
+        self.steps_per_year = scenario.run.steps_per_year
+        self.history: list[dict[str, Any]] = []
+        self.agent_years: list[dict[str, np.ndarray]] = []
+        self.notes: list[str] = []
+        self.events: list[dict[str, Any]] = []
+        self.step_stats: dict[str, float] = {}
+        self._llm = llm
+        self.telemetry = None
+
+        if agent_objects:
+            WorkerAgent.create_agents(self, self.n_workers, list(range(self.n_workers)))
+        self.policy = build_policy(self)
+        self.planner = PlannerAgent(self, build_planner(self), self.schedule)
+        self.datacollector = mesa.DataCollector(
+            model_reporters={
+                "year": "year",
+                "step_in_year": "step_in_year",
+                "objective": "objective_value",
+                "revenue": "revenue",
+                "mean_hours": "mean_hours",
+                "gini_post_tax": "gini_post_tax",
+            }
+        )
+
+    # ------------------------------------------------------------------ language model
+    @property
+    def llm(self):
+        """The language model shared by every LLM agent (built on first use)."""
+        if self._llm is None:
+            from simulator.llm import build_llm
+
+            self._llm = build_llm(self.scenario.llm, run_dir=self.run_dir)
+        return self._llm
+
+    def note(self, message: str) -> None:
+        """Record a warning for the run manifest."""
+        if message not in self.notes:
+            self.notes.append(message)
+
+    def utility_subset(self, idx: np.ndarray) -> Utility:
+        """The utility with per-agent parameters restricted to ``idx``."""
+        changes = {
+            f.name: getattr(self.utility, f.name)[idx]
+            for f in fields(self.utility)
+            if isinstance(getattr(self.utility, f.name), np.ndarray)
+        }
+        return replace(self.utility, **changes) if changes else self.utility
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def objective_value(self) -> float:
+        if self.outcome is None:
+            return float("nan")
+        obj = self.scenario.planner.objective
+        return social_welfare(obj.swf, self.welfare_outcome, **obj.params())
+
+    @property
+    def welfare_outcome(self) -> Outcome:
+        """The outcome welfare is computed on (utilities possibly adjusted by agents)."""
+        adjusted = getattr(self.policy, "adjusted_utility", None)
+        if adjusted is not None and self.scenario.workers.llm.welfare_on == "adjusted":
+            return replace(self.outcome, utility=adjusted)
+        return self.outcome
+
+    @property
+    def revenue(self) -> float:
+        return self.outcome.revenue if self.outcome is not None else float("nan")
+
+    @property
+    def mean_hours(self) -> float:
+        return _wmean(self.hours, self.weights)
+
+    @property
+    def gini_post_tax(self) -> float:
+        return gini(self.outcome.post_tax, self.weights) if self.outcome is not None else float("nan")
+
+    # ------------------------------------------------------------------ dynamics
+    def step(self) -> None:
+        """One step: (planner at year start) -> workers decide -> accounting."""
+        if self.step_in_year == 0:
+            self.step_stats = {}
+            proposed = self.planner.set_taxes()
+            if tuple(proposed.thresholds) != tuple(self.base_schedule.thresholds):
+                raise ValueError("a planner changed the bracket thresholds")
+            self.schedule = proposed
+        hours = np.asarray(self.policy.decide(self), dtype=float)
+        if hours.shape != (self.n_workers,):
+            raise ValueError(f"worker policy returned shape {hours.shape}, expected ({self.n_workers},)")
+        self.hours = np.clip(hours, *self.hours_bounds)
+        self.outcome = evaluate(
+            self.schedule, self.wages, self.hours, self.utility, self.rebate_share, self.weights
+        )
+        self.expected_rebate = self.outcome.rebate
+        self.datacollector.collect(self)
+        self.step_in_year += 1
+        if self.step_in_year >= self.steps_per_year:
+            self._end_year()
+
+    def run_year(self) -> dict[str, Any]:
+        """All steps of one tax year; returns the year's record."""
+        for _ in range(self.steps_per_year - self.step_in_year):
+            self.step()
+        return self.history[-1]
+
+    def _end_year(self) -> None:
+        record = self.year_record()
+        self.history.append(record)
+        o = self.outcome
+        self.agent_years.append(
+            {
+                "hours": o.hours.copy(),
+                "pre_tax": o.pre_tax.copy(),
+                "tax": o.tax.copy(),
+                "rebate": np.full(self.n_workers, o.rebate),
+                "post_tax": o.post_tax.copy(),
+                "utility": o.utility.copy(),
+            }
+        )
+        self.planner.observe(record)
+        self.year += 1
+        self.step_in_year = 0
+
+    def year_record(self) -> dict[str, Any]:
+        """The current year's outcome as one flat row (rates, every SWF, aggregates)."""
+        o = self.outcome
+        wo = self.welfare_outcome
+        obj = self.scenario.planner.objective
+        w = self.weights
+        rec: dict[str, Any] = {
+            "year": self.year,
+            "planner": self.planner.kind,
+            "objective_swf": obj.swf,
+            "objective": social_welfare(obj.swf, wo, **obj.params()),
+        }
+        for i, r in enumerate(self.schedule.rates):
+            rec[f"rate_{i}"] = r
+        for name in SWF_NAMES:
+            try:
+                rec[f"swf_{name}"] = social_welfare(name, wo, **obj.params())
+            except ValueError:
+                rec[f"swf_{name}"] = float("nan")
+        rec.update(
+            revenue=o.revenue,
+            rebate=o.rebate,
+            mean_hours=_wmean(o.hours, w),
+            share_at_hours_cap=_wmean((o.hours >= self.hours_bounds[1] - 1e-9).astype(float), w),
+            mean_pre_tax_income=_wmean(o.pre_tax, w),
+            mean_post_tax_income=_wmean(o.post_tax, w),
+            mean_utility=_wmean(o.utility, w),
+            gini_pre_tax=gini(o.pre_tax, w),
+            gini_post_tax=gini(o.post_tax, w),
+            welfare_on="adjusted"
+            if (getattr(self.policy, "adjusted_utility", None) is not None
+                and self.scenario.workers.llm.welfare_on == "adjusted")
+            else "raw",
+        )
+        rec.update(self.step_stats)
+        return rec
+
+    def run(self, years: int | None = None, callback=None) -> list[dict[str, Any]]:
+        """Run ``years`` tax years (default: the scenario's); ``callback(record)`` after each."""
+        for _ in range(years if years is not None else self.scenario.run.tax_years):
+            rec = self.run_year()
+            if callback is not None:
+                callback(rec)
+        return self.history
+
+    # ------------------------------------------------------------------ tables
+    def years_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.history)
+
+    def agents_frame(self) -> pd.DataFrame:
+        """One row per worker per tax year."""
+        if not self.agent_years:
+            return pd.DataFrame(
+                columns=["year", "id", "wage", "hours", "pre_tax", "tax", "rebate", "post_tax", "utility"]
+            )
+        n = self.n_workers
+        ids = self.population["id"].to_numpy()
+        parts = {
+            "year": np.repeat(np.arange(len(self.agent_years)), n),
+            "id": np.tile(ids, len(self.agent_years)),
+            "wage": np.tile(self.wages, len(self.agent_years)),
+        }
+        for key in ("hours", "pre_tax", "tax", "rebate", "post_tax", "utility"):
+            parts[key] = np.concatenate([y[key] for y in self.agent_years])
+        return pd.DataFrame(parts)

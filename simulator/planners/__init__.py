@@ -1,0 +1,186 @@
+"""Planner strategies: who sets the tax schedule each year, and how.
+
+A strategy implements ``propose(model) -> TaxSchedule`` (called at the start of every
+tax year) and ``observe(model, record)`` (called at its end with the year's outcome
+record).  Kinds: fixed, us_federal, flat, grid, saez, optimum, and (with LLMs) llm; a
+democracy wraps any of them with elections.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from simulator.economy.elasticity import estimate_elasticity
+from simulator.economy.optimum import optimal_schedule
+from simulator.economy.saez import saez_bracket_rates
+from simulator.economy.tax import TaxSchedule
+
+if TYPE_CHECKING:
+    from simulator.model import EconomyModel
+
+
+class Planner:
+    """Base class: keeps the model's schedule, learns nothing."""
+
+    kind = "base"
+
+    def propose(self, model: EconomyModel) -> TaxSchedule:
+        return model.schedule
+
+    def observe(self, model: EconomyModel, record: dict) -> None:
+        pass
+
+
+class FixedPlanner(Planner):
+    """A constant schedule (``fixed``, ``us_federal`` and ``flat`` kinds)."""
+
+    def __init__(self, schedule: TaxSchedule, kind: str = "fixed") -> None:
+        self.schedule = schedule
+        self.kind = kind
+
+    def propose(self, model: EconomyModel) -> TaxSchedule:
+        return self.schedule
+
+
+class GridPlanner(Planner):
+    """A fixed list of rate vectors, one per year, cycled."""
+
+    kind = "grid"
+
+    def __init__(self, schedules: list[list[float]]) -> None:
+        self.schedules = schedules
+
+    def propose(self, model: EconomyModel) -> TaxSchedule:
+        return model.base_schedule.with_rates(self.schedules[model.year % len(self.schedules)])
+
+
+def objective_weights(model: EconomyModel) -> np.ndarray:
+    """Social marginal welfare weights of consumption implied by the planner's objective.
+
+    ``g_i = dW/dc_i``: ``u_c(c_i)`` for utilitarian, ``u_c(c_i) / max(z_i, floor)`` for
+    inverse-income weighting, ``c_i**-epsilon`` for Atkinson, 0 for revenue.  Other
+    objectives fall back to inverse-income weights.
+    """
+    o = model.outcome
+    obj = model.scenario.planner.objective
+    c = np.maximum(o.post_tax, 1.0)
+    eta = getattr(model.utility, "eta", 0.0)
+    u_c = c ** (-eta)
+    if obj.swf == "utilitarian":
+        return u_c
+    if obj.swf == "atkinson":
+        return c ** (-obj.epsilon)
+    if obj.swf == "revenue":
+        return np.zeros_like(c)
+    return u_c / np.maximum(o.pre_tax, obj.income_floor)
+
+
+class SaezPlanner(Planner):
+    """Saez (2001) rates recomputed every year from last year's incomes.
+
+    The elasticity is fixed, or ``"measured"``: estimated from the workers' own policy by
+    perturbing net-of-tax rates (re-measured every ``remeasure_every`` years).
+    """
+
+    kind = "saez"
+
+    def __init__(self, elasticity: float | str, weights: str, remeasure_every: int = 0) -> None:
+        self.elasticity = elasticity
+        self.weights = weights
+        self.remeasure_every = remeasure_every
+        self.measured: float | None = None
+        self.last: dict = {}
+
+    def current_elasticity(self, model: EconomyModel) -> float:
+        if self.elasticity != "measured":
+            return float(self.elasticity)
+        due = self.remeasure_every and model.year % self.remeasure_every == 0
+        if self.measured is None or due:
+            est = estimate_elasticity(lambda s: model.policy.respond(model, s), model.schedule)
+            value = est.value
+            if not np.isfinite(value) or value <= 0.01:
+                model.note(f"measured elasticity {value:.3g} is not usable; using 0.25")
+                value = 0.25
+            self.measured = float(value)
+            self.last["elasticity_ci"] = (est.ci_low, est.ci_high)
+        return self.measured
+
+    def propose(self, model: EconomyModel) -> TaxSchedule:
+        if model.outcome is None:  # first year: nothing observed yet
+            return model.schedule
+        e = self.current_elasticity(model)
+        weights = objective_weights(model) if self.weights == "objective" else self.weights
+        res = saez_bracket_rates(
+            model.outcome.pre_tax,
+            model.base_schedule.thresholds,
+            e,
+            weights=weights,
+            population_weights=model.weights,
+            income_floor=model.scenario.planner.objective.income_floor,
+        )
+        self.last.update(elasticity=e, pareto_a=res.pareto_a.tolist())
+        return model.base_schedule.with_rates(res.rates)
+
+
+class OptimumPlanner(Planner):
+    """The numerical optimum of the objective for rational workers, found once."""
+
+    kind = "optimum"
+
+    def __init__(self, max_agents: int, max_evaluations: int) -> None:
+        self.max_agents = max_agents
+        self.max_evaluations = max_evaluations
+        self.result = None
+
+    def propose(self, model: EconomyModel) -> TaxSchedule:
+        if self.result is None:
+            n = model.n_workers
+            idx = np.arange(n)
+            if n > self.max_agents:
+                idx = np.sort(model.rng.choice(n, self.max_agents, replace=False))
+            weights = None if model.weights is None else model.weights[idx]
+            utility = model.utility_subset(idx)
+            obj = model.scenario.planner.objective
+            self.result = optimal_schedule(
+                model.base_schedule,
+                model.wages[idx],
+                utility,
+                objective=obj.swf,
+                objective_params=obj.params(),
+                rebate_share=model.rebate_share,
+                weights=weights,
+                hours_bounds=model.hours_bounds,
+                max_evaluations=self.max_evaluations,
+            )
+        return self.result.schedule
+
+
+def build_planner(model: EconomyModel) -> Planner:
+    """The planner strategy named in the scenario (wrapped in a democracy if enabled)."""
+    cfg = model.scenario.planner
+    base = model.base_schedule
+    if cfg.kind == "us_federal":
+        planner: Planner = FixedPlanner(base, "us_federal")
+    elif cfg.kind == "fixed":
+        planner = FixedPlanner(base.with_rates(cfg.rates), "fixed")
+    elif cfg.kind == "flat":
+        planner = FixedPlanner(base.with_rates([cfg.rate] * base.n_brackets), "flat")
+    elif cfg.kind == "grid":
+        planner = GridPlanner(cfg.schedules)
+    elif cfg.kind == "saez":
+        planner = SaezPlanner(cfg.elasticity, cfg.saez_weights)
+    elif cfg.kind == "optimum":
+        planner = OptimumPlanner(cfg.optimum_max_agents, cfg.optimum_max_evaluations)
+    elif cfg.kind == "llm":
+        from simulator.planners.llm import LLMPlanner
+
+        planner = LLMPlanner(cfg.llm)
+    else:  # pragma: no cover - the scenario schema rules this out
+        raise ValueError(f"unknown planner kind {cfg.kind!r}")
+    if model.scenario.democracy.enabled:
+        from simulator.planners.democracy import Democracy
+
+        planner = Democracy(model.scenario.democracy, fallback=planner)
+    return planner

@@ -1,0 +1,96 @@
+"""Population sources: where the workers (wages, usual hours, personas) come from.
+
+A source returns a DataFrame with at least ``id``, ``wage`` (dollars a year per weekly
+hour), ``hours`` (usual hours a week), ``weight`` (population weight) and ``persona``
+(text); the Census source adds the demographic attributes.  All randomness comes from
+the generator passed in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from simulator.errors import UserError
+from simulator.scenario import PopulationConfig
+
+REQUIRED = ("id", "wage", "hours", "weight", "persona")
+
+
+def build_population(cfg: PopulationConfig, rng: np.random.Generator) -> pd.DataFrame:
+    """Draw (or read) the worker population described by ``cfg``."""
+    if cfg.source == "file":
+        return read_population(cfg.path, cfg.size)
+    import personas
+    from personas.generator import PersonaInputError
+
+    opts = cfg.census
+    try:
+        df = personas.generate(
+            cfg.size,
+            rng=rng,
+            state=opts.state,
+            age_range=opts.age_range,
+            stratify=opts.stratify,
+            min_per_stratum=opts.min_per_stratum,
+            income_mode="gb2" if cfg.source == "gb2" else "census",
+        )
+    except PersonaInputError as exc:
+        raise UserError(f"population.census: {exc}") from None
+    return _normalise(df, "population")
+
+
+def read_population(path: Path | None, size: int | None = None) -> pd.DataFrame:
+    """A population table from parquet or CSV; needs a positive ``wage`` column."""
+    if path is None:
+        raise UserError("population.path: no file given")
+    path = Path(path)
+    try:
+        if path.suffix == ".parquet":
+            df = pd.read_parquet(path)
+        elif path.suffix in (".csv", ".txt"):
+            df = pd.read_csv(path)
+        else:
+            raise UserError(f"{path}: population files must be .parquet or .csv")
+    except UserError:
+        raise
+    except FileNotFoundError:
+        raise UserError(f"{path}: population file not found") from None
+    except Exception as exc:  # malformed file: pandas/pyarrow raise many kinds
+        raise UserError(f"{path}: cannot read population table: {str(exc).splitlines()[0]}") from None
+    if "wage" not in df.columns:
+        raise UserError(f"{path}: population table needs a 'wage' column (dollars a year per weekly hour)")
+    wage = pd.to_numeric(df["wage"], errors="coerce")
+    bad = ~np.isfinite(wage) | (wage < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(f"{path}: column 'wage' row {row}: expected a finite number >= 0, got {df['wage'].iloc[row]!r}")
+    df = df.assign(wage=wage.astype(float))
+    if size is not None and size < len(df):
+        df = df.iloc[:size]
+    return _normalise(df, str(path))
+
+
+def _normalise(df: pd.DataFrame, where: str) -> pd.DataFrame:
+    df = df.reset_index(drop=True).copy()
+    if "id" not in df.columns:
+        df["id"] = np.arange(len(df))
+    if "hours" not in df.columns:
+        df["hours"] = 40.0
+    if "weight" not in df.columns:
+        df["weight"] = 1.0
+    if "persona" not in df.columns:
+        df["persona"] = [
+            f"You are a worker earning ${w * 40:,.0f} a year at 40 hours a week." for w in df["wage"]
+        ]
+    hours = pd.to_numeric(df["hours"], errors="coerce")
+    if (~np.isfinite(hours) | (hours < 0) | (hours > 168)).any():
+        raise UserError(f"{where}: column 'hours' must hold hours a week in [0, 168]")
+    weight = pd.to_numeric(df["weight"], errors="coerce")
+    if (~np.isfinite(weight) | (weight < 0)).any() or weight.sum() <= 0:
+        raise UserError(f"{where}: column 'weight' must be non-negative and not all zero")
+    df["hours"] = hours.astype(float)
+    df["weight"] = weight.astype(float)
+    return df

@@ -1,0 +1,183 @@
+"""Run outputs: one directory per run, written atomically, read back with ``load_run``.
+
+Layout::
+
+    RUN_DIR/
+      manifest.json       resolved scenario, seed, versions, git revision, times, status
+      years.parquet       one row per tax year
+      agents.parquet      one row per agent per tax year (optional)
+      population.parquet  the workers with their persona attributes and text
+      steps.parquet       the DataCollector's per-step model variables
+      (llm.parquet, elections.parquet, ... when LLM agents or democracy are used)
+
+Every file is written to a temporary name in the same directory and then renamed, so a
+crash never leaves a half-written file that looks complete.  The manifest's ``status``
+is ``running`` until the run ends, then ``completed`` or ``failed`` with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from simulator.errors import UserError
+
+PACKAGES = ("econsim", "numpy", "pandas", "mesa", "scipy", "pydantic", "pyarrow", "openai",
+            "llama_cpp_python", "vllm")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            continue
+    out["python"] = platform.python_version()
+    return out
+
+
+def git_revision() -> str | None:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunWriter:
+    """Creates the run directory and writes its files atomically."""
+
+    def __init__(self, run_dir: Path, scenario_dump: dict[str, Any], seed: int) -> None:
+        self.dir = Path(run_dir)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create output directory {self.dir}: {exc.strerror}") from None
+        if not os.access(self.dir, os.W_OK):
+            raise UserError(f"output directory {self.dir} is not writable")
+        self.manifest: dict[str, Any] = {
+            "econsim_run": 1,
+            "scenario": scenario_dump,
+            "seed": seed,
+            "versions": package_versions(),
+            "git_revision": git_revision(),
+            "command": " ".join(sys.argv),
+            "started": _now(),
+            "finished": None,
+            "status": "running",
+            "reason": None,
+            "notes": [],
+            "files": [],
+        }
+        self.write_manifest()
+
+    def write_manifest(self) -> None:
+        atomic_write_bytes(
+            self.dir / "manifest.json",
+            json.dumps(self.manifest, indent=2, default=str).encode("utf-8"),
+        )
+
+    def write_table(self, name: str, df: pd.DataFrame) -> None:
+        atomic_write_parquet(self.dir / f"{name}.parquet", df)
+        if f"{name}.parquet" not in self.manifest["files"]:
+            self.manifest["files"].append(f"{name}.parquet")
+
+    def finish(self, status: str, reason: str | None = None, **extra: Any) -> None:
+        self.manifest.update(status=status, reason=reason, finished=_now(), **extra)
+        self.write_manifest()
+
+
+@dataclass
+class RunResults:
+    """A finished (or failed) run read back from disk."""
+
+    path: Path
+    manifest: dict[str, Any]
+    years: pd.DataFrame
+    agents: pd.DataFrame | None
+    population: pd.DataFrame | None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return self.manifest.get("status", "unknown")
+
+
+def load_run(path: str | Path) -> RunResults:
+    """Read a run directory into pandas DataFrames.
+
+    ``years``, ``agents`` and ``population`` as attributes; any other parquet file of
+    the run under ``tables[name]``.
+    """
+    path = Path(path)
+    man = path / "manifest.json"
+    if not man.exists():
+        raise UserError(f"{path}: not a run directory (no manifest.json)")
+    try:
+        manifest = json.loads(man.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{man}: corrupt manifest ({exc.msg})") from None
+
+    def read(name: str) -> pd.DataFrame | None:
+        p = path / f"{name}.parquet"
+        return pd.read_parquet(p) if p.exists() else None
+
+    years = read("years")
+    tables = {
+        p.stem: pd.read_parquet(p)
+        for p in sorted(path.glob("*.parquet"))
+        if p.stem not in ("years", "agents", "population")
+    }
+    return RunResults(
+        path=path,
+        manifest=manifest,
+        years=years if years is not None else pd.DataFrame(),
+        agents=read("agents"),
+        population=read("population"),
+        tables=tables,
+    )

@@ -1,0 +1,196 @@
+"""The ``econsim run`` pipeline: scenario -> model -> run directory -> summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
+from tqdm import tqdm
+
+from simulator.errors import UserError
+from simulator.model import EconomyModel
+from simulator.results import RunResults, RunWriter, load_run
+from simulator.scenario import Scenario
+
+
+def default_run_dir(scenario: Scenario) -> Path:
+    if scenario.output.dir is not None:
+        return Path(scenario.output.dir)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{scenario.name}-{stamp}"
+
+
+SUMMARY_COLUMNS = (
+    ("year", "year", "{:d}"),
+    ("objective", "objective", "{:.4g}"),
+    ("revenue", "revenue $/yr", "{:,.0f}"),
+    ("mean_hours", "hours/wk", "{:.1f}"),
+    ("gini_post_tax", "Gini post", "{:.3f}"),
+    ("fallback_rate", "fallback", "{:.0%}"),
+    ("llm_requests", "LLM calls", "{:,.0f}"),
+    ("llm_cache_hits", "cache hits", "{:,.0f}"),
+    ("llm_latency_p50_s", "p50 s", "{:.2f}"),
+)
+
+
+def summary_table(years: pd.DataFrame, rate_columns: bool = True) -> str:
+    """A plain-text table of the per-year outcomes."""
+    cols = [(k, h, f) for k, h, f in SUMMARY_COLUMNS if k in years.columns]
+    rate_cols = [c for c in years.columns if c.startswith("rate_")] if rate_columns else []
+    header = [h for _, h, _ in cols] + ["rates %"] * bool(rate_cols)
+    rows = []
+    for _, r in years.iterrows():
+        cells = []
+        for k, _, f in cols:
+            v = r[k]
+            try:
+                cells.append(f.format(int(v) if f == "{:d}" else float(v)))
+            except (TypeError, ValueError):
+                cells.append("-")
+        if rate_cols:
+            cells.append("/".join(f"{100 * r[c]:.0f}" for c in rate_cols))
+        rows.append(cells)
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def run_scenario(
+    scenario: Scenario,
+    out_dir: str | Path | None = None,
+    *,
+    progress: bool | None = None,
+    llm: Any = None,
+    stream: TextIO | None = None,
+) -> RunResults:
+    """Run a scenario to completion and write its run directory.
+
+    Results are saved after every tax year; if the run fails or is interrupted the
+    manifest records why and the years completed so far stay readable.
+    """
+    stream = stream or sys.stdout
+    run_dir = Path(out_dir) if out_dir is not None else default_run_dir(scenario)
+    writer = RunWriter(run_dir, scenario.model_dump(mode="json"), scenario.run.seed)
+    started = time.perf_counter()
+    model = None
+    try:
+        model = EconomyModel(scenario, llm=llm, run_dir=run_dir)
+        writer.write_table("population", model.population)
+        bar = tqdm(
+            total=scenario.run.tax_years, desc="tax years", unit="yr",
+            disable=(not sys.stderr.isatty()) if progress is None else not progress,
+            file=sys.stderr,
+        )
+
+        def after_year(record: dict) -> None:
+            bar.update(1)
+            bar.set_postfix(objective=f"{record['objective']:.4g}", hours=f"{record['mean_hours']:.1f}")
+            _save_progress(writer, model, final=False)
+
+        with bar:
+            model.run(callback=after_year)
+        _save_progress(writer, model, final=True)
+        writer.finish("completed", notes=model.notes, wall_seconds=time.perf_counter() - started)
+    except KeyboardInterrupt:
+        if model is not None:
+            _save_progress(writer, model, final=True)
+        writer.finish("failed", "interrupted by the user", notes=getattr(model, "notes", []))
+        raise
+    except UserError as exc:
+        writer.finish("failed", str(exc))
+        raise
+    except Exception as exc:
+        if model is not None:
+            try:
+                _save_progress(writer, model, final=True)
+            except Exception:  # noqa: BLE001 - keep the original error
+                pass
+        writer.finish("failed", f"{type(exc).__name__}: {exc}", notes=getattr(model, "notes", []))
+        raise
+    results = load_run(run_dir)
+    print(summary_table(results.years), file=stream)
+    for note in model.notes:
+        print(f"note: {note}", file=stream)
+    print(f"results: {run_dir}", file=stream)
+    return results
+
+
+def run_comparison(
+    scenario: Scenario,
+    out_dir: str | Path | None = None,
+    *,
+    progress: bool | None = None,
+    llm: Any = None,
+    stream: TextIO | None = None,
+) -> pd.DataFrame:
+    """Run every ``compare`` variant on the same population; write ``comparison.parquet``.
+
+    Each variant gets its own run directory under ``out_dir``; the comparison table has
+    one row per variant with its final-year outcome.
+    """
+    stream = stream or sys.stdout
+    root = Path(out_dir) if out_dir is not None else default_run_dir(scenario)
+    rows = []
+    for label, variant in scenario.variants():
+        print(f"== {label}", file=stream)
+        res = run_scenario(variant, root / label, progress=progress, llm=llm, stream=stream)
+        last = res.years.iloc[-1].to_dict()
+        rows.append({"variant": label, "planner": variant.planner.kind, "path": str(res.path), **last})
+    table = pd.DataFrame(rows)
+    from simulator.results import atomic_write_parquet
+
+    atomic_write_parquet(root / "comparison.parquet", table)
+    print("\n== comparison (final tax year)", file=stream)
+    print(comparison_table(table), file=stream)
+    print(f"comparison: {root / 'comparison.parquet'}", file=stream)
+    return table
+
+
+def comparison_table(table: pd.DataFrame) -> str:
+    """Final-year outcomes of each variant, side by side, as plain text."""
+    swfs = [c for c in table.columns if c.startswith("swf_") and c != "swf_revenue"]
+    cols = ["variant", "objective", *swfs, "revenue", "mean_hours", "gini_post_tax"]
+    cols = [c for c in cols if c in table.columns]
+    fmt = lambda v: f"{v:,.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    cells = [[c.replace("swf_", "") for c in cols]] + [[fmt(r[c]) for c in cols] for _, r in table.iterrows()]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells)
+
+
+def _save_progress(writer: RunWriter, model: EconomyModel, final: bool) -> None:
+    writer.write_table("years", model.years_frame())
+    writer.write_table("steps", model.datacollector.get_model_vars_dataframe())
+    for name, df in model_extra_tables(model).items():
+        writer.write_table(name, df)
+    if final and model.scenario.output.agents_table:
+        writer.write_table("agents", model.agents_frame())
+    writer.manifest["years_completed"] = len(model.history)
+    writer.write_manifest()
+
+
+def model_extra_tables(model: EconomyModel) -> dict[str, pd.DataFrame]:
+    """Tables contributed by LLM agents, elections and telemetry, if any."""
+    tables: dict[str, pd.DataFrame] = {}
+    for owner in (model.policy, model.planner.strategy):
+        fn = getattr(owner, "tables", None)
+        if fn is not None:
+            tables.update(fn(model))
+    tel = getattr(model, "telemetry", None)
+    if tel is not None and hasattr(tel, "period_rows"):
+        rows = tel.period_rows()
+        if rows:
+            tables["llm"] = pd.DataFrame(rows)
+    return {k: v for k, v in tables.items() if isinstance(v, pd.DataFrame)}
+
+
+def seeded(scenario: Scenario, seed: int | None) -> Scenario:
+    if seed is None:
+        return scenario
+    return scenario.model_copy(update={"run": scenario.run.model_copy(update={"seed": int(seed)})})
+
+
+__all__ = ["default_run_dir", "run_scenario", "seeded", "summary_table"]

@@ -1,0 +1,414 @@
+"""Scenario files: a YAML document validated by pydantic models.
+
+Every field has a documented default (see ``docs/scenarios.md``); unknown keys are
+errors.  :func:`load_scenario` turns any problem into a :class:`~simulator.errors.UserError`
+with one line per problem naming the file, the dotted key and what is expected.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from simulator.economy.tax import FILING_STATUSES
+from simulator.economy.welfare import SWF_NAMES
+from simulator.errors import UserError
+from simulator.llm.config import LLMConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CensusOptions(_Strict):
+    """Options of the Census-calibrated persona generator (``source: census``)."""
+
+    state: str | None = Field(None, description="two-letter state code to restrict to")
+    age_range: tuple[int, int] | None = Field(None, description="[min, max] age in years")
+    stratify: Literal["decile", "bracket"] | None = Field(
+        None, description="guarantee a minimum count per income decile or tax bracket"
+    )
+    min_per_stratum: int = Field(0, ge=0, description="minimum workers per stratum")
+
+
+class PopulationConfig(_Strict):
+    """Who the workers are."""
+
+    size: int = Field(100, ge=1, le=10_000_000, description="number of workers")
+    source: Literal["census", "gb2", "file"] = Field(
+        "census",
+        description="census: Census-calibrated personas; gb2: the reference's GB2 income "
+        "fit (income at 40 h/week); file: a parquet/CSV table with a 'wage' column",
+    )
+    seed: int | None = Field(None, description="population seed; default: run.seed")
+    census: CensusOptions = Field(default_factory=CensusOptions)
+    path: Path | None = Field(None, description="table for source: file (relative to the scenario)")
+
+    @model_validator(mode="after")
+    def _file_needs_path(self) -> PopulationConfig:
+        if self.source == "file" and self.path is None:
+            raise ValueError("source 'file' needs population.path")
+        return self
+
+
+class UtilityConfig(_Strict):
+    """Worker utility (see ``simulator.economy.utility``)."""
+
+    form: Literal["isoelastic", "quasi_linear"] = Field(
+        "isoelastic",
+        description="isoelastic: CRRA consumption minus isoelastic labour disutility; "
+        "quasi_linear: the reference's c - psi * l**delta",
+    )
+    eta: float = Field(1.0, ge=0, le=10, description="isoelastic: relative risk aversion (1 = log)")
+    frisch: float = Field(0.5, gt=0, le=5, description="isoelastic: Frisch elasticity of hours")
+    psi: float | None = Field(
+        None, gt=0, description="labour disutility weight; default isoelastic: 40 h calibration, quasi_linear: 0.0005"
+    )
+    delta: float = Field(3.5, gt=1, le=10, description="quasi_linear: labour exponent")
+
+
+class EconomyConfig(_Strict):
+    """Hours bounds, utility and redistribution."""
+
+    utility: UtilityConfig = Field(default_factory=UtilityConfig)
+    hours_bounds: tuple[float, float] = Field((0.0, 100.0), description="[min, max] hours a week")
+    rebate_share: float = Field(1.0, ge=0, le=1, description="share of revenue rebated lump-sum")
+
+    @field_validator("hours_bounds")
+    @classmethod
+    def _bounds(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= v[0] < v[1] <= 168:
+            raise ValueError("need 0 <= min < max <= 168 hours a week")
+        return v
+
+
+class USFederalRef(_Strict):
+    year: int = Field(2024, description="tax year 2023-2026")
+    filing_status: str = Field("single", description=", ".join(FILING_STATUSES))
+    standard_deduction: bool = Field(False, description="subtract the standard deduction first")
+
+    @field_validator("year")
+    @classmethod
+    def _year(cls, v: int) -> int:
+        if v not in (2023, 2024, 2025, 2026):
+            raise ValueError("federal brackets are available for 2023-2026")
+        return v
+
+    @field_validator("filing_status")
+    @classmethod
+    def _status(cls, v: str) -> str:
+        if v not in FILING_STATUSES:
+            raise ValueError(f"expected one of {', '.join(FILING_STATUSES)}")
+        return v
+
+
+class TaxConfig(_Strict):
+    """The bracket structure the planner works with and the starting rates."""
+
+    us_federal: USFederalRef | None = Field(
+        default_factory=USFederalRef, description="take thresholds (and rates) from the US schedule"
+    )
+    thresholds: list[float] | None = Field(
+        None, description="bracket lower edges in dollars a year (instead of us_federal)"
+    )
+    initial_rates: list[float] | None = Field(
+        None, description="starting marginal rates, one per bracket (default: the US rates)"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TaxConfig:
+        if self.thresholds is not None:
+            self.us_federal = None
+            if self.initial_rates is None:
+                raise ValueError("custom thresholds need initial_rates")
+        if self.initial_rates is not None:
+            n = len(self.thresholds) if self.thresholds is not None else 7
+            if len(self.initial_rates) != n:
+                raise ValueError(f"initial_rates needs {n} rates, one per bracket")
+            if any(not 0 <= r <= 1 for r in self.initial_rates):
+                raise ValueError("initial_rates must lie in [0, 1]")
+        return self
+
+
+class ObjectiveConfig(_Strict):
+    """The social welfare function the planner maximises."""
+
+    swf: str = Field("utilitarian", description=f"one of {', '.join(SWF_NAMES)}")
+    income_floor: float = Field(1_000.0, gt=0, description="inverse_income: income floor, $/yr")
+    epsilon: float = Field(1.0, ge=0, description="atkinson: inequality aversion")
+
+    @field_validator("swf")
+    @classmethod
+    def _swf(cls, v: str) -> str:
+        if v not in SWF_NAMES:
+            raise ValueError(f"expected one of {', '.join(SWF_NAMES)}")
+        return v
+
+    def params(self) -> dict[str, float]:
+        return {"income_floor": self.income_floor, "epsilon": self.epsilon}
+
+
+class LLMPlannerOptions(_Strict):
+    """Options of the in-context LLM planner (``kind: llm``)."""
+
+    temperature: float = Field(0.7, ge=0, le=2)
+    history: int = Field(8, ge=1, le=100, description="years of history shown")
+    best_k: int = Field(3, ge=0, le=20, description="best schedules shown")
+    action: Literal["absolute", "delta"] = Field("delta")
+    max_step: float = Field(0.10, gt=0, le=1, description="max change of a rate per year")
+    rate_bounds: tuple[float, float] = Field((0.0, 0.9))
+    monotone: bool = Field(False, description="force non-decreasing (progressive) rates")
+    revenue_floor: float | None = Field(None, ge=0, description="min revenue per person, $/yr")
+    exploration_start: float = Field(1.0, ge=0, le=1)
+    exploration_decay: float = Field(0.8, gt=0, le=1, description="per-year factor")
+    histogram_bins: int = Field(7, ge=2, le=50)
+    max_tokens: int = Field(96, ge=16, le=4096)
+
+
+class PlannerConfig(_Strict):
+    """Who sets taxes and how."""
+
+    kind: Literal["fixed", "us_federal", "flat", "saez", "optimum", "grid", "llm"] = Field(
+        "us_federal"
+    )
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    rate: float = Field(0.2, ge=0, le=1, description="flat: the rate")
+    rates: list[float] | None = Field(None, description="fixed: one rate per bracket")
+    schedules: list[list[float]] | None = Field(None, description="grid: rate lists, cycled by year")
+    elasticity: float | Literal["measured"] = Field(
+        0.25, description="saez: elasticity of taxable income, or 'measured' from the workers"
+    )
+    saez_weights: Literal["inverse_income", "revenue_max", "utilitarian_linear", "objective"] = Field(
+        "inverse_income",
+        description="saez welfare weights; 'objective' uses the marginal social value of "
+        "consumption implied by the objective and utility",
+    )
+    optimum_max_agents: int = Field(2_000, ge=10, description="optimum: agents subsampled for the search")
+    optimum_max_evaluations: int = Field(600, ge=10)
+    llm: LLMPlannerOptions = Field(default_factory=LLMPlannerOptions)
+
+    @field_validator("elasticity")
+    @classmethod
+    def _elasticity(cls, v):
+        if isinstance(v, float | int) and v <= 0:
+            raise ValueError("the elasticity must be > 0 (or 'measured')")
+        return v
+
+
+class LLMWorkerOptions(_Strict):
+    """Options of LLM workers (``policy: llm``)."""
+
+    temperature: float = Field(0.7, ge=0, le=2)
+    history: int = Field(3, ge=0, le=20, description="own past years shown")
+    hour_levels: list[float] = Field([0, 20, 30, 40, 50, 60], description="rows of the take-home table")
+    max_tokens: int = Field(16, ge=4, le=512)
+    bounded: bool = Field(False, description="ask the yearly satisfaction question")
+    satisfaction_scale: float = Field(0.9, gt=0, le=1, description="utility factor when dissatisfied")
+    welfare_on: Literal["raw", "adjusted"] = Field("raw", description="planner welfare on raw or satisfaction-adjusted utility")
+
+
+class WorkersConfig(_Strict):
+    """How workers choose hours."""
+
+    policy: Literal["rational", "fixed", "llm"] = Field("rational")
+    hours: float | None = Field(None, ge=0, le=168, description="fixed: hours a week (default: usual hours)")
+    expectations: Literal["equilibrium", "adaptive"] = Field(
+        "equilibrium",
+        description="rational: solve for the self-consistent rebate, or take last step's rebate",
+    )
+    llm: LLMWorkerOptions = Field(default_factory=LLMWorkerOptions)
+
+
+class DemocracyConfig(_Strict):
+    """Elections of who sets taxes (paper's democratic scenario)."""
+
+    enabled: bool = False
+    election_every: int = Field(3, ge=1, description="tax years between elections")
+    candidates: int = Field(3, ge=2, le=20)
+    selection: Literal["random", "volunteer"] = "random"
+    rule: Literal["plurality", "borda", "approval"] = "plurality"
+    winner_mode: Literal["platform", "planner"] = Field(
+        "platform", description="platform: keep the platform; planner: act as an in-context planner for its own utility"
+    )
+    voters: int | None = Field(None, ge=1, description="voters asked (default: every worker)")
+
+
+class RunConfig(_Strict):
+    tax_years: int = Field(10, ge=1, le=10_000)
+    steps_per_year: int = Field(1, ge=1, le=1_000)
+    seed: int = Field(0, ge=0)
+
+
+class OutputConfig(_Strict):
+    dir: Path | None = Field(None, description="run directory; default runs/<name>-<timestamp>")
+    agents_table: bool = Field(True, description="write agents.parquet (one row per agent per year)")
+
+
+class Scenario(_Strict):
+    """A whole simulation: population, economy, taxes, planner, workers, run, output."""
+
+    name: str = "scenario"
+    description: str = ""
+    population: PopulationConfig = Field(default_factory=PopulationConfig)
+    economy: EconomyConfig = Field(default_factory=EconomyConfig)
+    tax: TaxConfig = Field(default_factory=TaxConfig)
+    planner: PlannerConfig = Field(default_factory=PlannerConfig)
+    workers: WorkersConfig = Field(default_factory=WorkersConfig)
+    democracy: DemocracyConfig = Field(default_factory=DemocracyConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    compare: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="variants run on the same population, each a 'label' plus the "
+        "sections it changes (e.g. {label: flat, planner: {kind: flat, rate: 0.2}})",
+    )
+
+    def variants(self, source: str = "<scenario>") -> list[tuple[str, Scenario]]:
+        """The comparison variants as full scenarios (the base itself if none)."""
+        if not self.compare:
+            return [(self.name, self)]
+        base = self.model_dump(mode="json", exclude={"compare"})
+        out = []
+        labels = set()
+        for i, variant in enumerate(self.compare):
+            variant = dict(variant)
+            label = str(variant.pop("label", f"variant{i}"))
+            if label in labels:
+                raise UserError(f"{source}: compare[{i}].label: duplicate label {label!r}")
+            labels.add(label)
+            merged = _deep_merge(base, variant)
+            merged["name"] = f"{self.name}-{label}"
+            try:
+                out.append((label, Scenario.model_validate(merged)))
+            except ValidationError as exc:
+                raise UserError(
+                    *[_format_error(source, {**e, "loc": ("compare", i, *e["loc"])}) for e in exc.errors()]
+                ) from None
+        return out
+
+    @model_validator(mode="after")
+    def _consistency(self) -> Scenario:
+        n = len(self.tax.thresholds) if self.tax.thresholds is not None else 7
+        if self.planner.kind == "fixed" and self.planner.rates is None:
+            raise ValueError("planner kind 'fixed' needs planner.rates")
+        if self.planner.rates is not None and len(self.planner.rates) != n:
+            raise ValueError(f"planner.rates needs {n} rates, one per bracket")
+        if self.planner.kind == "grid" and not self.planner.schedules:
+            raise ValueError("planner kind 'grid' needs planner.schedules")
+        for i, s in enumerate(self.planner.schedules or []):
+            if len(s) != n or any(not 0 <= r <= 1 for r in s):
+                raise ValueError(f"planner.schedules[{i}] needs {n} rates in [0, 1]")
+        return self
+
+
+# --------------------------------------------------------------------------- loading
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _format_error(source: str, err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    got = err.get("input")
+    shown = "" if err["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f" (got {got!r})"
+    return f"{source}: {loc}: {msg}{shown}"
+
+
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c = value`` in a nested dict, creating levels as needed."""
+    keys = dotted.split(".")
+    if not all(keys):
+        raise UserError(f"--set {dotted}: empty key segment")
+    cur = data
+    for k in keys[:-1]:
+        nxt = cur.get(k)
+        if nxt is None:
+            nxt = cur[k] = {}
+        if not isinstance(nxt, dict):
+            raise UserError(f"--set {dotted}: {k} is not a section")
+        cur = nxt
+    cur[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key.path=value`` with the value parsed as YAML (numbers, lists, booleans)."""
+    if "=" not in text:
+        raise UserError(f"--set {text!r}: expected dotted.key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def scenario_from_dict(
+    data: dict[str, Any], source: str = "<scenario>", overrides: list[str] | None = None
+) -> Scenario:
+    """Validate a scenario dict (after applying ``key=value`` overrides)."""
+    data = copy.deepcopy(data)
+    for text in overrides or []:
+        key, value = parse_override(text)
+        set_dotted(data, key, value)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(*[_format_error(source, e) for e in exc.errors()]) from None
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read, parse and validate a scenario YAML file."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such scenario file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, expected a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{path}:{where}: invalid YAML: {problem}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a UTF-8 text file") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of sections at the top level")
+    sc = scenario_from_dict(data, str(path), overrides)
+    sc.variants(str(path))  # validates every comparison variant now
+    if sc.population.path is not None and not sc.population.path.is_absolute():
+        sc.population.path = (path.parent / sc.population.path).resolve()
+    if sc.population.source == "file" and not sc.population.path.exists():
+        raise UserError(f"{path}: population.path: file not found ({sc.population.path})")
+    return sc
+
+
+def shipped_scenarios_dir() -> Path:
+    """The ``scenarios/`` folder of the source tree."""
+    return Path(__file__).resolve().parents[1] / "scenarios"
+
+
+def resolve_scenario_path(name: str) -> Path:
+    """A path as given, or the name of a shipped scenario (``quickstart``)."""
+    p = Path(name)
+    if p.exists() or p.suffix in (".yaml", ".yml"):
+        return p
+    shipped = shipped_scenarios_dir() / f"{name}.yaml"
+    return shipped if shipped.exists() else p
