@@ -119,7 +119,8 @@ class EconomyModel(mesa.Model):
         self.events: list[dict[str, Any]] = []
         self.step_stats: dict[str, float] = {}
         self._llm = llm
-        self.telemetry = None
+        if llm is not None:
+            self._llm_period()
 
         if agent_objects:
             WorkerAgent.create_agents(self, self.n_workers, list(range(self.n_workers)))
@@ -144,7 +145,36 @@ class EconomyModel(mesa.Model):
             from simulator.llm import build_llm
 
             self._llm = build_llm(self.scenario.llm, run_dir=self.run_dir)
+            self._llm_period()
         return self._llm
+
+    @property
+    def telemetry(self):
+        """The language model's telemetry, or None if no LLM was used."""
+        return getattr(self._llm, "telemetry", None) if self._llm is not None else None
+
+    def _llm_period(self) -> None:
+        tel = getattr(self._llm, "telemetry", None)
+        if tel is not None:
+            tel.start_period(self.year)
+
+    def llm_year_stats(self) -> dict[str, float]:
+        """This year's LLM calls summed over tags (requests, cache hits, tokens, ...)."""
+        tel = self.telemetry
+        if tel is None:
+            return {}
+        rows = [r for r in tel.period_rows() if r["period"] == str(self.year)]
+        if not rows:
+            return {}
+        out = {
+            f"llm_{k}": float(sum(r[k] for r in rows))
+            for k in ("requests", "cache_hits", "prompt_tokens", "completion_tokens", "retries",
+                      "failures", "constraint_violations")
+        }
+        worker = [r for r in rows if r["tag"] == "worker"] or rows
+        out["llm_latency_p50_s"] = float(max(r["latency_p50_s"] for r in worker))
+        out["llm_latency_p95_s"] = float(max(r["latency_p95_s"] for r in worker))
+        return out
 
     def note(self, message: str) -> None:
         """Record a warning for the run manifest."""
@@ -193,6 +223,8 @@ class EconomyModel(mesa.Model):
         """One step: (planner at year start) -> workers decide -> accounting."""
         if self.step_in_year == 0:
             self.step_stats = {}
+            if self._llm is not None:
+                self._llm_period()
             proposed = self.planner.set_taxes()
             if tuple(proposed.thresholds) != tuple(self.base_schedule.thresholds):
                 raise ValueError("a planner changed the bracket thresholds")
@@ -217,6 +249,9 @@ class EconomyModel(mesa.Model):
         return self.history[-1]
 
     def _end_year(self) -> None:
+        hook = getattr(self.policy, "end_year", None)
+        if hook is not None:
+            hook(self)
         record = self.year_record()
         self.history.append(record)
         o = self.outcome
@@ -269,6 +304,7 @@ class EconomyModel(mesa.Model):
             else "raw",
         )
         rec.update(self.step_stats)
+        rec.update(self.llm_year_stats())
         return rec
 
     def run(self, years: int | None = None, callback=None) -> list[dict[str, Any]]:

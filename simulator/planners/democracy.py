@@ -1,0 +1,239 @@
+"""Democracy: workers elect who sets taxes (the paper's democratic scenario).
+
+Every ``election_every`` tax years: candidates are drawn (at random, or from workers who
+volunteer when asked), each publishes a platform (one rate per bracket, structured
+output), every voter votes given its persona, its own last year and what each platform
+would mean for its own take-home pay at its current hours (computed by the core), and
+the votes are counted by the configured rule.  The winner then sets taxes until the next
+election, either keeping its platform or acting as an in-context LLM planner for its own
+utility.  A ballot the model cannot give validly is cast for the platform that maximises
+the voter's own take-home pay (recorded as a fallback), so votes always sum to the
+electorate.  Before the first election the base planner sets taxes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from simulator.economy.tax import TaxSchedule
+from simulator.llm import Request, boolean_field, choices, integer_field, json_object_constraint
+from simulator.planners import Planner
+from simulator.planners.llm import LLMPlanner, project_rates
+from simulator.prompts import money
+from simulator.scenario import DemocracyConfig
+from simulator.voting import RULES, rankings_as_strings
+
+if TYPE_CHECKING:
+    from simulator.model import EconomyModel
+
+LETTERS = "ABCDEFGHIJKLMNOPQRST"
+
+
+class Democracy(Planner):
+    """Elections every ``election_every`` years; the winner sets taxes in between."""
+
+    kind = "democracy"
+
+    def __init__(self, config: DemocracyConfig, fallback: Planner) -> None:
+        self.config = config
+        self.fallback = fallback
+        self.current: Planner = fallback
+        self.platform: TaxSchedule | None = None
+        self.winner: int | None = None
+        self.elections: list[dict] = []
+        self.platforms: list[dict] = []
+        self.ballots: list[pd.DataFrame] = []
+
+    # ------------------------------------------------------------------ planner API
+    def propose(self, model: EconomyModel) -> TaxSchedule:
+        if model.year > 0 and model.year % self.config.election_every == 0:
+            self.hold_election(model)
+        if self.config.winner_mode == "platform" and self.platform is not None:
+            return self.platform
+        return self.current.propose(model)
+
+    def observe(self, model: EconomyModel, record: dict) -> None:
+        self.current.observe(model, record)
+        if self.current is not self.fallback:
+            self.fallback.observe(model, record)
+
+    # ------------------------------------------------------------------ election
+    def _candidates(self, model: EconomyModel) -> np.ndarray:
+        n, m = model.n_workers, min(self.config.candidates, model.n_workers)
+        if self.config.selection == "random":
+            return np.sort(model.rng.choice(n, m, replace=False))
+        asked = np.sort(model.rng.choice(n, min(n, 4 * m), replace=False))
+        personas = model.population["persona"].astype(str)
+        reqs = [
+            Request.chat(
+                f"{personas.iat[i]}\nAn election for who sets income taxes is coming. "
+                "Do you want to stand as a candidate? Answer yes or no.",
+                constraint=choices("yes", "no"), seed=int(model.rng.integers(2**31 - 1)),
+                tag="volunteer", max_tokens=4,
+            )
+            for i in asked
+        ]
+        yes = [i for i, r in zip(asked, model.llm.generate(reqs), strict=True) if r.value == "yes"]
+        chosen = list(yes[:m])
+        rest = [i for i in asked if i not in chosen]
+        while len(chosen) < m:  # top up at random from those who did not volunteer
+            chosen.append(rest.pop(int(model.rng.integers(len(rest)))))
+        return np.sort(np.array(chosen))
+
+    def _platforms(self, model: EconomyModel, cands: np.ndarray) -> list[np.ndarray]:
+        opts = model.scenario.planner.llm
+        k = model.schedule.n_brackets
+        lo, hi = round(100 * opts.rate_bounds[0]), round(100 * opts.rate_bounds[1])
+        constraint = json_object_constraint({f"b{i + 1}": integer_field(lo, hi) for i in range(k)})
+        sched = model.schedule
+        brackets = "; ".join(
+            f"b{i + 1} from {money(t)}" for i, t in enumerate(sched.thresholds)
+        )
+        personas = model.population["persona"].astype(str)
+        o = model.outcome
+        reqs = []
+        for c in cands:
+            user = (
+                f"{personas.iat[c]}\nYou are a candidate in an election for who sets income taxes. "
+                f"Last year you worked {o.hours[c]:.0f} hours a week and took home "
+                f"{money(o.post_tax[c])}. Tax revenue is returned to all workers equally.\n"
+                f"Brackets: {brackets}. Current rates (%): "
+                f"{'/'.join(f'{100 * r:.0f}' for r in sched.rates)}.\n"
+                f"Publish your platform: the rate of every bracket in whole percent from {lo} to {hi}.\n"
+                'Reply with JSON only: {' + ", ".join(f'"b{i + 1}": N' for i in range(k)) + "}"
+            )
+            reqs.append(Request.chat(user, constraint=constraint, seed=int(model.rng.integers(2**31 - 1)),
+                                     tag="platform", temperature=opts.temperature, max_tokens=opts.max_tokens))
+        plats = []
+        for c, r in zip(cands, model.llm.generate(reqs), strict=True):
+            if r.ok:
+                rates = np.array([r.value[f"b{i + 1}"] for i in range(k)], float) / 100.0
+                rates = np.clip(rates, *opts.rate_bounds)
+            else:  # an unusable platform: the current schedule
+                rates = sched.rate_array.copy()
+            plats.append(rates)
+            self.platforms.append({"year": model.year, "candidate": int(c), "valid": bool(r.ok),
+                                   **{f"rate_{i}": float(x) for i, x in enumerate(rates)}})
+        return plats
+
+    def hold_election(self, model: EconomyModel) -> None:
+        cfg = self.config
+        cands = self._candidates(model)
+        m = len(cands)
+        plats = self._platforms(model, cands)
+        n = model.n_workers
+        voters = np.arange(n) if cfg.voters is None or cfg.voters >= n else np.sort(
+            model.rng.choice(n, cfg.voters, replace=False))
+        o = model.outcome
+        # what each platform means for each voter at last year's hours (static, by the core)
+        z = o.pre_tax[voters]
+        take_home = np.stack([z - model.schedule.with_rates(p).tax(z) for p in plats], axis=1)
+        # a rational fallback ballot: the platform with the best own take-home pay
+        # (the rebate is the same for everyone, so it does not change the ranking much)
+        own_best = np.argmax(take_home, axis=1)
+        personas = model.population["persona"].astype(str)
+        table_rows = [
+            f"{LETTERS[j]}: rates % {'/'.join(f'{100 * r:.0f}' for r in plats[j])}"
+            for j in range(m)
+        ]
+        system = (
+            "You are voting in an election for who sets the income tax of your economy. "
+            "Tax revenue is returned to all workers in equal shares.\nPlatforms:\n" + "\n".join(table_rows)
+        )
+        if cfg.rule == "plurality":
+            constraint = choices(*LETTERS[:m])
+            ask = "Which candidate do you vote for? Answer with one letter."
+        elif cfg.rule == "borda":
+            constraint = choices(*rankings_as_strings(m))
+            ask = "Rank all candidates from best to worst as letters, e.g. " + LETTERS[:m][::-1] + "."
+        else:
+            constraint = json_object_constraint({LETTERS[j]: boolean_field() for j in range(m)})
+            ask = "Which candidates do you approve of? Reply with JSON true/false for each letter."
+        reqs = []
+        for vi, v in enumerate(voters):
+            mine = "; ".join(f"{LETTERS[j]}: {money(take_home[vi, j])}" for j in range(m))
+            reqs.append(Request.chat(
+                f"{personas.iat[v]}\nLast year you worked {o.hours[v]:.0f} hours a week and earned "
+                f"{money(o.pre_tax[v])} before tax. Your take-home pay before the rebate under each "
+                f"platform: {mine}.\n{ask}",
+                system=system, constraint=constraint, seed=int(model.rng.integers(2**31 - 1)),
+                tag="voter", max_tokens=32,
+            ))
+        replies = model.llm.generate(reqs)
+        valid = np.array([r.ok for r in replies])
+        if cfg.rule == "plurality":
+            ballots = np.array([LETTERS.index(r.value) if r.ok else own_best[i]
+                                for i, r in enumerate(replies)])
+            shown = [LETTERS[b] for b in ballots]
+        elif cfg.rule == "borda":
+            ballots = np.array([
+                [LETTERS.index(ch) for ch in r.value] if r.ok
+                else list(np.argsort(-take_home[i], kind="stable"))
+                for i, r in enumerate(replies)
+            ])
+            shown = ["".join(LETTERS[j] for j in b) for b in ballots]
+        else:
+            ballots = np.array([
+                [bool(r.value[LETTERS[j]]) for j in range(m)] if r.ok
+                else [j == own_best[i] for j in range(m)]
+                for i, r in enumerate(replies)
+            ])
+            shown = ["".join(LETTERS[j] for j in range(m) if b[j]) or "-" for b in ballots]
+        winner_idx, scores = RULES[cfg.rule](ballots, m, model.rng)
+        winner = int(cands[winner_idx])
+        self.winner = winner
+        self.ballots.append(pd.DataFrame({
+            "year": model.year, "voter": model.population["id"].to_numpy()[voters],
+            "ballot": shown, "valid": valid,
+        }))
+        self.elections.append({
+            "year": model.year, "rule": cfg.rule, "winner": winner,
+            "candidates": [int(c) for c in cands], "scores": scores.tolist(),
+            "electorate": int(len(voters)), "invalid_ballots": int((~valid).sum()),
+        })
+        model.step_stats.update(election=1.0, election_winner=float(winner),
+                                invalid_ballots=float((~valid).sum()))
+        if cfg.winner_mode == "platform":
+            self.platform = model.base_schedule.with_rates(plats[winner_idx])
+        else:
+            self.platform = None
+            own = int(winner)
+            self.current = LLMPlanner(
+                model.scenario.planner.llm,
+                objective_text="your own utility as a worker in this economy",
+                objective_fn=lambda mdl, i=own: float(mdl.outcome.utility[i]),
+                persona=str(personas.iat[own]),
+                tag="winner_planner",
+            )
+            # it starts from the record of the years so far, judged by its own utility
+            self.current.tried = []
+            if model.outcome is not None:
+                self.current.tried.append({
+                    "year": model.year - 1, "rates": list(model.schedule.rates),
+                    "objective": float(model.outcome.utility[own]),
+                    "revenue": model.outcome.revenue,
+                    "mean_hours": float(model.outcome.hours.mean()),
+                    "gini": model.history[-1]["gini_post_tax"] if model.history else 0.0,
+                    "fallback": model.history[-1].get("fallback_rate", 0.0) if model.history else 0.0,
+                })
+
+    def tables(self, model: EconomyModel) -> dict[str, pd.DataFrame]:
+        out = {}
+        if self.elections:
+            out["elections"] = pd.DataFrame(self.elections)
+        if self.platforms:
+            out["platforms"] = pd.DataFrame(self.platforms)
+        if self.ballots:
+            out["ballots"] = pd.concat(self.ballots, ignore_index=True)
+        for owner in (self.fallback, self.current):
+            fn = getattr(owner, "tables", None)
+            if fn is not None:
+                for k, v in fn(model).items():
+                    out[k if owner is self.fallback else f"winner_{k}"] = v
+        return out
+
+
+__all__ = ["Democracy", "project_rates"]

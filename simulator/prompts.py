@@ -1,0 +1,65 @@
+"""Text building blocks shared by every LLM agent prompt (workers, planner, voters).
+
+Numbers come from the economic core; this module only formats them.  Prompts put what
+every agent shares first and the agent-specific part last, so servers with prefix
+caching reuse the shared prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from simulator.economy.tax import TaxSchedule
+
+
+def money(x: float) -> str:
+    """Dollars, rounded to whole dollars, with a sign for negatives."""
+    return f"-${-x:,.0f}" if x < 0 else f"${x:,.0f}"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A compact pipe table."""
+    lines = [" | ".join(header)]
+    lines += [" | ".join(r) for r in rows]
+    return "\n".join(lines)
+
+
+def schedule_text(schedule: TaxSchedule) -> str:
+    return schedule.describe()
+
+
+def take_home_grid(
+    schedule: TaxSchedule,
+    wages: np.ndarray,
+    levels: Sequence[float],
+    rebate: float,
+    utility,
+) -> dict[str, np.ndarray]:
+    """What each worker would earn, pay and take home at each hour level.
+
+    Returns arrays of shape ``(n, len(levels))`` (dollars a year; utility in utils).
+    """
+    h = np.asarray(levels, dtype=float)[None, :]
+    z = np.asarray(wages, dtype=float)[:, None] * h
+    tax = schedule.tax(z)
+    post = z - tax + rebate
+    u = utility(post, np.broadcast_to(h, z.shape))
+    return {"hours": np.broadcast_to(h, z.shape), "pre_tax": z, "tax": tax, "post_tax": post, "utility": u}
+
+
+def histogram_text(
+    values: np.ndarray, edges: Sequence[float], label: str, weights: np.ndarray | None = None
+) -> str:
+    """Share of workers per bin of ``edges`` (fixed size, independent of population size)."""
+    v = np.asarray(values, dtype=float)
+    e = np.asarray(edges, dtype=float)
+    idx = np.clip(np.searchsorted(e, v, side="right") - 1, 0, len(e) - 1)
+    w = np.ones_like(v) if weights is None else np.asarray(weights, dtype=float)
+    share = np.bincount(idx, weights=w, minlength=len(e)) / max(w.sum(), 1e-300)
+    rows = []
+    for i in range(len(e)):
+        hi = f"{e[i + 1]:,.0f}" if i + 1 < len(e) else "+"
+        rows.append(f"{e[i]:,.0f}-{hi}: {share[i]:.0%}")
+    return f"{label}: " + "; ".join(rows)
