@@ -51,10 +51,17 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def machine_info() -> str:
     return (
         f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}\n"
-        f"cores: {os.cpu_count()}  cpu: {cpu_model()}\n"
+        f"cores: {os.cpu_count()}  cpu: {cpu_model()}  load average: {load_average()}\n"
         f"python {platform.python_version()}  numpy {np.__version__}  "
         f"best_response chunk {br_mod.CHUNK:,} agents"
     )

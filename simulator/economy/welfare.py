@@ -11,6 +11,8 @@ Formulas (``u_i`` utility, ``z_i`` pre-tax income, ``c_i`` post-tax income incl.
   ``g_i = w_i / max(z_i, floor)``; the income floor (dollars a year) keeps the weight of
   zero earners finite.  This is what the LLM Economist code calls "Rawlsian"; it is not
   Rawlsian: it is a utilitarian sum with welfare weights falling in income.
+* inverse-income sum    ``W = sum_i u_i / max(z_i, floor)``, unnormalised: exactly the LLM
+  Economist's planner objective (floor $1), kept for comparison.
 * max-min (Rawlsian)    ``W = min_i u_i`` (over agents with positive weight)
 * Atkinson              ``EDE_eps = (sum_i w_i c_i^(1-eps))^(1/(1-eps))`` (geometric mean at
   ``eps = 1``), the equally-distributed-equivalent income; the Atkinson index is
@@ -93,6 +95,20 @@ def inverse_income_weighted(
     return float(np.dot(g, u) / g.sum())
 
 
+def inverse_income_sum(
+    utility: ArrayLike, income: ArrayLike, income_floor: float = 1.0
+) -> float:
+    """The LLM Economist's objective: ``sum_i u_i / max(z_i, floor)`` (not normalised).
+
+    Kept for comparison with the reference; unlike :func:`inverse_income_weighted` its
+    scale changes with the number of workers and with the incomes themselves.
+    """
+    u = np.asarray(utility, dtype=float)
+    if income_floor <= 0:
+        raise ValueError("income_floor must be > 0 dollars a year")
+    return float(np.sum(u / np.maximum(np.asarray(income, dtype=float), income_floor)))
+
+
 def maxmin(utility: ArrayLike, weights: ArrayLike | None = None) -> float:
     """Rawlsian (max-min) welfare: the utility of the worst-off agent."""
     u = np.asarray(utility, dtype=float)
@@ -162,6 +178,9 @@ def _swf_registry() -> dict[str, Callable[..., float]]:
         "inverse_income": lambda o, income_floor=DEFAULT_INCOME_FLOOR, **k: (
             inverse_income_weighted(o.utility, o.pre_tax, income_floor, o.weights)
         ),
+        "inverse_income_sum": lambda o, income_floor=1.0, **k: inverse_income_sum(
+            o.utility, o.pre_tax, income_floor
+        ),
         "maxmin": lambda o, **k: maxmin(o.utility, o.weights),
         "atkinson": lambda o, epsilon=1.0, **k: atkinson_ede(
             np.maximum(o.post_tax, 1.0), epsilon, o.weights
@@ -178,6 +197,7 @@ SWF_NAMES: tuple[str, ...] = tuple(_swf_registry())
 SWF_DESCRIPTIONS: dict[str, str] = {
     "utilitarian": "mean utility over all workers",
     "inverse_income": "mean utility weighted by 1/max(pre-tax income, income floor)",
+    "inverse_income_sum": "sum of utility / max(pre-tax income, income floor): the LLM Economist's objective",
     "maxmin": "utility of the worst-off worker (Rawlsian max-min)",
     "atkinson": "Atkinson equally-distributed-equivalent post-tax income (inequality aversion epsilon)",
     "equality_productivity": "(1 - n/(n-1) Gini of post-tax income) x mean pre-tax income (AI Economist)",

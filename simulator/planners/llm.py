@@ -32,6 +32,8 @@ OBJECTIVE_TEXT = {
     "utilitarian": "the average utility of all workers (utilitarian welfare)",
     "inverse_income": "the average utility of the workers weighted by 1/max(pre-tax income, "
     "{income_floor:,.0f} dollars), which puts more weight on low earners",
+    "inverse_income_sum": "the sum over workers of utility divided by max(pre-tax income, "
+    "{income_floor:,.0f} dollars)",
     "maxmin": "the utility of the worst-off worker (Rawlsian max-min welfare)",
     "atkinson": "the equally-distributed-equivalent post-tax income with inequality "
     "aversion {epsilon:g} (Atkinson welfare)",
