@@ -110,3 +110,11 @@ def test_social_welfare_registry():
     assert social_welfare("atkinson", o, epsilon=1) == pytest.approx(np.sqrt(10_000 * 75_000))
     with pytest.raises(ValueError, match="unknown welfare function"):
         social_welfare("happiness", o)
+
+
+def test_inverse_income_sum_is_the_reference_objective():
+    from simulator.economy.welfare import inverse_income_sum
+
+    u = np.array([3.0, 4.0])
+    z = np.array([0.0, 200.0])
+    assert inverse_income_sum(u, z, income_floor=1.0) == pytest.approx(3.0 / 1 + 4.0 / 200)

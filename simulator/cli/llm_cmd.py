@@ -22,7 +22,8 @@ DIALECTS = ("openai_json_schema", "llamacpp_json_object", "grammar", "none")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("llm", help="language-model backend tools", description=__doc__.splitlines()[0])
+    p = subparsers.add_parser("llm", help="language-model backend tools",
+                              description="Language-model backend tools.")
     sub = p.add_subparsers(dest="llm_command", metavar="SUBCOMMAND")
     c = sub.add_parser("check", help="send a probe request and report whether structured output works")
     c.add_argument("--backend", choices=("embedded", "openai", "vllm", "scripted"), default="embedded")
@@ -82,7 +83,7 @@ def check(args: argparse.Namespace) -> int:
         resp, wall = _probe(config)
         last = resp
         label = f" dialect={dialect}" if dialect else ""
-        if resp.error_kind == "transport" and args.backend == "openai":
+        if resp.error_kind == "transport" and (resp.error or "").startswith("transport:"):
             raise UserError(f"cannot reach {args.base_url or 'the OpenAI API'}: {resp.error}")
         print(f"backend={args.backend} model={args.model or '(default)'}{label}")
         print(f"  latency: {wall:.2f} s  tokens: {resp.prompt_tokens} prompt, {resp.completion_tokens} completion")
