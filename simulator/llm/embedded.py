@@ -28,6 +28,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -336,6 +337,7 @@ class EmbeddedModel(LanguageModel):
             extra={"file": self.path.name},
         )
         self._engine_: _Engine | None = None  # loaded on first use (replay never loads it)
+        self._lock = threading.Lock()  # llama.cpp objects are not thread-safe
         self._pool: Any = None
 
     @property
@@ -377,6 +379,10 @@ class EmbeddedModel(LanguageModel):
     def generate(self, requests: Sequence[Request]) -> list[Response]:
         if not requests:
             return []
+        with self._lock:
+            return self._generate(requests)
+
+    def _generate(self, requests: Sequence[Request]) -> list[Response]:
         jobs = [self._job(i, r) for i, r in enumerate(requests)]
         jobs.sort(key=lambda j: j.prompt)  # shared prefixes adjacent -> KV reuse
         results: list[tuple[int, str, int, int, float, str | None]]

@@ -195,9 +195,9 @@ class OpenAIModel(LanguageModel):
     def generate(self, requests: Sequence[Request]) -> list[Response]:
         if not requests:
             return []
-        with self._lock:
+        with self._lock:  # only creation is serialised; batches from threads run concurrently
             loop = self._ensure()
-            return loop.run(self._batch(list(requests)))
+        return loop.run(self._batch(list(requests)))
 
     async def _batch(self, requests: list[Request]) -> list[Response]:
         sem = asyncio.Semaphore(self.concurrency)
@@ -218,7 +218,7 @@ class OpenAIModel(LanguageModel):
             return f"transport: connection error ({type(cause).__name__}: {cause})", True
         if isinstance(exc, o.APIStatusError):
             code = exc.status_code
-            msg = str(getattr(exc, "message", exc))[:300]
+            msg = " ".join(str(getattr(exc, "message", exc)).split())[:300]
             text = f"http {code}: {msg}"
             if code == 500 and self.dialect == "openai_json_schema":
                 text += " (llama.cpp's server answers 500 to json_schema: try dialect llamacpp_json_object or grammar)"
