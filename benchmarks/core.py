@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-
 import importlib  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 from simulator.economy import (  # noqa: E402
     IsoelasticUtility,

@@ -93,6 +93,15 @@ class EconomyModel(mesa.Model):
         if population is None:
             population = build_population(scenario.population, pop_rng)
         self.population = population.reset_index(drop=True)
+        self._llm = llm
+        if scenario.population.enrich and "persona_template" not in self.population.columns:
+            from simulator.enrichment import enrich_personas
+
+            enriched, fallbacks = enrich_personas(self.population, self.llm_for_setup(run_dir))
+            self.population["persona_template"] = self.population["persona"]
+            self.population["persona"] = enriched
+            if fallbacks:
+                self.notes = [f"persona enrichment kept the template text for {fallbacks} workers"]
         self.n_workers = len(self.population)
         self.wages = self.population["wage"].to_numpy(dtype=float)
         self.usual_hours = self.population["hours"].to_numpy(dtype=float)
@@ -115,11 +124,9 @@ class EconomyModel(mesa.Model):
         self.steps_per_year = scenario.run.steps_per_year
         self.history: list[dict[str, Any]] = []
         self.agent_years: list[dict[str, np.ndarray]] = []
-        self.notes: list[str] = []
-        self.events: list[dict[str, Any]] = []
+        self.notes: list[str] = getattr(self, "notes", [])
         self.step_stats: dict[str, float] = {}
-        self._llm = llm
-        if llm is not None:
+        if self._llm is not None:
             self._llm_period()
 
         if agent_objects:
@@ -146,6 +153,13 @@ class EconomyModel(mesa.Model):
 
             self._llm = build_llm(self.scenario.llm, run_dir=self.run_dir)
             self._llm_period()
+        return self._llm
+
+    def llm_for_setup(self, run_dir):
+        if self._llm is None:
+            from simulator.llm import build_llm
+
+            self._llm = build_llm(self.scenario.llm, run_dir=run_dir)
         return self._llm
 
     @property

@@ -50,7 +50,11 @@ def take_home_grid(
 
 
 def histogram_text(
-    values: np.ndarray, edges: Sequence[float], label: str, weights: np.ndarray | None = None
+    values: np.ndarray,
+    edges: Sequence[float],
+    label: str,
+    weights: np.ndarray | None = None,
+    decimals: int = 0,
 ) -> str:
     """Share of workers per bin of ``edges`` (fixed size, independent of population size)."""
     v = np.asarray(values, dtype=float)
@@ -60,6 +64,6 @@ def histogram_text(
     share = np.bincount(idx, weights=w, minlength=len(e)) / max(w.sum(), 1e-300)
     rows = []
     for i in range(len(e)):
-        hi = f"{e[i + 1]:,.0f}" if i + 1 < len(e) else "+"
-        rows.append(f"{e[i]:,.0f}-{hi}: {share[i]:.0%}")
+        hi = f"{e[i + 1]:,.{decimals}f}" if i + 1 < len(e) else "+"
+        rows.append(f"{e[i]:,.{decimals}f} to {hi}: {share[i]:.0%}")
     return f"{label}: " + "; ".join(rows)

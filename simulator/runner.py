@@ -78,7 +78,8 @@ def run_scenario(
     started = time.perf_counter()
     model = None
     try:
-        model = EconomyModel(scenario, llm=llm, run_dir=run_dir)
+        model = EconomyModel(scenario, llm=llm, run_dir=run_dir,
+                             agent_objects=scenario.run.mesa_agents)
         writer.write_table("population", model.population)
         bar = tqdm(
             total=scenario.run.tax_years, desc="tax years", unit="yr",

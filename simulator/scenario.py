@@ -47,6 +47,9 @@ class PopulationConfig(_Strict):
     seed: int | None = Field(None, description="population seed; default: run.seed")
     census: CensusOptions = Field(default_factory=CensusOptions)
     path: Path | None = Field(None, description="table for source: file (relative to the scenario)")
+    enrich: bool = Field(
+        False, description="rewrite persona texts with the LLM (cached; template text kept as persona_template)"
+    )
 
     @model_validator(mode="after")
     def _file_needs_path(self) -> PopulationConfig:
@@ -138,7 +141,11 @@ class ObjectiveConfig(_Strict):
     """The social welfare function the planner maximises."""
 
     swf: str = Field("utilitarian", description=f"one of {', '.join(SWF_NAMES)}")
-    income_floor: float = Field(1_000.0, gt=0, description="inverse_income: income floor, $/yr")
+    income_floor: float | None = Field(
+        None, gt=0,
+        description="income floor of the inverse-income objectives, $/yr "
+        "(default: 1,000 for inverse_income, 1 for inverse_income_sum as in the reference)",
+    )
     epsilon: float = Field(1.0, ge=0, description="atkinson: inequality aversion")
 
     @field_validator("swf")
@@ -148,8 +155,15 @@ class ObjectiveConfig(_Strict):
             raise ValueError(f"expected one of {', '.join(SWF_NAMES)}")
         return v
 
+    @property
+    def floor(self) -> float:
+        """The income floor in force for this objective (dollars a year)."""
+        if self.income_floor is not None:
+            return self.income_floor
+        return 1.0 if self.swf == "inverse_income_sum" else 1_000.0
+
     def params(self) -> dict[str, float]:
-        return {"income_floor": self.income_floor, "epsilon": self.epsilon}
+        return {"income_floor": self.floor, "epsilon": self.epsilon}
 
 
 class LLMPlannerOptions(_Strict):
@@ -241,6 +255,10 @@ class RunConfig(_Strict):
     tax_years: int = Field(10, ge=1, le=10_000)
     steps_per_year: int = Field(1, ge=1, le=1_000)
     seed: int = Field(0, ge=0)
+    mesa_agents: bool = Field(
+        True, description="create a Mesa WorkerAgent per worker (about 10 us each; switch "
+        "off for millions of workers when only the arrays are needed)",
+    )
 
 
 class OutputConfig(_Strict):

@@ -248,3 +248,29 @@ def test_behaviour_command_with_scripted_llm(capsys):
     assert rep.fallback_share == 0
     assert len(rep.table) == 5
     assert "elasticity of taxable income" in rep.text()
+
+
+def test_persona_enrichment_through_the_llm_layer(tmp_path):
+    sc = llm_scenario(population={"size": 4, "source": "census", "enrich": True},
+                      run={"tax_years": 1})
+
+    def fn(req):
+        if req.tag == "persona":
+            original = req.messages[-1]["content"].split("\n", 1)[1]
+            if "Texas" in original or req.seed % 2:
+                return "not json at all"
+            return json.dumps({"persona": original + " You enjoy long walks after work."})
+        return '{"hours": 40}'
+
+    m = EconomyModel(sc, llm=build_llm(sc.llm, script=fn))
+    pop = m.population
+    assert "persona_template" in pop.columns
+    enriched = pop["persona"] != pop["persona_template"]
+    for i in range(4):
+        if enriched.iat[i]:
+            assert pop["persona"].iat[i].endswith("You enjoy long walks after work.")
+    kept = int((~enriched).sum())
+    assert (kept == 0) == (not m.notes)
+    # deterministic: the same persona gets the same request seed
+    m2 = EconomyModel(sc, llm=build_llm(sc.llm, script=fn))
+    pd.testing.assert_series_equal(m2.population["persona"], pop["persona"])

@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     v = sub.add_parser("validate", help="check a scenario file without running it")
     v.add_argument("scenario", metavar="SCENARIO")
+    v.add_argument("--seed", type=int, help="override run.seed")
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     v.set_defaults(func=validate)
 

@@ -31,7 +31,7 @@ from simulator.economy.utility import IsoelasticUtility, QuasiLinearUtility, Uti
 DEFAULT_HOURS_BOUNDS = (0.0, 100.0)
 #: Agents per block in large problems: blocks fit in cache and run on a thread pool
 #: (numpy releases the GIL inside its array loops).
-CHUNK = 16_384
+CHUNK = 65_536
 
 
 def _subset_utility(utility: Utility, sl: slice) -> Utility:

@@ -74,7 +74,7 @@ def objective_weights(model: EconomyModel) -> np.ndarray:
         return c ** (-obj.epsilon)
     if obj.swf == "revenue":
         return np.zeros_like(c)
-    return u_c / np.maximum(o.pre_tax, obj.income_floor)
+    return u_c / np.maximum(o.pre_tax, obj.floor)
 
 
 class SaezPlanner(Planner):
@@ -118,7 +118,7 @@ class SaezPlanner(Planner):
             e,
             weights=weights,
             population_weights=model.weights,
-            income_floor=model.scenario.planner.objective.income_floor,
+            income_floor=model.scenario.planner.objective.floor,
         )
         self.last.update(elasticity=e, pareto_a=res.pareto_a.tolist())
         return model.base_schedule.with_rates(res.rates)

@@ -22,7 +22,7 @@ import pandas as pd
 from simulator.economy.tax import TaxSchedule
 from simulator.llm import Request, integer_field, json_object_constraint
 from simulator.planners import Planner
-from simulator.prompts import money, table
+from simulator.prompts import histogram_text, money, table
 from simulator.scenario import LLMPlannerOptions
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class LLMPlanner(Planner):
         if self.objective_text:
             return self.objective_text
         obj = model.scenario.planner.objective
-        return OBJECTIVE_TEXT[obj.swf].format(income_floor=obj.income_floor, epsilon=obj.epsilon)
+        return OBJECTIVE_TEXT[obj.swf].format(income_floor=obj.floor, epsilon=obj.epsilon)
 
     def exploration(self, year: int) -> float:
         return self.options.exploration_start * self.options.exploration_decay ** max(year - 1, 0)
@@ -159,6 +159,10 @@ class LLMPlanner(Planner):
             f"b{i + 1}: {counts[i] / max(out.pre_tax.size, 1):.0%} of workers, mean utility {mean_u[i]:.3f}"
             for i in range(k)
         )
+        u_lo, u_hi = float(out.utility.min()), float(out.utility.max())
+        edges = np.linspace(u_lo, u_hi if u_hi > u_lo else u_lo + 1.0, o.histogram_bins + 1)[:-1]
+        u_hist = histogram_text(out.utility, edges, "Utility distribution (share of workers)",
+                                model.weights, decimals=3)
         level = self.exploration(model.year)
         cue = (
             "explore: try a clearly different schedule from those above"
@@ -177,6 +181,7 @@ class LLMPlanner(Planner):
             table(head, rows),
             f"Best so far: {best_txt}",
             f"Last year, workers by bracket: {dist}",
+            u_hist,
             f"Exploration level {level:.2f} ({cue}).",
             ask,
             'Reply with JSON only: {' + ", ".join(f'"b{i + 1}": N' for i in range(k)) + "}",

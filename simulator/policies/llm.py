@@ -40,6 +40,30 @@ EXPLORE = "This is an early step of the year: try an amount of hours you have no
 EXPLOIT = "This is the deciding step of the year: choose the hours you believe are best for you."
 
 
+def generate_with_progress(llm, requests: list[Request], desc: str, min_chunk: int = 64) -> list:
+    """``llm.generate`` in a few large chunks with a progress bar on a terminal.
+
+    Small batches (and non-terminal output) go in one call, so batching backends still
+    see the whole batch; big ones are split into about 20 chunks of at least
+    ``min_chunk`` requests so a long step shows progress.
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    n = len(requests)
+    if n <= min_chunk or not sys.stderr.isatty():
+        return llm.generate(requests)
+    size = max(min_chunk, -(-n // 20))
+    out: list = []
+    with tqdm(total=n, desc=desc, unit="prompt", leave=False, file=sys.stderr) as bar:
+        for start in range(0, n, size):
+            chunk = requests[start:start + size]
+            out.extend(llm.generate(chunk))
+            bar.update(len(chunk))
+    return out
+
+
 class LLMWorkerPolicy:
     """Hours from a language model, one batched call per step."""
 
@@ -123,7 +147,7 @@ class LLMWorkerPolicy:
                    fallback: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         seeds = model.rng.integers(0, 2**31 - 1, model.n_workers)
         reqs = self.requests(model, schedule, rebate, explore, seeds)
-        responses = model.llm.generate(reqs)
+        responses = generate_with_progress(model.llm, reqs, desc=f"year {model.year} workers")
         hours = fallback.astype(float).copy()
         used = np.zeros(model.n_workers, dtype=bool)
         for i, r in enumerate(responses):
