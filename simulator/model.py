@@ -13,7 +13,7 @@ objects are Mesa views onto those arrays.
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
 import mesa
@@ -23,7 +23,12 @@ import pandas as pd
 from simulator.agents import PlannerAgent, WorkerAgent
 from simulator.economy.outcome import evaluate
 from simulator.economy.tax import TaxSchedule
-from simulator.economy.utility import IsoelasticUtility, QuasiLinearUtility, Utility
+from simulator.economy.utility import (
+    IsoelasticUtility,
+    QuasiLinearUtility,
+    Utility,
+    subset_utility,
+)
 from simulator.economy.welfare import (
     SWF_NAMES,
     Outcome,
@@ -197,12 +202,7 @@ class EconomyModel(mesa.Model):
 
     def utility_subset(self, idx: np.ndarray) -> Utility:
         """The utility with per-agent parameters restricted to ``idx``."""
-        changes = {
-            f.name: getattr(self.utility, f.name)[idx]
-            for f in fields(self.utility)
-            if isinstance(getattr(self.utility, f.name), np.ndarray)
-        }
-        return replace(self.utility, **changes) if changes else self.utility
+        return subset_utility(self.utility, idx)
 
     # ------------------------------------------------------------------ properties
     @property

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import fields, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -26,22 +25,17 @@ from scipy.optimize import brentq
 
 from simulator.economy.rebate import lump_sum_rebate
 from simulator.economy.tax import TaxSchedule
-from simulator.economy.utility import IsoelasticUtility, QuasiLinearUtility, Utility
+from simulator.economy.utility import (
+    IsoelasticUtility,
+    QuasiLinearUtility,
+    Utility,
+    subset_utility,
+)
 
 DEFAULT_HOURS_BOUNDS = (0.0, 100.0)
 #: Agents per block in large problems: blocks fit in cache and run on a thread pool
 #: (numpy releases the GIL inside its array loops).
 CHUNK = 65_536
-
-
-def _subset_utility(utility: Utility, sl: slice) -> Utility:
-    """The same utility with per-agent parameter arrays restricted to ``sl``."""
-    changes = {
-        f.name: getattr(utility, f.name)[sl]
-        for f in fields(utility)
-        if isinstance(getattr(utility, f.name), np.ndarray)
-    }
-    return replace(utility, **changes) if changes else utility
 
 
 def _chunked(schedule, w, utility, rebate, bounds) -> np.ndarray:
@@ -50,7 +44,7 @@ def _chunked(schedule, w, utility, rebate, bounds) -> np.ndarray:
 
     def work(start: int) -> None:
         sl = slice(start, min(start + CHUNK, w.size))
-        out[sl] = best_response(schedule, w[sl], _subset_utility(utility, sl), r[sl], bounds)
+        out[sl] = best_response(schedule, w[sl], subset_utility(utility, sl), r[sl], bounds)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         list(pool.map(work, range(0, w.size, CHUNK)))
@@ -160,9 +154,39 @@ def equilibrium(
     )
     if r0 <= 0 or no_income_effects:
         return h0, r0
-    gap = lambda r: rebate_of(hours_at(r)) - r  # noqa: E731
-    if gap(r0) >= 0:
-        return hours_at(r0), r0
-    r = brentq(gap, 0.0, r0, xtol=max(tol, 1e-12 * r0), rtol=1e-12)
+    cache: dict[float, tuple[np.ndarray, float]] = {0.0: (h0, r0)}
+
+    def gap(r: float) -> float:
+        if r not in cache:
+            h = hours_at(r)
+            cache[r] = (h, rebate_of(h))
+        return cache[r][1] - r
+
+    # The gap is smooth and close to linear (slope just below -1), so a secant iteration
+    # from (0, r0) converges in a few best-response passes; brentq on [0, r0] is the
+    # safeguard.
+    tol_r = max(tol, 1e-9 * r0)
+    a_r, g_a = 0.0, r0
+    b_r = r0
+    g_b = gap(b_r)
+    r = None
+    for _ in range(8):
+        if abs(g_b) <= tol_r:
+            r = b_r
+            break
+        if g_b == g_a:
+            break
+        nxt = b_r - g_b * (b_r - a_r) / (g_b - g_a)
+        if not 0.0 <= nxt <= r0 or not np.isfinite(nxt):
+            break
+        a_r, g_a, b_r = b_r, g_b, nxt
+        g_b = gap(b_r)
+    if r is None:
+        if gap(r0) >= 0:
+            r = r0
+        else:
+            r = brentq(gap, 0.0, r0, xtol=tol_r, rtol=1e-12)
+    if r in cache:
+        return cache[r]
     h = hours_at(r)
     return h, rebate_of(h)

@@ -224,3 +224,16 @@ def _newton_log_hours(x, xa, xb, nw, v, e, psi, eta, c_floor, iterations):
 
 
 Utility = QuasiLinearUtility | IsoelasticUtility
+
+
+def subset_utility(utility: Utility, idx) -> Utility:
+    """The same utility with per-agent parameter arrays restricted to ``idx`` (a slice,
+    an index array or a mask); scalar parameters are shared."""
+    from dataclasses import fields, replace
+
+    changes = {
+        f.name: getattr(utility, f.name)[idx]
+        for f in fields(utility)
+        if isinstance(getattr(utility, f.name), np.ndarray)
+    }
+    return replace(utility, **changes) if changes else utility
