@@ -59,6 +59,13 @@ def test_pool_matches_single_process_and_seeds_reproduce(embedded):
     assert all(r.ok for r in a)
     assert [r.text for r in a] == [r.text for r in b]  # same seeds -> same replies
     assert embedded._pool is not None
+    from simulator.llm.embedded import EmbeddedModel
+
+    with EmbeddedModel(processes=1) as single:  # the in-process path agrees with the pool
+        assert [r.text for r in single.generate(batch)] == [r.text for r in a]
+    # a different seed changes at least one sampled reply
+    other = embedded.generate([r.replace(seed=r.seed + 1000) for r in batch])
+    assert [r.text for r in other] != [r.text for r in a]
 
 
 def test_grammar_enforces_odd_ranges_at_high_temperature(embedded):
