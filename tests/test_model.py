@@ -242,3 +242,12 @@ def test_comparison_runs_variants_on_one_population(tmp_path, make_scenario):
     pops = [load_run(tmp_path / v).population for v in ("us", "flat")]
     pd.testing.assert_frame_equal(pops[0], pops[1])
     assert (tmp_path / "comparison.parquet").exists()
+
+
+def test_yaml_off_means_cache_off(tmp_path):
+    from simulator.scenario import load_scenario
+
+    f = tmp_path / "s.yaml"
+    f.write_text("llm: {cache: off}\n")
+    assert load_scenario(f).llm.cache == "off"
+    assert load_scenario(f, ["llm.cache=off"]).llm.cache == "off"

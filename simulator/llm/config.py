@@ -86,6 +86,12 @@ class LLMConfig(BaseModel):
     )
     vllm: VLLMOptions = Field(default_factory=VLLMOptions)
 
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _yaml_off(cls, v):
+        # YAML 1.1 reads a bare `off` as False: accept it as the mode it names
+        return "off" if v is False else v
+
     @field_validator("api_key_env")
     @classmethod
     def _env_name(cls, v: str) -> str:
