@@ -4,8 +4,7 @@ The template text from :mod:`personas` is deterministic; enrichment asks the lan
 model to rewrite it as a richer second-person description that keeps every fact.  The
 request is seeded from the persona's own text, so the same persona always gets the same
 request (and, through the response cache, the same enriched text).  A reply that is not
-2-4 sentences in the second person, or that drops the persona's state or occupation
-words, is rejected and the template text is kept (counted in the manifest notes).
+2-4 sentences in the second person, or that drops the persona's state, is rejected and the template text is kept (counted in the manifest notes).
 """
 
 from __future__ import annotations
@@ -22,6 +21,14 @@ SYSTEM = (
     "state, occupation, education, hours, earnings); add one plausible detail about daily "
     "life. Write 2 to 4 sentences in the second person ('You ...')."
 )
+
+
+def _state_names() -> dict[str, str]:
+    """Two-letter code -> state name, from the persona data (ACS state table)."""
+    from personas._tables import load_table
+
+    t = load_table("state_population_acs2024")
+    return dict(zip(t["state"].astype(str), t["name"].astype(str), strict=True))
 
 
 def _seed(text: str) -> int:
@@ -46,10 +53,15 @@ def enrich_personas(population: pd.DataFrame, llm, max_tokens: int = 160) -> tup
                      seed=_seed(t), temperature=0.7, max_tokens=max_tokens, tag="persona")
         for t in texts
     ]
-    keep_cols = [c for c in ("state_name", "state") if c in population.columns]
+    names = _state_names()
+    states = (
+        population["state"].astype(str).map(lambda s: names.get(s, s)).tolist()
+        if "state" in population.columns else [""] * len(texts)
+    )
     out, fallbacks = [], 0
     for i, r in enumerate(llm.generate(reqs)):
-        must = [str(population[c].iat[i]) for c in keep_cols[:1]]
+        # keep the state only when the template itself names it
+        must = [states[i]] if states[i] and states[i] in texts[i] else []
         cand = r.value.get("persona", "") if r.ok and isinstance(r.value, dict) else ""
         if cand and acceptable(texts[i], cand, must):
             out.append(cand.strip())

@@ -215,10 +215,17 @@ class EconomyModel(mesa.Model):
     @property
     def welfare_outcome(self) -> Outcome:
         """The outcome welfare is computed on (utilities possibly adjusted by agents)."""
-        adjusted = getattr(self.policy, "adjusted_utility", None)
-        if adjusted is not None and self.scenario.workers.llm.welfare_on == "adjusted":
-            return replace(self.outcome, utility=adjusted)
+        if self._adjusted_now():
+            return replace(self.outcome, utility=self.policy.adjusted_utility)
         return self.outcome
+
+    def _adjusted_now(self) -> bool:
+        """Satisfaction-adjusted utilities exist for this very year and are asked for."""
+        return (
+            self.scenario.workers.llm.welfare_on == "adjusted"
+            and getattr(self.policy, "adjusted_utility", None) is not None
+            and getattr(self.policy, "adjusted_year", None) == self.year
+        )
 
     @property
     def revenue(self) -> float:
@@ -312,10 +319,7 @@ class EconomyModel(mesa.Model):
             mean_utility=_wmean(o.utility, w),
             gini_pre_tax=gini(o.pre_tax, w),
             gini_post_tax=gini(o.post_tax, w),
-            welfare_on="adjusted"
-            if (getattr(self.policy, "adjusted_utility", None) is not None
-                and self.scenario.workers.llm.welfare_on == "adjusted")
-            else "raw",
+            welfare_on="adjusted" if self._adjusted_now() else "raw",
         )
         rec.update(self.step_stats)
         rec.update(self.llm_year_stats())

@@ -22,7 +22,9 @@ REQUIRED = ("id", "wage", "hours", "weight", "persona")
 def build_population(cfg: PopulationConfig, rng: np.random.Generator) -> pd.DataFrame:
     """Draw (or read) the worker population described by ``cfg``."""
     if cfg.source == "file":
-        return read_population(cfg.path, cfg.size)
+        # population.size, when given, draws a random subsample of the file's rows
+        size = cfg.size if "size" in cfg.model_fields_set else None
+        return read_population(cfg.path, size, rng)
     import personas
     from personas.generator import PersonaInputError
 
@@ -42,8 +44,14 @@ def build_population(cfg: PopulationConfig, rng: np.random.Generator) -> pd.Data
     return _normalise(df, "population")
 
 
-def read_population(path: Path | None, size: int | None = None) -> pd.DataFrame:
-    """A population table from parquet or CSV; needs a positive ``wage`` column."""
+def read_population(
+    path: Path | None, size: int | None = None, rng: np.random.Generator | None = None
+) -> pd.DataFrame:
+    """A population table from parquet or CSV; needs a non-negative ``wage`` column.
+
+    With ``size`` smaller than the table, a random subsample of ``size`` rows (in file
+    order) is drawn with ``rng``; a table with fewer rows than ``size`` is an error.
+    """
     if path is None:
         raise UserError("population.path: no file given")
     path = Path(path)
@@ -60,16 +68,24 @@ def read_population(path: Path | None, size: int | None = None) -> pd.DataFrame:
         raise UserError(f"{path}: population file not found") from None
     except Exception as exc:  # malformed file: pandas/pyarrow raise many kinds
         raise UserError(f"{path}: cannot read population table: {str(exc).splitlines()[0]}") from None
+    if len(df) == 0:
+        raise UserError(f"{path}: the population table has no rows")
     if "wage" not in df.columns:
         raise UserError(f"{path}: population table needs a 'wage' column (dollars a year per weekly hour)")
     wage = pd.to_numeric(df["wage"], errors="coerce")
     bad = ~np.isfinite(wage) | (wage < 0)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise UserError(f"{path}: column 'wage' row {row}: expected a finite number >= 0, got {df['wage'].iloc[row]!r}")
+        raise UserError(
+            f"{path}: column 'wage' row {row}: expected a finite number >= 0, got {str(df['wage'].iloc[row])!r}"
+        )
     df = df.assign(wage=wage.astype(float))
-    if size is not None and size < len(df):
-        df = df.iloc[:size]
+    if size is not None:
+        if size > len(df):
+            raise UserError(f"{path}: population.size is {size} but the table has only {len(df)} rows")
+        if size < len(df):
+            gen = rng if rng is not None else np.random.default_rng(0)
+            df = df.iloc[np.sort(gen.choice(len(df), size, replace=False))]
     return _normalise(df, str(path))
 
 
@@ -81,10 +97,18 @@ def _normalise(df: pd.DataFrame, where: str) -> pd.DataFrame:
         df["hours"] = 40.0
     if "weight" not in df.columns:
         df["weight"] = 1.0
+    generic = pd.Series(
+        [f"You are a worker earning ${w * 40:,.0f} a year at 40 hours a week." for w in df["wage"]],
+        index=df.index,
+    )
     if "persona" not in df.columns:
-        df["persona"] = [
-            f"You are a worker earning ${w * 40:,.0f} a year at 40 hours a week." for w in df["wage"]
-        ]
+        df["persona"] = generic
+    else:
+        text = df["persona"].astype("string")
+        df["persona"] = text.where(text.notna() & (text.str.strip() != ""), generic).astype(str)
+    if df["id"].duplicated().any():
+        dup = df["id"][df["id"].duplicated()].iloc[0]
+        raise UserError(f"{where}: column 'id' has duplicates (e.g. {str(dup)!r})")
     hours = pd.to_numeric(df["hours"], errors="coerce")
     if (~np.isfinite(hours) | (hours < 0) | (hours > 168)).any():
         raise UserError(f"{where}: column 'hours' must hold hours a week in [0, 168]")

@@ -19,6 +19,15 @@ def money(x: float) -> str:
     return f"-${-x:,.0f}" if x < 0 else f"${x:,.0f}"
 
 
+def rebate_phrase(share: float) -> str:
+    """How much of the revenue comes back, in words."""
+    if share >= 1.0:
+        return "all tax revenue is returned to the workers in equal shares"
+    if share <= 0.0:
+        return "tax revenue is not returned to the workers"
+    return f"{share:.0%} of tax revenue is returned to the workers in equal shares"
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A compact pipe table."""
     lines = [" | ".join(header)]

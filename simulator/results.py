@@ -94,6 +94,12 @@ class RunWriter:
 
     def __init__(self, run_dir: Path, scenario_dump: dict[str, Any], seed: int) -> None:
         self.dir = Path(run_dir)
+        if (self.dir / "manifest.json").exists():
+            raise UserError(
+                f"{self.dir} already holds a run (manifest.json); choose another --out or delete it"
+            )
+        if self.dir.exists() and not self.dir.is_dir():
+            raise UserError(f"output path {self.dir} exists and is not a directory")
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -163,15 +169,18 @@ def load_run(path: str | Path) -> RunResults:
     except json.JSONDecodeError as exc:
         raise UserError(f"{man}: corrupt manifest ({exc.msg})") from None
 
+    # only the files this run wrote (the manifest lists them)
+    listed = [f for f in manifest.get("files", []) if f.endswith(".parquet")]
+
     def read(name: str) -> pd.DataFrame | None:
         p = path / f"{name}.parquet"
-        return pd.read_parquet(p) if p.exists() else None
+        return pd.read_parquet(p) if f"{name}.parquet" in listed and p.exists() else None
 
     years = read("years")
     tables = {
-        p.stem: pd.read_parquet(p)
-        for p in sorted(path.glob("*.parquet"))
-        if p.stem not in ("years", "agents", "population")
+        Path(f).stem: pd.read_parquet(path / f)
+        for f in sorted(listed)
+        if Path(f).stem not in ("years", "agents", "population") and (path / f).exists()
     }
     return RunResults(
         path=path,

@@ -8,9 +8,11 @@ with one line per problem naming the file, the dotted key and what is expected.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -124,10 +126,18 @@ class TaxConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> TaxConfig:
+        if self.thresholds is None and self.us_federal is None:
+            raise ValueError("give either tax.us_federal or tax.thresholds")
         if self.thresholds is not None:
             self.us_federal = None
             if self.initial_rates is None:
                 raise ValueError("custom thresholds need initial_rates")
+            from simulator.economy.tax import TaxSchedule, TaxScheduleError
+
+            try:
+                TaxSchedule(self.thresholds, self.initial_rates)
+            except TaxScheduleError as exc:
+                raise ValueError(str(exc)) from None
         if self.initial_rates is not None:
             n = len(self.thresholds) if self.thresholds is not None else 7
             if len(self.initial_rates) != n:
@@ -174,13 +184,20 @@ class LLMPlannerOptions(_Strict):
     best_k: int = Field(3, ge=0, le=20, description="best schedules shown")
     action: Literal["absolute", "delta"] = Field("delta")
     max_step: float = Field(0.10, gt=0, le=1, description="max change of a rate per year")
-    rate_bounds: tuple[float, float] = Field((0.0, 0.9))
+    rate_bounds: tuple[float, float] = Field((0.0, 0.9), description="[min, max] allowed marginal rate")
     monotone: bool = Field(False, description="force non-decreasing (progressive) rates")
     revenue_floor: float | None = Field(None, ge=0, description="min revenue per person, $/yr")
     exploration_start: float = Field(1.0, ge=0, le=1)
     exploration_decay: float = Field(0.8, gt=0, le=1, description="per-year factor")
     histogram_bins: int = Field(7, ge=2, le=50)
     max_tokens: int = Field(96, ge=16, le=4096)
+
+    @field_validator("rate_bounds")
+    @classmethod
+    def _rate_bounds(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 <= v[0] < v[1] <= 1.0:
+            raise ValueError("need 0 <= min < max <= 1")
+        return v
 
 
 class PlannerConfig(_Strict):
@@ -200,6 +217,9 @@ class PlannerConfig(_Strict):
         "inverse_income",
         description="saez welfare weights; 'objective' uses the marginal social value of "
         "consumption implied by the objective and utility",
+    )
+    saez_remeasure_every: int = Field(
+        0, ge=0, description="saez with measured elasticity: re-measure every N years (0: once)"
     )
     optimum_max_agents: int = Field(2_000, ge=10, description="optimum: agents subsampled for the search")
     optimum_max_evaluations: int = Field(600, ge=10)
@@ -223,6 +243,13 @@ class LLMWorkerOptions(_Strict):
     bounded: bool = Field(False, description="ask the yearly satisfaction question")
     satisfaction_scale: float = Field(0.9, gt=0, le=1, description="utility factor when dissatisfied")
     welfare_on: Literal["raw", "adjusted"] = Field("raw", description="planner welfare on raw or satisfaction-adjusted utility")
+
+    @field_validator("hour_levels")
+    @classmethod
+    def _levels(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 <= h <= 168 for h in v):
+            raise ValueError("need at least one level, each in [0, 168] hours a week")
+        return v
 
 
 class WorkersConfig(_Strict):
@@ -250,11 +277,17 @@ class DemocracyConfig(_Strict):
     )
     voters: int | None = Field(None, ge=1, description="voters asked (default: every worker)")
 
+    @model_validator(mode="after")
+    def _borda_size(self) -> DemocracyConfig:
+        if self.rule == "borda" and self.candidates > 5:
+            raise ValueError("rule 'borda' asks for a full ranking: at most 5 candidates")
+        return self
+
 
 class RunConfig(_Strict):
     tax_years: int = Field(10, ge=1, le=10_000)
     steps_per_year: int = Field(1, ge=1, le=1_000)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, strict=True, description="seed of every random stream of the run")
     mesa_agents: bool = Field(
         True, description="create a Mesa WorkerAgent per worker (about 10 us each; switch "
         "off for millions of workers when only the arrays are needed)",
@@ -296,6 +329,11 @@ class Scenario(_Strict):
         for i, variant in enumerate(self.compare):
             variant = dict(variant)
             label = str(variant.pop("label", f"variant{i}"))
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", label) or label in (".", ".."):
+                raise UserError(
+                    f"{source}: compare[{i}].label: use letters, digits, '_', '-' or '.' "
+                    f"(it names a folder), got {label!r}"
+                )
             if label in labels:
                 raise UserError(f"{source}: compare[{i}].label: duplicate label {label!r}")
             labels.add(label)
@@ -321,6 +359,9 @@ class Scenario(_Strict):
         for i, s in enumerate(self.planner.schedules or []):
             if len(s) != n or any(not 0 <= r <= 1 for r in s):
                 raise ValueError(f"planner.schedules[{i}] needs {n} rates in [0, 1]")
+        lo, hi = self.economy.hours_bounds
+        if self.workers.policy == "llm" and int(np.ceil(lo)) > int(np.floor(hi)):
+            raise ValueError("LLM workers answer whole hours: economy.hours_bounds must contain one")
         return self
 
 
@@ -380,13 +421,20 @@ def scenario_from_dict(
 ) -> Scenario:
     """Validate a scenario dict (after applying ``key=value`` overrides)."""
     data = copy.deepcopy(data)
+    set_keys: list[tuple[str, str]] = []
     for text in overrides or []:
         key, value = parse_override(text)
         set_dotted(data, key, value)
+        set_keys.append((key, text))
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise UserError(*[_format_error(source, e) for e in exc.errors()]) from None
+        lines = []
+        for e in exc.errors():
+            loc = ".".join(str(p) for p in e["loc"])
+            blame = [t for k, t in set_keys if loc == k or loc.startswith(k + ".") or k.startswith(loc + ".")]
+            lines.append(_format_error(f"--set {blame[-1]}" if blame else source, e))
+        raise UserError(*lines) from None
 
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
@@ -398,6 +446,8 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
         raise UserError(f"{path}: is a directory, expected a YAML file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -406,7 +456,7 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file") from None
     if data is None:
-        data = {}
+        raise UserError(f"{path}: the file is empty (write at least `name:` and the sections you change)")
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of sections at the top level")
     sc = scenario_from_dict(data, str(path), overrides)

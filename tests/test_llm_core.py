@@ -175,7 +175,7 @@ def test_replay_miss_raises_user_error_naming_tag(tmp_path):
     assert "planner" in msg and "top marginal rate" in msg and "\n" not in msg
 
 
-def test_only_valid_responses_are_cached(tmp_path):
+def test_failures_are_recorded_for_replay_but_asked_again_in_readwrite(tmp_path):
     calls = {"n": 0}
 
     def script(req):
@@ -185,8 +185,11 @@ def test_only_valid_responses_are_cached(tmp_path):
     c = cfg(tmp_path, max_retries=0)
     llm = build_llm(c, script=script)
     assert llm.generate(worker_requests(1))[0].error_kind == "invalid"
-    assert len(ResponseCache(c.resolved_cache_path())) == 0
-    assert llm.generate(worker_requests(1))[0].error_kind == "invalid"
+    assert len(ResponseCache(c.resolved_cache_path())) == 1  # the failure, kept for replay
+    replay = build_llm(cfg(tmp_path, max_retries=0, cache="replay"), script=script)
+    again = replay.generate(worker_requests(1))[0]
+    assert again.error_kind == "invalid" and again.cached and calls["n"] == 1
+    assert llm.generate(worker_requests(1))[0].error_kind == "invalid"  # readwrite asks again
     assert llm.generate(worker_requests(1))[0].value == {"hours": 9}
     assert llm.generate(worker_requests(1))[0].cached
     llm.close()

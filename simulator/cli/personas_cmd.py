@@ -77,11 +77,16 @@ def _check_output(path_text: str) -> Path:
     return path
 
 
+MAX_PERSONAS = 10_000_000
+
+
 def _sample(args: argparse.Namespace) -> int:
     import personas
 
     if args.n <= 0:
         raise UserError(f"--n must be > 0, got {args.n}")
+    if args.n > MAX_PERSONAS:
+        raise UserError(f"--n must be at most {MAX_PERSONAS:,} (about 1.2 GB per million), got {args.n:,}")
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0, got {args.seed}")
     if args.min_per_stratum and not args.stratify:
@@ -100,7 +105,9 @@ def _sample(args: argparse.Namespace) -> int:
     except personas.PersonaInputError as exc:
         raise UserError(str(exc)) from None
     try:
-        frame.to_parquet(path, index=False)
+        from simulator.results import atomic_write_parquet
+
+        atomic_write_parquet(path, frame)
     except OSError as exc:
         raise UserError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
     print(f"wrote {len(frame):,} personas to {path} in {time.perf_counter() - start:.1f} s")
@@ -112,6 +119,8 @@ def _validate(args: argparse.Namespace) -> int:
 
     if args.n <= 0:
         raise UserError(f"--n must be > 0, got {args.n}")
+    if args.n > MAX_PERSONAS:
+        raise UserError(f"--n must be at most {MAX_PERSONAS:,}, got {args.n:,}")
     if args.seed < 0:
         raise UserError(f"--seed must be >= 0, got {args.seed}")
     table = validation_table(args.n, args.seed)

@@ -48,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from simulator.runner import run_comparison, run_scenario
 
     path, scenario = _load(args)
-    print(f"econsim: running {path} ({scenario.population.size:,} workers, "
+    who = (f"workers from {scenario.population.path}" if scenario.population.source == "file"
+           and "size" not in scenario.population.model_fields_set
+           else f"{scenario.population.size:,} workers")
+    print(f"econsim: running {path} ({who}, "
           f"{scenario.run.tax_years} tax years, planner {scenario.planner.kind}, "
           f"workers {scenario.workers.policy}, seed {scenario.run.seed})")
     progress = False if args.no_progress else None

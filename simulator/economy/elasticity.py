@@ -47,8 +47,12 @@ def estimate_elasticity(
     respond: Callable[[TaxSchedule], np.ndarray],
     base: TaxSchedule,
     perturbations: Sequence[float] = (-0.10, -0.05, 0.0, 0.05, 0.10),
+    weights: np.ndarray | None = None,
 ) -> ElasticityEstimate:
-    """Estimate the ETI of ``respond`` around ``base`` (see the module docstring)."""
+    """Estimate the ETI of ``respond`` around ``base`` (see the module docstring).
+
+    ``weights``: population weights per agent (weighted least squares); default equal.
+    """
     ds = tuple(float(d) for d in perturbations)
     if len(set(ds)) < 2:
         raise ValueError("need at least two distinct perturbations")
@@ -63,6 +67,8 @@ def estimate_elasticity(
     keep = np.all(z > 0, axis=1) & np.all(net > 0, axis=1)
     n_dropped = int((~keep).sum())
     z, net = z[keep], net[keep]
+    w = np.ones(keep.sum()) if weights is None else np.asarray(weights, dtype=float)[keep]
+    w = w / w.mean() if w.size and w.mean() > 0 else w
     n = z.shape[0]
     if n < 2:
         raise ValueError("fewer than two agents with positive income in every perturbation")
@@ -70,13 +76,14 @@ def estimate_elasticity(
     y = np.log(z)
     xt = x - x.mean(axis=1, keepdims=True)
     yt = y - y.mean(axis=1, keepdims=True)
-    sxx = float(np.sum(xt * xt))
+    sxx = float(np.sum(w[:, None] * xt * xt))
     if sxx <= 0:
         raise ValueError("the perturbations did not change any agent's net-of-tax rate")
-    slope = float(np.sum(yt * xt) / sxx)
+    slope = float(np.sum(w[:, None] * yt * xt) / sxx)
     resid = yt - slope * xt
-    score = np.sum(resid * xt, axis=1)  # per-agent score (cluster-robust by agent)
-    se = float(np.sqrt(np.sum(score**2)) / sxx)
+    score = w * np.sum(resid * xt, axis=1)  # per-agent score (cluster-robust by agent)
+    # small-sample correction n / (n - 1) for the clustered variance
+    se = float(np.sqrt(np.sum(score**2) * n / max(n - 1, 1)) / sxx)
     return ElasticityEstimate(
         value=slope,
         stderr=se,

@@ -99,7 +99,7 @@ class IsoelasticUtility:
     ``log(c)`` at ``eta = 1``.  ``e`` (``frisch``) is the Frisch elasticity of hours with
     respect to the net wage; with ``eta = 0`` there are no income effects and ``e`` is
     also the compensated, uncompensated and taxable-income elasticity.  Consumption is
-    floored at ``c_floor`` dollars a year so log utility stays finite at zero income.
+    floored at ``c_floor`` dollars a year when ``eta > 0`` so log utility stays finite at zero income.
 
     Defaults: ``eta = 1`` (log), ``e = 0.5`` (in the range of micro estimates, see
     ``docs/economics.md``), and ``psi = 40 ** -(1 + 1/e)``, the value at which a worker
@@ -138,7 +138,10 @@ class IsoelasticUtility:
         return self.frisch
 
     def consumption_utility(self, c: ArrayLike) -> np.ndarray:
-        c = np.maximum(np.asarray(c, dtype=float), self.c_floor)
+        c = np.asarray(c, dtype=float)
+        if self.eta == 0.0:  # linear: no floor needed (and none assumed by the solver)
+            return c - 1.0
+        c = np.maximum(c, self.c_floor)
         if self.eta == 1.0:
             return np.log(c)
         return (c ** (1.0 - self.eta) - 1.0) / (1.0 - self.eta)

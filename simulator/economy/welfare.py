@@ -96,17 +96,22 @@ def inverse_income_weighted(
 
 
 def inverse_income_sum(
-    utility: ArrayLike, income: ArrayLike, income_floor: float = 1.0
+    utility: ArrayLike,
+    income: ArrayLike,
+    income_floor: float = 1.0,
+    weights: ArrayLike | None = None,
 ) -> float:
     """The LLM Economist's objective: ``sum_i u_i / max(z_i, floor)`` (not normalised).
 
     Kept for comparison with the reference; unlike :func:`inverse_income_weighted` its
-    scale changes with the number of workers and with the incomes themselves.
+    scale changes with the number of workers and with the incomes themselves.  With
+    population weights it is ``n * sum_i w_i u_i / max(z_i, floor)`` (w normalised).
     """
     u = np.asarray(utility, dtype=float)
     if income_floor <= 0:
         raise ValueError("income_floor must be > 0 dollars a year")
-    return float(np.sum(u / np.maximum(np.asarray(income, dtype=float), income_floor)))
+    terms = u / np.maximum(np.asarray(income, dtype=float), income_floor)
+    return float(u.size * np.dot(_weights(u.size, weights), terms))
 
 
 def maxmin(utility: ArrayLike, weights: ArrayLike | None = None) -> float:
@@ -146,7 +151,10 @@ def equality_times_productivity(
     n = c.size
     if n < 2:
         return float(np.mean(pre_tax_income)) if n else 0.0
-    equality = 1.0 - n / (n - 1.0) * gini(c, weights)
+    # small-sample factor n/(n-1); with weights, n is the effective sample size
+    w = _weights(n, weights)
+    n_eff = 1.0 / np.sum(w**2)
+    equality = 1.0 - n_eff / (n_eff - 1.0) * gini(c, weights) if n_eff > 1 else 1.0
     return float(equality * np.dot(_weights(n, weights), np.asarray(pre_tax_income, float)))
 
 
@@ -179,7 +187,7 @@ def _swf_registry() -> dict[str, Callable[..., float]]:
             inverse_income_weighted(o.utility, o.pre_tax, income_floor, o.weights)
         ),
         "inverse_income_sum": lambda o, income_floor=1.0, **k: inverse_income_sum(
-            o.utility, o.pre_tax, income_floor
+            o.utility, o.pre_tax, income_floor, o.weights
         ),
         "maxmin": lambda o, **k: maxmin(o.utility, o.weights),
         "atkinson": lambda o, epsilon=1.0, **k: atkinson_ede(

@@ -140,6 +140,23 @@ class CachedModel(ModelWrapper):
         self.hits += len(requests) - len(todo)
         self.misses += len(todo)
         if todo and self.mode == "replay":
+            # a request that ended in a failure when it was recorded replays as that failure
+            # (the run fell back there), so runs with fallbacks replay exactly too
+            failed = self.cache.get_many([FAIL_PREFIX + keys[i] for i in todo])
+            still = []
+            for i in todo:
+                hit = failed.get(FAIL_PREFIX + keys[i])
+                if hit is None:
+                    still.append(i)
+                    continue
+                rec = json.loads(hit[0])
+                out[i] = Response(text=rec["text"], value=None, prompt_tokens=hit[1],
+                                  completion_tokens=hit[2], cached=True, error=rec["error"],
+                                  error_kind=rec["error_kind"])
+            self.hits += len(todo) - len(still)
+            self.misses -= len(todo) - len(still)
+            todo = still
+        if todo and self.mode == "replay":
             first = requests[todo[0]]
             raise CacheMissError(
                 f"LLM cache replay miss: {len(todo)} of {len(requests)} requests are not in "
@@ -155,12 +172,19 @@ class CachedModel(ModelWrapper):
                     rows.append(
                         (keys[i], resp.text, resp.prompt_tokens, resp.completion_tokens, requests[i].tag, info.model)
                     )
+                else:  # recorded for replay only; readwrite runs ask again
+                    rec = json.dumps({"text": resp.text, "error": resp.error, "error_kind": resp.error_kind})
+                    rows.append((FAIL_PREFIX + keys[i], rec, resp.prompt_tokens, resp.completion_tokens,
+                                 requests[i].tag, info.model))
             self.cache.put_many(rows)
         return [r for r in out if r is not None]  # all filled
 
     def close(self) -> None:
         self.cache.close()
         super().close()
+
+
+FAIL_PREFIX = "failed:"
 
 
 def file_sha256(path: str | os.PathLike, _memo: dict[Any, str] = {}) -> str:  # noqa: B006

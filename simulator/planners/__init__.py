@@ -77,6 +77,9 @@ def objective_weights(model: EconomyModel) -> np.ndarray:
     return u_c / np.maximum(o.pre_tax, obj.floor)
 
 
+FALLBACK_ELASTICITY = 0.25
+
+
 class SaezPlanner(Planner):
     """Saez (2001) rates recomputed every year from last year's incomes.
 
@@ -91,20 +94,26 @@ class SaezPlanner(Planner):
         self.weights = weights
         self.remeasure_every = remeasure_every
         self.measured: float | None = None
-        self.last: dict = {}
+        self.ci = (float("nan"), float("nan"))
 
     def current_elasticity(self, model: EconomyModel) -> float:
         if self.elasticity != "measured":
             return float(self.elasticity)
         due = self.remeasure_every and model.year % self.remeasure_every == 0
         if self.measured is None or due:
-            est = estimate_elasticity(lambda s: model.policy.respond(model, s), model.schedule)
-            value = est.value
+            try:
+                est = estimate_elasticity(
+                    lambda s: model.policy.respond(model, s), model.schedule, weights=model.weights
+                )
+                value, ci = est.value, (est.ci_low, est.ci_high)
+            except ValueError as exc:  # e.g. nobody earns anything
+                model.note(f"elasticity could not be measured ({exc}); using {FALLBACK_ELASTICITY}")
+                value, ci = FALLBACK_ELASTICITY, (float("nan"), float("nan"))
             if not np.isfinite(value) or value <= 0.01:
-                model.note(f"measured elasticity {value:.3g} is not usable; using 0.25")
-                value = 0.25
+                model.note(f"measured elasticity {value:.3g} is not usable; using {FALLBACK_ELASTICITY}")
+                value = FALLBACK_ELASTICITY
             self.measured = float(value)
-            self.last["elasticity_ci"] = (est.ci_low, est.ci_high)
+            self.ci = ci
         return self.measured
 
     def propose(self, model: EconomyModel) -> TaxSchedule:
@@ -112,16 +121,20 @@ class SaezPlanner(Planner):
             return model.schedule
         e = self.current_elasticity(model)
         weights = objective_weights(model) if self.weights == "objective" else self.weights
+        base = model.base_schedule
         res = saez_bracket_rates(
             model.outcome.pre_tax,
-            model.base_schedule.thresholds,
+            # bracket edges in gross income (the schedule applies after the deduction)
+            np.concatenate([[0.0], base.threshold_array[1:] + base.deduction]),
             e,
             weights=weights,
             population_weights=model.weights,
             income_floor=model.scenario.planner.objective.floor,
         )
-        self.last.update(elasticity=e, pareto_a=res.pareto_a.tolist())
-        return model.base_schedule.with_rates(res.rates)
+        model.step_stats.update(saez_elasticity=e, saez_top_pareto_a=float(res.pareto_a[-1]))
+        if self.elasticity == "measured":
+            model.step_stats.update(saez_elasticity_ci_low=self.ci[0], saez_elasticity_ci_high=self.ci[1])
+        return base.with_rates(res.rates)
 
 
 class OptimumPlanner(Planner):
@@ -170,7 +183,7 @@ def build_planner(model: EconomyModel) -> Planner:
     elif cfg.kind == "grid":
         planner = GridPlanner(cfg.schedules)
     elif cfg.kind == "saez":
-        planner = SaezPlanner(cfg.elasticity, cfg.saez_weights)
+        planner = SaezPlanner(cfg.elasticity, cfg.saez_weights, cfg.saez_remeasure_every)
     elif cfg.kind == "optimum":
         planner = OptimumPlanner(cfg.optimum_max_agents, cfg.optimum_max_evaluations)
     elif cfg.kind == "llm":

@@ -46,6 +46,7 @@ class Democracy(Planner):
         self.elections: list[dict] = []
         self.platforms: list[dict] = []
         self.ballots: list[pd.DataFrame] = []
+        self.past_winner_logs: list[dict] = []  # planner logs of earlier winners
 
     # ------------------------------------------------------------------ planner API
     def propose(self, model: EconomyModel) -> TaxSchedule:
@@ -182,7 +183,8 @@ class Democracy(Planner):
                 for i, r in enumerate(replies)
             ])
             shown = ["".join(LETTERS[j] for j in range(m) if b[j]) or "-" for b in ballots]
-        winner_idx, scores = RULES[cfg.rule](ballots, m, model.rng)
+        weights = None if model.weights is None else model.weights[voters]
+        winner_idx, scores = RULES[cfg.rule](ballots, m, model.rng, weights)
         winner = int(cands[winner_idx])
         self.winner = winner
         self.ballots.append(pd.DataFrame({
@@ -196,8 +198,17 @@ class Democracy(Planner):
         })
         model.step_stats.update(election=1.0, election_winner=float(winner),
                                 invalid_ballots=float((~valid).sum()))
+        if isinstance(self.current, LLMPlanner) and self.current is not self.fallback:
+            self.past_winner_logs.extend(self.current.log)
         if cfg.winner_mode == "platform":
-            self.platform = model.base_schedule.with_rates(plats[winner_idx])
+            # the platform is bound by the same constraints as any planner's schedule
+            rates, notes = project_rates(
+                plats[winner_idx], model.schedule.rate_array, model.scenario.planner.llm,
+                model.schedule, o.pre_tax, model.weights,
+            )
+            self.elections[-1]["applied_rates"] = rates.tolist()
+            self.elections[-1]["projection"] = "; ".join(notes)
+            self.platform = model.base_schedule.with_rates(rates)
         else:
             self.platform = None
             own = int(winner)
@@ -228,11 +239,14 @@ class Democracy(Planner):
             out["platforms"] = pd.DataFrame(self.platforms)
         if self.ballots:
             out["ballots"] = pd.concat(self.ballots, ignore_index=True)
-        for owner in (self.fallback, self.current):
-            fn = getattr(owner, "tables", None)
-            if fn is not None:
-                for k, v in fn(model).items():
-                    out[k if owner is self.fallback else f"winner_{k}"] = v
+        fn = getattr(self.fallback, "tables", None)
+        if fn is not None:
+            out.update(fn(model))
+        winner_log = list(self.past_winner_logs)
+        if isinstance(self.current, LLMPlanner) and self.current is not self.fallback:
+            winner_log += self.current.log
+        if winner_log:
+            out["winner_planner"] = pd.DataFrame(winner_log)
         return out
 
 

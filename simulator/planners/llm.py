@@ -22,7 +22,7 @@ import pandas as pd
 from simulator.economy.tax import TaxSchedule
 from simulator.llm import Request, integer_field, json_object_constraint
 from simulator.planners import Planner
-from simulator.prompts import histogram_text, money, table
+from simulator.prompts import histogram_text, money, rebate_phrase, table
 from simulator.scenario import LLMPlannerOptions
 
 if TYPE_CHECKING:
@@ -49,11 +49,14 @@ def project_rates(
     options: LLMPlannerOptions,
     schedule: TaxSchedule | None = None,
     last_incomes: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Project proposed rates onto the planner's constraints; returns (rates, what changed).
 
-    Order: rate range, revenue floor (on last year's incomes), maximum change per year
-    (takes precedence over the floor), monotone progressivity.
+    Order: rate range, revenue floor (population-weighted mean tax on last year's
+    incomes), monotone progressivity, then the maximum change per year, which takes
+    precedence over everything else: when the others cannot all hold within one year's
+    step the result moves as far towards them as the step allows, and says so.
     """
     lo, hi = options.rate_bounds
     notes = []
@@ -62,7 +65,7 @@ def project_rates(
         notes.append("clipped to the rate range")
     if options.revenue_floor is not None and schedule is not None and last_incomes is not None:
         def revenue(x: np.ndarray) -> float:
-            return float(schedule.with_rates(x).tax(last_incomes).mean())
+            return float(np.average(schedule.with_rates(x).tax(last_incomes), weights=weights))
 
         if revenue(r) < options.revenue_floor:
             top = np.full_like(r, hi)
@@ -76,16 +79,21 @@ def project_rates(
                     a, b = (m, b) if revenue(r + m * (top - r)) < options.revenue_floor else (a, m)
                 r = r + b * (top - r)
                 notes.append("raised to meet the revenue floor")
-    step = options.max_step
-    stepped = np.clip(r, current - step, current + step)
-    if not np.allclose(stepped, r):
-        notes.append("limited to the maximum change per year")
-    r = np.clip(stepped, lo, hi)
     if options.monotone:
         mono = np.maximum.accumulate(r)
         if not np.allclose(mono, r):
             notes.append("made non-decreasing")
         r = mono
+    step = options.max_step
+    stepped = np.clip(r, current - step, current + step)
+    if not np.allclose(stepped, r):
+        notes.append("limited to the maximum change per year")
+    r = np.clip(stepped, lo, hi)
+    if options.monotone and np.any(np.diff(r) < -1e-12):
+        # the step limit wins; make the schedule as close to monotone as one step allows
+        r = np.clip(np.maximum.accumulate(r), current - step, current + step)
+        if np.any(np.diff(r) < -1e-12):
+            notes.append("not yet non-decreasing: more than one year's step away")
     return r, notes
 
 
@@ -129,8 +137,8 @@ class LLMPlanner(Planner):
         who = f"{self.persona}\nYou have been elected to set taxes. " if self.persona else ""
         system = (
             f"{who}You set the income tax of a simulated economy of {model.n_workers:,} workers. "
-            "Each tax year you choose the marginal tax rate of every income bracket; all tax "
-            "revenue is returned to the workers in equal shares; then the workers choose how "
+            "Each tax year you choose the marginal tax rate of every income bracket; "
+            f"{rebate_phrase(model.rebate_share)}; then the workers choose how "
             "many hours to work. Your goal is to maximise "
             f"{self._objective(model)}. Learn from the outcomes of the schedules you tried."
         )
@@ -152,11 +160,14 @@ class LLMPlanner(Planner):
         )
         # workers per bracket and their mean utility (fixed size, any population)
         out = model.outcome
-        idx = np.clip(np.searchsorted(sched.threshold_array, out.pre_tax, side="right") - 1, 0, k - 1)
-        counts = np.bincount(idx, minlength=k)
-        mean_u = np.bincount(idx, weights=out.utility, minlength=k) / np.maximum(counts, 1)
+        taxable = np.maximum(out.pre_tax - sched.deduction, 0.0)
+        idx = np.clip(np.searchsorted(sched.threshold_array, taxable, side="right") - 1, 0, k - 1)
+        pw = np.ones_like(taxable) if model.weights is None else model.weights
+        mass = np.bincount(idx, weights=pw, minlength=k)
+        mean_u = np.bincount(idx, weights=pw * out.utility, minlength=k) / np.maximum(mass, 1e-300)
         dist = "; ".join(
-            f"b{i + 1}: {counts[i] / max(out.pre_tax.size, 1):.0%} of workers, mean utility {mean_u[i]:.3f}"
+            f"b{i + 1}: {mass[i] / pw.sum():.0%} of workers"
+            + (f", mean utility {mean_u[i]:.3f}" if mass[i] > 0 else "")
             for i in range(k)
         )
         u_lo, u_hi = float(out.utility.min()), float(out.utility.max())
@@ -227,7 +238,7 @@ class LLMPlanner(Planner):
             raw = np.array([resp.value[f"b{i + 1}"] for i in range(k)], dtype=float) / 100.0
             proposed = raw if self.options.action == "absolute" else current + raw
             rates, notes = project_rates(proposed, current, self.options, model.schedule,
-                                         model.outcome.pre_tax)
+                                         model.outcome.pre_tax, model.weights)
             entry.update(proposed=proposed.tolist(), applied=rates.tolist(), projection="; ".join(notes))
         else:
             rates = current

@@ -23,19 +23,20 @@ import pandas as pd
 from simulator.economy.best_response import best_response
 from simulator.economy.tax import TaxSchedule
 from simulator.llm import Request, choices, integer_field, json_object_constraint
-from simulator.prompts import money, schedule_text, table, take_home_grid
+from simulator.prompts import money, rebate_phrase, schedule_text, table, take_home_grid
 from simulator.scenario import LLMWorkerOptions
 
 if TYPE_CHECKING:
     from simulator.model import EconomyModel
 
-SYSTEM = (
-    "You are a worker in a simulated economy choosing how many hours a week to work this "
-    "tax year. Your pre-tax income is your wage times your weekly hours. The government "
-    "taxes income with the marginal tax schedule below and gives all revenue back to "
-    "everyone in equal shares (the rebate). More hours mean more money but less free time; "
-    "the utility column measures how good a year feels to you, higher is better."
-)
+def system_text(rebate_share: float) -> str:
+    return (
+        "You are a worker in a simulated economy choosing how many hours a week to work this "
+        "tax year. Your pre-tax income is your wage times your weekly hours. The government "
+        f"taxes income with the marginal tax schedule below, and {rebate_phrase(rebate_share)} "
+        "(the rebate). More hours mean more money but less free time; "
+        "the utility column measures how good a year feels to you, higher is better."
+    )
 EXPLORE = "This is an early step of the year: try an amount of hours you have not tried, to learn."
 EXPLOIT = "This is the deciding step of the year: choose the hours you believe are best for you."
 
@@ -72,6 +73,7 @@ class LLMWorkerPolicy:
     def __init__(self, options: LLMWorkerOptions) -> None:
         self.options = options
         self.adjusted_utility: np.ndarray | None = None
+        self.adjusted_year: int | None = None
         self.adjusted_history: list[np.ndarray] = []
         self.samples: list[dict] = []
         self.satisfaction: list[dict] = []
@@ -81,7 +83,7 @@ class LLMWorkerPolicy:
         lo, hi = model.hours_bounds
         cue = EXPLORE if explore else EXPLOIT
         return (
-            f"{SYSTEM}\n\nTax year {model.year}. Marginal tax schedule:\n{schedule_text(schedule)}\n"
+            f"{system_text(model.rebate_share)}\n\nTax year {model.year}. Marginal tax schedule:\n{schedule_text(schedule)}\n"
             f"Expected rebate per person this year: {money(rebate)}.\n{cue}\n"
             f'Reply with JSON only: {{"hours": N}} with N a whole number from {lo:.0f} to {hi:.0f}.'
         )
@@ -173,10 +175,11 @@ class LLMWorkerPolicy:
         explore = model.steps_per_year > 1 and model.step_in_year < model.steps_per_year - 1
         hours, used = self._ask_hours(model, model.schedule, model.expected_rebate, explore,
                                       self.fallback_hours(model))
-        n_fb = int((~used).sum())
-        model.step_stats.update(
-            fallbacks=float(n_fb), fallback_rate=n_fb / max(model.n_workers, 1),
-        )
+        # summed over the year's steps (step_stats is reset at the start of each year)
+        n_fb = model.step_stats.get("fallbacks", 0.0) + float((~used).sum())
+        asked = model.step_stats.get("worker_replies", 0.0) + model.n_workers
+        model.step_stats.update(fallbacks=n_fb, worker_replies=asked,
+                                fallback_rate=n_fb / max(asked, 1.0))
         return hours
 
     def respond(self, model: EconomyModel, schedule: TaxSchedule) -> np.ndarray:
@@ -195,7 +198,7 @@ class LLMWorkerPolicy:
             return
         o = model.outcome
         system = (
-            f"{SYSTEM}\n\nTax year {model.year}. Marginal tax schedule:\n{schedule_text(model.schedule)}\n"
+            f"{system_text(model.rebate_share)}\n\nTax year {model.year}. Marginal tax schedule:\n{schedule_text(model.schedule)}\n"
             "Answer with one word: yes or no."
         )
         personas = model.population["persona"].astype(str).tolist()
@@ -216,6 +219,7 @@ class LLMWorkerPolicy:
         invalid = np.array([not r.ok for r in replies])
         penalty = (1.0 - self.options.satisfaction_scale) * np.abs(o.utility)
         self.adjusted_utility = np.where(satisfied, o.utility, o.utility - penalty)
+        self.adjusted_year = model.year
         self.adjusted_history.append(self.adjusted_utility.copy())
         model.step_stats.update(
             satisfied_share=float(satisfied.mean()),
