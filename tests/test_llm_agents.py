@@ -345,3 +345,21 @@ def test_every_shipped_scenario_validates():
     for f in files:
         sc = load_scenario(f)
         assert sc.variants(str(f))
+
+
+def test_winner_planner_logs_survive_later_elections(tmp_path):
+    sc = llm_scenario(
+        democracy={"enabled": True, "election_every": 1, "candidates": 2, "winner_mode": "planner"},
+        run={"tax_years": 4}, population={"size": 6}, planner={"kind": "us_federal"},
+    )
+    fn = script_from({"worker": '{"hours": 35}', "voter": "A",
+                      "platform": json.dumps({f"b{i + 1}": 20 for i in range(K)}),
+                      "winner_planner": json.dumps({f"b{i + 1}": 1 for i in range(K)})})
+    res = run_scenario(sc, tmp_path, progress=False, llm=build_llm(sc.llm, script=fn))
+    el = res.tables["elections"]
+    assert list(el["year"]) == [1, 2, 3]
+    log = res.tables["winner_planner"]
+    assert sorted(log["year"]) == [1, 2, 3]  # one action per year by that year's winner
+    # the winner plans for its own utility and moves rates by +1 point a year
+    assert res.years["rate_0"].tolist() == pytest.approx([0.10, 0.11, 0.12, 0.13])
+    assert all("your own utility" in c.messages[0]["content"] for c in fn.calls if c.tag == "winner_planner")

@@ -122,3 +122,32 @@ def test_elasticity_on_us_schedule_and_with_income_effects():
 def test_perturbation_scales_net_of_tax_rates():
     s = perturb_net_of_tax(TaxSchedule([0, 10], [0.2, 0.5]), 0.1)
     np.testing.assert_allclose(1 - s.rate_array, [0.8 * 1.1, 0.5 * 1.1])
+
+
+def test_saez_bracket_rates_match_the_lognormal_closed_form():
+    """Independent check: for lognormal incomes a(z) and G(z) have closed forms.
+
+    u = (ln z - mu) / sigma;  a(z) = phi(u) / (sigma (1 - Phi(u)));
+    with weights 1/z:  G(z) = (1 - Phi(u + sigma)) / (1 - Phi(u)).
+    Each bracket's rate is the population average of tau(z) over the bracket.
+    """
+    from scipy import integrate, stats
+
+    mu, sigma, e = np.log(50_000), 0.7, 0.4
+    rng = np.random.default_rng(11)
+    z = rng.lognormal(mu, sigma, 600_000)
+    thr = [0, 30_000, 60_000, 120_000]
+    res = saez_bracket_rates(z, thr, e, weights="inverse_income", income_floor=1.0)
+
+    def tau(x):
+        u = (np.log(x) - mu) / sigma
+        a = stats.norm.pdf(u) / (sigma * stats.norm.sf(u))
+        G = stats.norm.sf(u + sigma) / stats.norm.sf(u)
+        return (1 - G) / (1 - G + a * e)
+
+    dens = stats.lognorm(s=sigma, scale=np.exp(mu)).pdf
+    for k in range(len(thr) - 1):
+        lo, hi = max(thr[k], 1.0), thr[k + 1]
+        num = integrate.quad(lambda x: tau(x) * dens(x), lo, hi, limit=200)[0]
+        den = integrate.quad(dens, lo, hi)[0]
+        assert res.rates[k] == pytest.approx(num / den, abs=0.01), k
