@@ -169,8 +169,24 @@ class IsoelasticUtility:
         hi = np.asarray(hi, dtype=float)
         if self.eta == 0.0:
             return np.clip((nw / psi) ** e, lo, hi)
+        if self.eta == 1.0 and np.all(np.asarray(self.frisch) <= 1.0):
+            # log utility where c >= V >= c_floor: a polynomial-type root, no logs needed
+            fast_ok = v >= self.c_floor
+            if np.all(fast_ok):
+                return _log_utility_hours(nw, v, e, psi, lo, hi)
+            if np.ndim(nw) == 1 and np.ndim(v) == 1 and np.any(fast_ok):
+                out = np.empty(nw.shape)
+                f, g = np.flatnonzero(fast_ok), np.flatnonzero(~fast_ok)
+                sub = lambda x, i: x[i] if np.ndim(x) else x  # noqa: E731
+                out[f] = _log_utility_hours(nw[f], v[f], sub(e, f), sub(psi, f), sub(lo, f), sub(hi, f))
+                out[g] = self._log_newton(nw[g], v[g], sub(e, g), sub(psi, g), sub(lo, g), sub(hi, g),
+                                          iterations)
+                return out
+        return self._log_newton(nw, v, e, psi, lo, hi, iterations)
+
+    def _log_newton(self, nw, v, e, psi, lo, hi, iterations):
         # dU/dl is strictly decreasing in l: solve dU/dl = 0 on [lo, hi] by a Newton
-        # iteration on x = log l, safeguarded by bisection on the bracket.
+        # iteration on x = log l, safeguarded by the shrinking bracket.
         tiny = 1e-12
         a = np.broadcast_to(np.maximum(lo, tiny), np.broadcast_shapes(nw.shape, lo.shape)).copy()
         b = np.broadcast_to(np.maximum(hi, tiny), a.shape).copy()
@@ -191,6 +207,43 @@ class IsoelasticUtility:
         x = _newton_log_hours(x, xa, xb, nw_t, v_t, e_t, psi_t, self.eta, self.c_floor, iterations)
         out[todo] = np.exp(x)
         return out
+
+
+def _log_utility_hours(nw, v, e, psi, lo, hi, max_iter: int = 60):
+    """Exact hours for log utility on one segment (requires V >= c_floor and e <= 1).
+
+    The first-order condition ``nw / (nw l + V) = psi l**p`` (``p = 1/e >= 1``) is the root
+    of ``f(l) = psi l**p (nw l + V) - nw``, increasing and convex for ``l > 0``.  Both
+    ``l_a = psi**(-1/(p+1))`` (the root when V = 0) and ``l_b = (nw / (psi V))**(1/p)``
+    lie to the right of the root, so Newton started at ``min(l_a, l_b, hi)`` decreases
+    monotonically to it; iterates are clipped to ``[lo, hi]``, which also returns the
+    bound when the root lies outside.
+    """
+    p = 1.0 / e
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        l_a = psi ** (-1.0 / (p + 1.0))
+        l_b = np.where(v > 0, (nw / (psi * np.where(v > 0, v, 1.0))) ** (1.0 / p), np.inf)
+    l = np.clip(np.minimum(l_a, l_b), lo, hi)
+    l = np.where(nw > 0, l, lo)
+    active = np.ones(np.shape(l), dtype=bool)
+    integer_p = np.ndim(p) == 0 and float(p).is_integer()
+    for _ in range(max_iter):
+        lp1 = l ** (p - 1.0) if not integer_p or p != 2.0 else l
+        lp = lp1 * l
+        c = nw * l + v
+        f = psi * lp * c - nw
+        fp = psi * (p * lp1 * c + nw * lp)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(fp > 0, f / fp, 0.0)
+        new = np.clip(l - step, lo, hi)
+        # an element stops once its own step is negligible, so each result depends on
+        # that element alone (identical in any batch or chunk)
+        moving = np.abs(new - l) > 1e-12 * np.maximum(l, 1.0)
+        l = np.where(active, new, l)
+        active = active & moving
+        if not active.any():
+            break
+    return l
 
 
 def _newton_log_hours(x, xa, xb, nw, v, e, psi, eta, c_floor, iterations):
