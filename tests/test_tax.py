@@ -155,3 +155,17 @@ def test_cli_tax(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["tax", "lots"])
     assert exc.value.code == 2
+
+
+def test_irs_tax_table_amounts():
+    """The Tax Table lists tax at the bin midpoint, rounded half up, below $100,000."""
+    s = TaxSchedule.us_federal(2024, "single")
+    # $50,000-$50,050 bin: 1,160 + 0.12 * 35,550 + 0.22 * (50,025 - 47,150) = 6,058.5 -> 6,059
+    assert s.tax_table_amount(50_000) == 6_059
+    assert s.tax_table_amount(50_049.99) == 6_059
+    assert s.tax_table_amount(4) == 0
+    assert s.tax_table_amount(10) == 1  # 5-15 bin, midpoint 10, 10 %
+    assert s.tax_table_amount(30) == 4  # 25-50 bin, midpoint 37.5 -> 3.75 -> 4
+    assert s.tax_table_amount(2_990) == 299  # 2,975-3,000 bin: midpoint 2,987.5 -> 298.75
+    assert s.tax_table_amount(99_999) == 17_048  # midpoint 99,975 -> 17,047.5, half up
+    assert s.tax_table_amount(100_000) == 17_053  # worksheet: the exact schedule

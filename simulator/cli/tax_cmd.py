@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--standard-deduction", action="store_true",
         help="treat INCOME as gross income and subtract the standard deduction first",
     )
+    p.add_argument(
+        "--tax-table", action="store_true",
+        help="the amount the IRS Tax Table lists (bin midpoint, whole dollars) below $100,000",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         sched = TaxSchedule.us_federal(args.year, args.filing_status, args.standard_deduction)
     except TaxScheduleError as exc:
         raise UserError(str(exc)) from None
-    tax = float(sched.tax(args.income))
+    tax = float(sched.tax_table_amount(args.income) if args.tax_table else sched.tax(args.income))
     marginal = float(sched.marginal_rate(args.income))
     average = float(sched.average_rate(args.income))
     if args.json:

@@ -198,6 +198,28 @@ class TaxSchedule:
         k = self._bracket(x)
         return self.tax_at_threshold[k] + self.rate_array[k] * (x - self.threshold_array[k])
 
+    def tax_table_amount(self, income: ArrayLike) -> np.ndarray:
+        """Tax as the IRS Tax Table states it (Form 1040 instructions), dollars a year.
+
+        Below $100,000 of taxable income the Tax Table lists whole-dollar amounts computed
+        at the midpoint of each income bin (0-5: $0; 5-15; 15-25; then $25 bins up to
+        $3,000 and $50 bins up to $100,000), rounded half up; from $100,000 the Tax
+        Computation Worksheet applies, which is the exact schedule (rounded to cents).
+        """
+        x = self._taxable(income)
+        lo = np.where(
+            x < 3_000,
+            np.where(x < 25, np.where(x < 15, 5.0, 15.0), 25.0 * np.floor(x / 25.0)),
+            50.0 * np.floor(x / 50.0),
+        )
+        width = np.where(x < 3_000, np.where(x < 25, 10.0, 25.0), 50.0)
+        mid = lo + width / 2.0
+        k = self._bracket(mid)
+        at_mid = self.tax_at_threshold[k] + self.rate_array[k] * (mid - self.threshold_array[k])
+        table = np.where(x < 5, 0.0, np.floor(at_mid + 0.5))
+        exact = np.round(self.tax(income), 2)
+        return np.where(x < 100_000, table, exact)
+
     def marginal_rate(self, income: ArrayLike) -> np.ndarray:
         """Marginal rate at ``income`` (right derivative; 0 below the deduction)."""
         inc = np.asarray(income, dtype=float)
