@@ -1,7 +1,8 @@
 """Generate the scenario field tables of docs/scenarios.md from the pydantic models.
 
-Run: .venv/bin/python docs/tools/scenario_fields.py > /tmp/fields.md, then paste the
-output under "## Every field" (tests/test_docs.py checks every field is documented).
+Run ``.venv/bin/python docs/tools/scenario_fields.py --write`` to replace everything
+after the "## Every field" introduction of docs/scenarios.md with fresh tables
+(tests/test_docs.py checks every field is documented).
 """
 import typing, json
 from pydantic import BaseModel
@@ -89,15 +90,33 @@ def walk(model, prefix, out):
     for sub, p in subs:
         walk(sub, p, out)
 
-out = []
-walk(Scenario, "", out)
-for section, cls, doc, rows in out:
-    print(f"### `{section}` ({cls})\n\n{doc}\n")
-    print("| key | type | default | bounds | meaning |\n|---|---|---|---|---|")
-    for k, t, d, c, desc in rows:
-        t = t.replace("|", "\\|"); d = d.replace("|", "\\|")
-        if "\\|" not in desc:
-            desc = desc.replace("|", "\\|")
-        dcell = f"`{d}`" if d else ""
-        print(f"| `{k}` | `{t}` | {dcell} | {c} | {desc} |")
-    print()
+def render() -> str:
+    out = []
+    walk(Scenario, "", out)
+    lines = []
+    for section, cls, doc, rows in out:
+        lines.append(f"### `{section}` ({cls})\n\n{doc}\n")
+        lines.append("| key | type | default | bounds | meaning |\n|---|---|---|---|---|")
+        for k, t, d, c, desc in rows:
+            t = t.replace("|", "\\|")
+            d = d.replace("|", "\\|")
+            if "\\|" not in desc:
+                desc = desc.replace("|", "\\|")
+            dcell = f"`{d}`" if d else ""
+            lines.append(f"| `{k}` | `{t}` | {dcell} | {c} | {desc} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    text = render()
+    if "--write" in sys.argv:
+        doc = Path(__file__).resolve().parents[1] / "scenarios.md"
+        s = doc.read_text()
+        marker = "### `(top level)` (Scenario)"
+        doc.write_text(s[: s.index(marker)] + text)
+    else:
+        sys.stdout.write(text)
