@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "simulator.cli.personas_cmd",
     "simulator.cli.llm_cmd",
     "simulator.cli.behaviour_cmd",
+    "simulator.cli.report_cmd",
 )
 
 
