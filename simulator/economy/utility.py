@@ -174,13 +174,14 @@ class IsoelasticUtility:
             fast_ok = v >= self.c_floor
             if np.all(fast_ok):
                 return _log_utility_hours(nw, v, e, psi, lo, hi)
-            if np.ndim(nw) == 1 and np.ndim(v) == 1 and np.any(fast_ok):
-                out = np.empty(nw.shape)
-                f, g = np.flatnonzero(fast_ok), np.flatnonzero(~fast_ok)
-                sub = lambda x, i: x[i] if np.ndim(x) else x  # noqa: E731
-                out[f] = _log_utility_hours(nw[f], v[f], sub(e, f), sub(psi, f), sub(lo, f), sub(hi, f))
-                out[g] = self._log_newton(nw[g], v[g], sub(e, g), sub(psi, g), sub(lo, g), sub(hi, g),
-                                          iterations)
+            if np.ndim(nw) == 1 and np.any(fast_ok):  # per-agent solves (progressive path)
+                shape = np.broadcast_shapes(nw.shape, v.shape, lo.shape, hi.shape)
+                full = [np.broadcast_to(x, shape) for x in (nw, v, e, psi, lo, hi)]
+                mask = np.broadcast_to(fast_ok, shape)
+                out = np.empty(shape)
+                out[mask] = _log_utility_hours(*(x[mask] for x in full))
+                rest = ~mask
+                out[rest] = self._log_newton(*(x[rest] for x in full), iterations)
                 return out
         return self._log_newton(nw, v, e, psi, lo, hi, iterations)
 
