@@ -36,6 +36,25 @@ class CensusOptions(_Strict):
     )
     min_per_stratum: int = Field(0, ge=0, description="minimum workers per stratum")
 
+    @field_validator("state")
+    @classmethod
+    def _state(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from personas._tables import load_table
+
+        codes = set(load_table("state_population_acs2024")["state"].astype(str))
+        if v.upper() not in codes:
+            raise ValueError("expected a 2-letter code of the 50 states or DC")
+        return v.upper()
+
+    @field_validator("age_range")
+    @classmethod
+    def _ages(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and not 16 <= v[0] <= v[1]:
+            raise ValueError("need 16 <= min <= max (workers are 16 and older)")
+        return v
+
 
 class PopulationConfig(_Strict):
     """Who the workers are."""
