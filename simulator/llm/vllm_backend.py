@@ -100,6 +100,25 @@ def make_sampling_params(vllm: Any, kw: dict[str, Any]) -> Any:
     return vllm.SamplingParams(**kw)
 
 
+def _model_revision(model: str) -> str:
+    """A hash of a local model folder's config and weight index (sizes and names), so the
+    cache key changes when the weights do; a hub id is used as given."""
+    import hashlib
+    import os
+
+    if not os.path.isdir(model):
+        return model
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(model)):
+        path = os.path.join(model, name)
+        if os.path.isfile(path):
+            h.update(f"{name}:{os.path.getsize(path)}".encode())
+            if name.endswith((".json", ".txt")) and os.path.getsize(path) < 5_000_000:
+                with open(path, "rb") as f:
+                    h.update(f.read())
+    return h.hexdigest()
+
+
 class VLLMModel(LanguageModel):
     def __init__(self, model: str, *, options: Any, dialect: str | None = None) -> None:
         vllm = _import_vllm()
@@ -120,7 +139,11 @@ class VLLMModel(LanguageModel):
             engine["data_parallel_size"] = options.data_parallel_size
         self.llm = vllm.LLM(**engine)
         self._tokenizer = self.llm.get_tokenizer()
-        self._info = ModelInfo("vllm", model, revision=str(getattr(vllm, "__version__", "")))
+        self._info = ModelInfo(
+            "vllm", model, revision=_model_revision(model),
+            extra={"vllm": str(getattr(vllm, "__version__", "")), "dtype": str(options.dtype),
+                   "dialect": str(dialect)},
+        )
 
     def __repr__(self) -> str:
         return f"VLLMModel(model={self.model!r})"
@@ -128,6 +151,32 @@ class VLLMModel(LanguageModel):
     @property
     def info(self) -> ModelInfo:
         return self._info
+
+    def close(self) -> None:
+        """Release the engine (its worker processes and GPU memory)."""
+        llm = getattr(self, "llm", None)
+        self.llm = None
+        if llm is None:
+            return
+        engine = getattr(llm, "llm_engine", None)
+        for name in ("shutdown", "close"):
+            fn = getattr(engine, name, None)
+            if callable(fn):
+                try:
+                    fn()
+                except Exception:  # noqa: BLE001 - best effort
+                    pass
+                break
+        del llm
+        import gc
+
+        gc.collect()
+        try:  # free the distributed state and CUDA cache when torch is present
+            from vllm.distributed.parallel_state import destroy_model_parallel
+
+            destroy_model_parallel()
+        except Exception:  # noqa: BLE001
+            pass
 
     def render(self, messages: list[dict[str, str]]) -> str:
         return self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

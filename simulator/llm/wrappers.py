@@ -85,7 +85,10 @@ class RetryingModel(ModelWrapper):
                 temp = r.temperature
                 if out[i].error_kind == "invalid" and temp < self.reask_min_temperature:
                     temp = self.reask_min_temperature
-                again.append(r.replace(seed=derive_seed(r.seed, attempt), temperature=temp))
+                # a transport retry asks the same question again (same seed); only a re-ask
+                # after an invalid reply samples differently
+                seed = derive_seed(r.seed, attempt) if out[i].error_kind == "invalid" else r.seed
+                again.append(r.replace(seed=seed, temperature=temp))
             fresh = self.inner.generate(again)
             for i, resp in zip(todo, fresh, strict=True):
                 resp.retries += out[i].retries + 1

@@ -1,0 +1,103 @@
+"""Inference-layer robustness: crashed workers, seeds on retry, cache keys, bad cache paths."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+from conftest_llm import needs_llama
+
+from simulator.errors import UserError
+from simulator.llm import LLMConfig, ModelInfo, Request, build_llm, integer_field, json_object_constraint
+from simulator.llm.cache import ResponseCache, request_key
+from simulator.llm.constraints import parse_reply
+from simulator.llm.openai_backend import wire_schema
+
+HOURS = json_object_constraint(hours=integer_field(0, 100))
+
+
+def test_parser_takes_the_first_object_that_validates_and_rejects_duplicates():
+    assert parse_reply('Example {"x": 1}. Answer: {"hours": 40}', HOURS) == ({"hours": 40}, None)
+    value, err = parse_reply('{"hours": 200, "hours": 40}', HOURS)
+    assert value is None and "duplicate key" in err
+    value, err = parse_reply('{"hours": 400}', HOURS)
+    assert value is None and "hours" in err
+
+
+def test_wire_schema_keeps_a_property_called_maxLength():
+    schema = json_object_constraint(
+        {"maxLength": integer_field(0, 5), "note": {"type": "string", "maxLength": 20}}
+    ).schema
+    wired = wire_schema(dict(schema))
+    assert "maxLength" in wired["properties"]
+    assert "maxLength" not in wired["properties"]["note"]
+
+
+def test_transport_retry_keeps_the_seed(tmp_path):
+    seen = []
+    state = {"n": 0}
+
+    def script(req):
+        from simulator.llm import ScriptedTransportError
+
+        seen.append(req.seed)
+        state["n"] += 1
+        if state["n"] == 1:
+            raise ScriptedTransportError("connection reset")
+        return '{"hours": 5}'
+
+    llm = build_llm(LLMConfig(backend="scripted", cache="off", max_retries=2), script=script)
+    r = llm.generate([Request.chat("x", constraint=HOURS, seed=7)])[0]
+    assert r.ok and r.retries == 1
+    assert seen == [7, 7]
+
+
+def test_cache_key_includes_backend_extras():
+    r = Request.chat("x", constraint=HOURS, seed=1)
+    a = ModelInfo("openai", "m", extra={"base_url": "http://127.0.0.1:1/v1", "dialect": "grammar"})
+    b = ModelInfo("openai", "m", extra={"base_url": "http://127.0.0.1:2/v1", "dialect": "grammar"})
+    c = ModelInfo("openai", "m", extra={"base_url": "http://127.0.0.1:1/v1", "dialect": "none"})
+    assert len({request_key(a, r), request_key(b, r), request_key(c, r)}) == 3
+
+
+def test_unusable_cache_path_is_a_user_error(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(UserError, match="cannot use it"):
+        ResponseCache(afile / "sub" / "cache.sqlite")
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(UserError, match="cache"):
+        ResponseCache(bad)
+
+
+@needs_llama
+@pytest.mark.embedded
+@pytest.mark.timeout(300)
+def test_a_killed_embedded_worker_fails_the_batch_instead_of_hanging():
+    from simulator.llm.embedded import EmbeddedModel
+
+    m = EmbeddedModel(processes=2, threads=1, min_batch_for_pool=4)
+    try:
+        reqs = [Request.chat(f"Worker {i}: hours?", constraint=HOURS, seed=i, max_tokens=8)
+                for i in range(40)]
+        m.generate(reqs[:4])  # start the pool
+        victim = next(iter(m._pool._processes.values()))
+
+        def kill():
+            os.kill(victim.pid, signal.SIGKILL)
+
+        t = threading.Timer(0.5, kill)
+        t.start()
+        out = m.generate(reqs)
+        t.join()
+        assert len(out) == 40
+        if not all(r.ok for r in out):  # the kill landed during the batch
+            assert all(r.error_kind == "transport" for r in out if not r.ok)
+        # a fresh pool serves the next batch
+        again = m.generate(reqs[:6])
+        assert all(r.ok for r in again)
+    finally:
+        m.close()
