@@ -306,7 +306,7 @@ class EconomyModel(mesa.Model):
             rec[f"rate_{i}"] = r
         for name in SWF_NAMES:
             try:
-                rec[f"swf_{name}"] = social_welfare(name, wo, **obj.params())
+                rec[f"swf_{name}"] = social_welfare(name, wo, **obj.params(name))
             except ValueError:
                 rec[f"swf_{name}"] = float("nan")
         rec.update(

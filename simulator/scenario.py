@@ -184,15 +184,20 @@ class ObjectiveConfig(_Strict):
             raise ValueError(f"expected one of {', '.join(SWF_NAMES)}")
         return v
 
+    def floor_for(self, swf: str) -> float:
+        """The income floor (dollars a year) for welfare function ``swf``."""
+        if self.income_floor is not None:
+            return self.income_floor
+        return 1.0 if swf == "inverse_income_sum" else 1_000.0
+
     @property
     def floor(self) -> float:
         """The income floor in force for this objective (dollars a year)."""
-        if self.income_floor is not None:
-            return self.income_floor
-        return 1.0 if self.swf == "inverse_income_sum" else 1_000.0
+        return self.floor_for(self.swf)
 
-    def params(self) -> dict[str, float]:
-        return {"income_floor": self.floor, "epsilon": self.epsilon}
+    def params(self, swf: str | None = None) -> dict[str, float]:
+        """Parameters of ``swf`` (default: the objective itself)."""
+        return {"income_floor": self.floor_for(swf or self.swf), "epsilon": self.epsilon}
 
 
 class LLMPlannerOptions(_Strict):
