@@ -45,6 +45,12 @@ def test_rational_us_federal_matches_core(make_scenario, tmp_path):
     y = res.years.iloc[-1]
     assert y["rebate"] == pytest.approx(r, rel=1e-6)
     assert y["objective"] == pytest.approx(social_welfare("utilitarian", out))
+    # every other welfare function is recorded with its own default income floor
+    u, z = out.utility, out.pre_tax
+    assert y["swf_inverse_income_sum"] == pytest.approx(np.sum(u / np.maximum(z, 1.0)))
+    g = 1 / np.maximum(z, 1_000.0)
+    assert y["swf_inverse_income"] == pytest.approx(np.sum(g * u) / g.sum())
+    assert y["swf_maxmin"] == pytest.approx(u.min())
     assert y["revenue"] == pytest.approx(out.tax.mean())
     assert [y[f"rate_{i}"] for i in range(7)] == list(us.rates)
     assert res.manifest["status"] == "completed"
