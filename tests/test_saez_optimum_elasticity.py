@@ -151,3 +151,18 @@ def test_saez_bracket_rates_match_the_lognormal_closed_form():
         num = integrate.quad(lambda x: tau(x) * dens(x), lo, hi, limit=200)[0]
         den = integrate.quad(dens, lo, hi)[0]
         assert res.rates[k] == pytest.approx(num / den, abs=0.01), k
+
+
+def test_optimum_is_coordinatewise_optimal_after_polish():
+    rng = np.random.default_rng(9)
+    w = rng.lognormal(np.log(1_300), 0.8, 200)
+    util = IsoelasticUtility(eta=0.0, frisch=0.3)
+    sched = TaxSchedule([0, 30_000, 90_000], [0.1, 0.2, 0.3])
+    res = optimal_schedule(sched, w, util, objective="equality_productivity", max_evaluations=3000)
+    assert res.evaluations < 3000
+    best = res.schedule.rate_array
+    for j in range(3):
+        for d in (-0.002, 0.002):
+            trial = best.copy()
+            trial[j] = np.clip(trial[j] + d, 0, 1)
+            assert welfare_of_rates(trial, sched, w, util, "equality_productivity") <= res.welfare + 1e-9

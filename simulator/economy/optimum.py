@@ -4,7 +4,7 @@ Black-box search with scipy: every candidate rate vector is evaluated by solving
 workers' exact best responses (with a self-consistent lump-sum rebate) and computing the
 welfare function.  The search starts from a grid of flat schedules and the given
 schedule, then refines the best starts with bounded Powell (derivative-free; the
-objective has kinks).  This optimum is the target an LLM planner is judged against.
+objective has kinks), and finally polishes each rate by small coordinate moves.  This optimum is the target an LLM planner is judged against.
 """
 
 from __future__ import annotations
@@ -105,6 +105,19 @@ def optimal_schedule(
         else:
             minimize(f, x0, method="Powell", bounds=[(lo, hi)] * k,
                      options={"xtol": xtol, "ftol": 1e-10, "maxfev": max_evaluations})
+    # coordinate polish: Powell can stall on the objective's kinks; try small moves of
+    # each rate and keep any that improve (deterministic, within the evaluation budget)
+    best = np.array(max(cache, key=cache.get))
+    for step in (0.05, 0.02, 0.01, 0.005, 0.002):
+        improved = True
+        while improved and len(cache) < max_evaluations:
+            improved = False
+            for j in range(k):
+                for sign in (1.0, -1.0):
+                    trial = best.copy()
+                    trial[j] = np.clip(trial[j] + sign * step, lo, hi)
+                    if f(trial) < f(best) - 1e-12 * max(1.0, abs(f(best))):
+                        best, improved = trial, True
     best_key = max(cache, key=cache.get)
     return OptimumResult(
         schedule=schedule.with_rates(np.array(best_key)),
