@@ -88,8 +88,10 @@ class EconomyModel(mesa.Model):
         agent_objects: bool = True,
         run_dir: Any = None,
     ) -> None:
-        super().__init__(seed=scenario.run.seed)
-        self.scenario = scenario
+        # ``rng=`` seeds ``self.rng`` (numpy) on Mesa 3.3 and 3.5 alike; the scenario is
+        # kept as ``settings`` because Mesa 3.5 reserves ``Model.scenario`` for its own
+        super().__init__(rng=scenario.run.seed)
+        self.settings = scenario
         self.run_dir = run_dir
         pop_seed = scenario.population.seed
         pop_seed = scenario.run.seed if pop_seed is None else pop_seed
@@ -156,7 +158,7 @@ class EconomyModel(mesa.Model):
         if self._llm is None:
             from simulator.llm import build_llm
 
-            self._llm = build_llm(self.scenario.llm, run_dir=self.run_dir)
+            self._llm = build_llm(self.settings.llm, run_dir=self.run_dir)
             self._llm_period()
         return self._llm
 
@@ -164,7 +166,7 @@ class EconomyModel(mesa.Model):
         if self._llm is None:
             from simulator.llm import build_llm
 
-            self._llm = build_llm(self.scenario.llm, run_dir=run_dir)
+            self._llm = build_llm(self.settings.llm, run_dir=run_dir)
         return self._llm
 
     @property
@@ -209,7 +211,7 @@ class EconomyModel(mesa.Model):
     def objective_value(self) -> float:
         if self.outcome is None:
             return float("nan")
-        obj = self.scenario.planner.objective
+        obj = self.settings.planner.objective
         return social_welfare(obj.swf, self.welfare_outcome, **obj.params())
 
     @property
@@ -222,7 +224,7 @@ class EconomyModel(mesa.Model):
     def _adjusted_now(self) -> bool:
         """Satisfaction-adjusted utilities exist for this very year and are asked for."""
         return (
-            self.scenario.workers.llm.welfare_on == "adjusted"
+            self.settings.workers.llm.welfare_on == "adjusted"
             and getattr(self.policy, "adjusted_utility", None) is not None
             and getattr(self.policy, "adjusted_year", None) == self.year
         )
@@ -294,7 +296,7 @@ class EconomyModel(mesa.Model):
         """The current year's outcome as one flat row (rates, every SWF, aggregates)."""
         o = self.outcome
         wo = self.welfare_outcome
-        obj = self.scenario.planner.objective
+        obj = self.settings.planner.objective
         w = self.weights
         rec: dict[str, Any] = {
             "year": self.year,
@@ -327,7 +329,7 @@ class EconomyModel(mesa.Model):
 
     def run(self, years: int | None = None, callback=None) -> list[dict[str, Any]]:
         """Run ``years`` tax years (default: the scenario's); ``callback(record)`` after each."""
-        for _ in range(years if years is not None else self.scenario.run.tax_years):
+        for _ in range(years if years is not None else self.settings.run.tax_years):
             rec = self.run_year()
             if callback is not None:
                 callback(rec)

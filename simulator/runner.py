@@ -167,7 +167,7 @@ def _save_progress(writer: RunWriter, model: EconomyModel, final: bool) -> None:
     writer.write_table("steps", model.datacollector.get_model_vars_dataframe())
     for name, df in model_extra_tables(model).items():
         writer.write_table(name, df)
-    if final and model.scenario.output.agents_table:
+    if final and model.settings.output.agents_table:
         writer.write_table("agents", model.agents_frame())
     writer.manifest["years_completed"] = len(model.history)
     writer.write_manifest()

@@ -10,7 +10,14 @@ import pytest
 from conftest_llm import needs_llama
 
 from simulator.errors import UserError
-from simulator.llm import LLMConfig, ModelInfo, Request, build_llm, integer_field, json_object_constraint
+from simulator.llm import (
+    LLMConfig,
+    ModelInfo,
+    Request,
+    build_llm,
+    integer_field,
+    json_object_constraint,
+)
 from simulator.llm.cache import ResponseCache, request_key
 from simulator.llm.constraints import parse_reply
 from simulator.llm.openai_backend import wire_schema

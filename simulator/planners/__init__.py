@@ -64,7 +64,7 @@ def objective_weights(model: EconomyModel) -> np.ndarray:
     objectives fall back to inverse-income weights.
     """
     o = model.outcome
-    obj = model.scenario.planner.objective
+    obj = model.settings.planner.objective
     c = np.maximum(o.post_tax, 1.0)
     eta = getattr(model.utility, "eta", 0.0)
     u_c = c ** (-eta)
@@ -129,7 +129,7 @@ class SaezPlanner(Planner):
             e,
             weights=weights,
             population_weights=model.weights,
-            income_floor=model.scenario.planner.objective.floor,
+            income_floor=model.settings.planner.objective.floor,
         )
         model.step_stats.update(saez_elasticity=e, saez_top_pareto_a=float(res.pareto_a[-1]))
         if self.elasticity == "measured":
@@ -155,7 +155,7 @@ class OptimumPlanner(Planner):
                 idx = np.sort(model.rng.choice(n, self.max_agents, replace=False))
             weights = None if model.weights is None else model.weights[idx]
             utility = model.utility_subset(idx)
-            obj = model.scenario.planner.objective
+            obj = model.settings.planner.objective
             self.result = optimal_schedule(
                 model.base_schedule,
                 model.wages[idx],
@@ -172,7 +172,7 @@ class OptimumPlanner(Planner):
 
 def build_planner(model: EconomyModel) -> Planner:
     """The planner strategy named in the scenario (wrapped in a democracy if enabled)."""
-    cfg = model.scenario.planner
+    cfg = model.settings.planner
     base = model.base_schedule
     if cfg.kind == "us_federal":
         planner: Planner = FixedPlanner(base, "us_federal")
@@ -192,8 +192,8 @@ def build_planner(model: EconomyModel) -> Planner:
         planner = LLMPlanner(cfg.llm)
     else:  # pragma: no cover - the scenario schema rules this out
         raise ValueError(f"unknown planner kind {cfg.kind!r}")
-    if model.scenario.democracy.enabled:
+    if model.settings.democracy.enabled:
         from simulator.planners.democracy import Democracy
 
-        planner = Democracy(model.scenario.democracy, fallback=planner)
+        planner = Democracy(model.settings.democracy, fallback=planner)
     return planner

@@ -85,7 +85,7 @@ class Democracy(Planner):
         return np.sort(np.array(chosen))
 
     def _platforms(self, model: EconomyModel, cands: np.ndarray) -> list[np.ndarray]:
-        opts = model.scenario.planner.llm
+        opts = model.settings.planner.llm
         k = model.schedule.n_brackets
         lo, hi = round(100 * opts.rate_bounds[0]), round(100 * opts.rate_bounds[1])
         constraint = json_object_constraint({f"b{i + 1}": integer_field(lo, hi) for i in range(k)})
@@ -203,7 +203,7 @@ class Democracy(Planner):
         if cfg.winner_mode == "platform":
             # the platform is bound by the same constraints as any planner's schedule
             rates, notes = project_rates(
-                plats[winner_idx], model.schedule.rate_array, model.scenario.planner.llm,
+                plats[winner_idx], model.schedule.rate_array, model.settings.planner.llm,
                 model.schedule, o.pre_tax, model.weights,
             )
             self.elections[-1]["applied_rates"] = rates.tolist()
@@ -213,7 +213,7 @@ class Democracy(Planner):
             self.platform = None
             own = int(winner)
             self.current = LLMPlanner(
-                model.scenario.planner.llm,
+                model.settings.planner.llm,
                 objective_text="your own utility as a worker in this economy",
                 objective_fn=lambda mdl, i=own: float(mdl.outcome.utility[i]),
                 persona=str(personas.iat[own]),

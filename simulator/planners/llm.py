@@ -123,7 +123,7 @@ class LLMPlanner(Planner):
     def _objective(self, model: EconomyModel) -> str:
         if self.objective_text:
             return self.objective_text
-        obj = model.scenario.planner.objective
+        obj = model.settings.planner.objective
         return OBJECTIVE_TEXT[obj.swf].format(income_floor=obj.floor, epsilon=obj.epsilon)
 
     def exploration(self, year: int) -> float:

@@ -76,7 +76,7 @@ class FixedPolicy:
 
 def build_policy(model: EconomyModel) -> WorkerPolicy:
     """The policy named in the scenario's ``workers`` section."""
-    cfg = model.scenario.workers
+    cfg = model.settings.workers
     if cfg.policy == "rational":
         return RationalPolicy(cfg.expectations)
     if cfg.policy == "fixed":
