@@ -108,7 +108,7 @@ def test_mesa_views_and_datacollector(make_scenario):
     m.run()
     workers = m.agents_by_type[WorkerAgent]
     assert len(workers) == m.n_workers == 300
-    a = workers.select(lambda ag: ag.index == 17)[0]
+    a = next(iter(workers.select(lambda ag: ag.index == 17)))
     assert a.hours == m.hours[17] and a.tax == m.outcome.tax[17]
     assert a.wage == pytest.approx(m.population["wage"].iat[17])
     steps = m.datacollector.get_model_vars_dataframe()
