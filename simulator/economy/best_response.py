@@ -102,25 +102,29 @@ def _progressive_best_response(schedule, w, utility, rebate, lmin, lmax):
     marginal gain (utility is concave in hours), then one exact segment solve."""
     lower, upper, rate, intercept = schedule.segments()
     safe_w = np.where(w > 0, w, 1.0)
+    inv_w = 1.0 / safe_w
     r = np.broadcast_to(np.asarray(rebate, dtype=float), w.shape)
     # segments holding the lower and upper hours bounds
-    first = np.searchsorted(lower, lmin * safe_w, side="right") - 1
+    first = (
+        np.zeros(w.shape, dtype=np.intp) if lmin == 0.0
+        else np.searchsorted(lower, lmin * safe_w, side="right") - 1
+    )
     last = np.maximum(np.searchsorted(lower, lmax * safe_w, side="left") - 1, first)
     lo_idx, hi_idx = first, last
     # ceil(log2(K)) rounds of a vectorised binary search over all agents at once
     for _ in range(int(np.ceil(np.log2(max(len(lower), 2))))):
         open_ = lo_idx < hi_idx
         mid = (lo_idx + hi_idx + 1) // 2
-        start = np.maximum(np.take(lower, mid) / safe_w, lmin)
+        start = np.maximum(np.take(lower, mid) * inv_w, lmin)
         nw = safe_w * (1.0 - np.take(rate, mid))
         gain = utility.marginal_gain(start, nw, np.take(intercept, mid) + r)
         p = gain > 0
         lo_idx = np.where(open_ & p, mid, lo_idx)
         hi_idx = np.where(open_ & ~p, mid - 1, hi_idx)
     k = lo_idx
-    lo = np.clip(lower[k] / safe_w, lmin, lmax)
-    hi = np.clip(upper[k] / safe_w, lmin, lmax)
-    return utility.segment_argmax(safe_w * (1.0 - rate[k]), intercept[k] + r, lo, hi)
+    lo = np.clip(np.take(lower, k) * inv_w, lmin, lmax)
+    hi = np.clip(np.take(upper, k) * inv_w, lmin, lmax)
+    return utility.segment_argmax(safe_w * (1.0 - np.take(rate, k)), np.take(intercept, k) + r, lo, hi)
 
 
 def equilibrium(

@@ -216,29 +216,40 @@ def _log_utility_hours(nw, v, e, psi, lo, hi, max_iter: int = 60):
     The first-order condition ``nw / (nw l + V) = psi l**p`` (``p = 1/e >= 1``) is the root
     of ``f(l) = psi l**p (nw l + V) - nw``, increasing and convex for ``l > 0``.  Both
     ``l_a = psi**(-1/(p+1))`` (the root when V = 0) and ``l_b = (nw / (psi V))**(1/p)``
-    lie to the right of the root, so Newton started at ``min(l_a, l_b, hi)`` decreases
-    monotonically to it; iterates are clipped to ``[lo, hi]``, which also returns the
-    bound when the root lies outside.
+    lie to the right of the root.  One Newton step in log hours from ``l_a`` (where the
+    condition is convex with slope in [p, p+1]) lands just right of the root; Newton on
+    ``f`` from there decreases monotonically to it.  Iterates are clipped to ``[lo, hi]``,
+    which also returns the bound when the root lies outside.
     """
     p = 1.0 / e
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         l_a = psi ** (-1.0 / (p + 1.0))
-        l_b = np.where(v > 0, (nw / (psi * np.where(v > 0, v, 1.0))) ** (1.0 / p), np.inf)
-    l = np.clip(np.minimum(l_a, l_b), lo, hi)
+        # one Newton step in log hours from l_a, where the condition reads
+        # g(x) = p x + log(nw e^x + V) + log(psi / nw) = 0: g is convex and increasing
+        # with slope in [p, p + 1], so the step lands just right of the root
+        ratio = v / np.maximum(nw * l_a, 1e-300)
+        l1 = l_a * np.exp(-np.log1p(ratio) / (p + 1.0 / (1.0 + ratio)))
+    l = np.clip(np.where(np.isfinite(l1), l1, l_a), lo, hi)
     l = np.where(nw > 0, l, lo)
-    active = np.ones(np.shape(l), dtype=bool)
     integer_p = np.ndim(p) == 0 and float(p).is_integer()
-    for _ in range(max_iter):
-        lp1 = l ** (p - 1.0) if not integer_p or p != 2.0 else l
+
+    def newton_step(l):
+        lp1 = l if integer_p and p == 2.0 else l ** (p - 1.0)
         lp = lp1 * l
         c = nw * l + v
         f = psi * lp * c - nw
         fp = psi * (p * lp1 * c + nw * lp)
         with np.errstate(divide="ignore", invalid="ignore"):
             step = np.where(fp > 0, f / fp, 0.0)
-        new = np.clip(l - step, lo, hi)
-        # an element stops once its own step is negligible, so each result depends on
-        # that element alone (identical in any batch or chunk)
+        return np.clip(l - step, lo, hi)
+
+    # a few unconditional steps (the start is close), then each element stops once its
+    # own step is negligible, so every result depends on that element alone
+    for _ in range(3):
+        l = newton_step(l)
+    active = np.ones(np.shape(l), dtype=bool)
+    for _ in range(max_iter):
+        new = newton_step(l)
         moving = np.abs(new - l) > 1e-12 * np.maximum(l, 1.0)
         l = np.where(active, new, l)
         active = active & moving
