@@ -363,3 +363,21 @@ def test_winner_planner_logs_survive_later_elections(tmp_path):
     # the winner plans for its own utility and moves rates by +1 point a year
     assert res.years["rate_0"].tolist() == pytest.approx([0.10, 0.11, 0.12, 0.13])
     assert all("your own utility" in c.messages[0]["content"] for c in fn.calls if c.tag == "winner_planner")
+
+
+def test_shipped_isoelastic_variants_have_interior_hours():
+    """Guards against a variant inheriting another utility's calibration (e.g. psi)."""
+    from pathlib import Path
+
+    from simulator.economy.best_response import equilibrium
+    from simulator.model import build_base_schedule, build_utility
+    from simulator.scenario import load_scenario
+
+    rng = np.random.default_rng(0)
+    wages = rng.lognormal(np.log(1_300), 0.8, 500)
+    for f in sorted((Path(__file__).resolve().parents[1] / "scenarios").glob("*.yaml")):
+        for label, sc in load_scenario(f).variants(str(f)):
+            if sc.economy.utility.form != "isoelastic":
+                continue
+            h, _ = equilibrium(build_base_schedule(sc), wages, build_utility(sc))
+            assert 15 < np.median(h) < 60, (f.name, label, np.median(h))
