@@ -110,6 +110,10 @@ def test_mesa_views_and_datacollector(make_scenario):
     assert len(workers) == m.n_workers == 300
     a = next(iter(workers.select(lambda ag: ag.index == 17)))
     assert a.hours == m.hours[17] and a.tax == m.outcome.tax[17]
+    assert a.pre_tax_income == pytest.approx(a.wage * a.hours)
+    assert a.post_tax_income == pytest.approx(a.pre_tax_income - a.tax + m.outcome.rebate)
+    assert a.utility == pytest.approx(float(m.utility(a.post_tax_income, a.hours)))
+    assert a.persona == m.population["persona"].iat[17]
     assert a.wage == pytest.approx(m.population["wage"].iat[17])
     steps = m.datacollector.get_model_vars_dataframe()
     assert len(steps) == 6 and list(steps["year"]) == [0, 0, 0, 1, 1, 1]

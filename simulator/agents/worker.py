@@ -26,21 +26,15 @@ class WorkerAgent(mesa.Agent):
     def hours(self) -> float:
         return float(self.model.hours[self.index])
 
-    @property
-    def pre_tax_income(self) -> float:
-        return float(self.model.outcome.pre_tax[self.index]) if self.model.outcome else 0.0
+    def _outcome(self, field: str) -> float:
+        """This worker's entry of the last step's outcome array (0 before the first step)."""
+        o = self.model.outcome
+        return float(getattr(o, field)[self.index]) if o is not None else 0.0
 
-    @property
-    def tax(self) -> float:
-        return float(self.model.outcome.tax[self.index]) if self.model.outcome else 0.0
-
-    @property
-    def post_tax_income(self) -> float:
-        return float(self.model.outcome.post_tax[self.index]) if self.model.outcome else 0.0
-
-    @property
-    def utility(self) -> float:
-        return float(self.model.outcome.utility[self.index]) if self.model.outcome else 0.0
+    pre_tax_income = property(lambda self: self._outcome("pre_tax"))
+    tax = property(lambda self: self._outcome("tax"))
+    post_tax_income = property(lambda self: self._outcome("post_tax"))
+    utility = property(lambda self: self._outcome("utility"))
 
     @property
     def persona(self) -> str:
