@@ -93,6 +93,8 @@ class EconomyModel(mesa.Model):
         super().__init__(rng=scenario.run.seed)
         self.settings = scenario
         self.run_dir = run_dir
+        self.notes: list[str] = []
+        self.year = 0
         pop_seed = scenario.population.seed
         pop_seed = scenario.run.seed if pop_seed is None else pop_seed
         # a stream of its own, derived from the one seed
@@ -104,11 +106,11 @@ class EconomyModel(mesa.Model):
         if scenario.population.enrich and "persona_template" not in self.population.columns:
             from simulator.enrichment import enrich_personas
 
-            enriched, fallbacks = enrich_personas(self.population, self.llm_for_setup(run_dir))
+            enriched, fallbacks = enrich_personas(self.population, self.llm)
             self.population["persona_template"] = self.population["persona"]
             self.population["persona"] = enriched
             if fallbacks:
-                self.notes = [f"persona enrichment kept the template text for {fallbacks} workers"]
+                self.note(f"persona enrichment kept the template text for {fallbacks} workers")
         self.n_workers = len(self.population)
         self.wages = self.population["wage"].to_numpy(dtype=float)
         self.usual_hours = self.population["hours"].to_numpy(dtype=float)
@@ -126,12 +128,10 @@ class EconomyModel(mesa.Model):
             self.schedule.tax(self.wages * self.hours), self.rebate_share, self.weights
         )
         self.outcome: Outcome | None = None
-        self.year = 0
         self.step_in_year = 0
         self.steps_per_year = scenario.run.steps_per_year
         self.history: list[dict[str, Any]] = []
         self.agent_years: list[dict[str, np.ndarray]] = []
-        self.notes: list[str] = getattr(self, "notes", [])
         self.step_stats: dict[str, float] = {}
         if self._llm is not None:
             self._llm_period()
@@ -160,13 +160,6 @@ class EconomyModel(mesa.Model):
 
             self._llm = build_llm(self.settings.llm, run_dir=self.run_dir)
             self._llm_period()
-        return self._llm
-
-    def llm_for_setup(self, run_dir):
-        if self._llm is None:
-            from simulator.llm import build_llm
-
-            self._llm = build_llm(self.settings.llm, run_dir=run_dir)
         return self._llm
 
     @property
