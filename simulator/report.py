@@ -135,6 +135,9 @@ def run_report(run_dir: Path, out: Path) -> Path:
         ax.legend()
         ax.set_title(f"Incomes in tax year {int(last['year'].iloc[0])}")
         lines += [f"![incomes]({_save(fig, out / 'incomes.png')})", ""]
+    from simulator.validity.report import markdown_section
+
+    lines += markdown_section(run_dir)
     if res.manifest.get("notes"):
         lines += ["## Notes", ""] + [f"- {n}" for n in res.manifest["notes"]] + [""]
     page = out / "report.md"

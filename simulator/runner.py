@@ -81,6 +81,9 @@ def run_scenario(
         model = EconomyModel(scenario, llm=llm, run_dir=run_dir,
                              agent_objects=scenario.run.mesa_agents)
         writer.write_table("population", model.population)
+        from simulator.validity.gate import enforce_gate  # scenario validity_gate, if any
+
+        enforce_gate(model, run_dir, progress=progress)
         bar = tqdm(
             total=scenario.run.tax_years, desc="tax years", unit="yr",
             disable=(not sys.stderr.isatty()) if progress is None else not progress,

@@ -342,6 +342,19 @@ class Scenario(_Strict):
         description="variants run on the same population, each a 'label' plus the "
         "sections it changes (e.g. {label: flat, planner: {kind: flat, rate: 0.2}})",
     )
+    validity_gate: list[str] = Field(
+        default_factory=list,
+        description="behavioural validity checks (families or ids, see docs/validity.md) that "
+        "must be within range before the first tax year, else the run stops with the reason",
+    )
+
+    @field_validator("validity_gate")
+    @classmethod
+    def _gate(cls, v: list[str]) -> list[str]:
+        from simulator.validity.names import gate_checks
+
+        gate_checks(v)
+        return v
 
     def variants(self, source: str = "<scenario>") -> list[tuple[str, Scenario]]:
         """The comparison variants as full scenarios (the base itself if none)."""

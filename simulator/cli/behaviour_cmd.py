@@ -1,4 +1,4 @@
-"""``econsim behaviour SCENARIO``: the elasticity of taxable income of a worker policy."""
+"""``econsim behaviour SCENARIO``: the behavioural validity report of a worker policy."""
 
 from __future__ import annotations
 
@@ -10,21 +10,31 @@ from simulator.errors import UserError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "behaviour",
-        help="measure how the scenario's workers respond to taxes (ETI with a CI)",
-        description="Perturb net-of-tax rates, ask the scenario's worker policy for hours, and "
-        "regress log income on the log net-of-tax rate.",
+        help="behavioural validity report of the scenario's workers (incentives, dispersion, "
+        "persona sensitivity, consistency, reliability)",
+        description="Ask the scenario's worker policy for hours under perturbed schedules, a higher "
+        "rebate, changed personas and wages, other seeds and reversed tables; judge each check "
+        "against the literature (ETI, income effect), the CPS hours distribution and the rational "
+        "workers of the same scenario. See docs/validity.md.",
     )
     p.add_argument("scenario", metavar="SCENARIO")
     p.add_argument("--workers", type=int, help="override population.size")
     p.add_argument("--perturbations", default="-0.2,-0.1,0,0.1,0.2",
                    help="net-of-tax rate changes, comma-separated (default -0.2,-0.1,0,0.1,0.2)")
+    p.add_argument("--rebate-change", type=float, default=10_000.0,
+                   help="dollars a year added to the rebate for the income effect (default 10000)")
+    p.add_argument("--wage-factor", type=float, default=1.5,
+                   help="wage scale of the wage-dependence check (default 1.5)")
+    p.add_argument("--out", metavar="DIR",
+                   help="write validity.parquet and validity_replies.parquet here (e.g. a run directory)")
+    p.add_argument("--no-progress", action="store_true", help="do not show progress on stderr")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from simulator.behaviour import measure_behaviour
     from simulator.scenario import load_scenario, resolve_scenario_path
+    from simulator.validity.collect import run_validity
 
     try:
         perts = tuple(float(x) for x in args.perturbations.split(",") if x.strip())
@@ -32,12 +42,23 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--perturbations: expected numbers separated by commas, got {args.perturbations!r}") from None
     if len(set(perts)) < 2 or any(p <= -1 for p in perts):
         raise UserError("--perturbations: need at least two distinct values, each > -1")
+    if not args.rebate_change > 0:
+        raise UserError(f"--rebate-change must be > 0 dollars a year, got {args.rebate_change:g}")
+    if not args.wage_factor > 0 or args.wage_factor == 1:
+        raise UserError(f"--wage-factor must be > 0 and not 1, got {args.wage_factor:g}")
     overrides = list(args.overrides)
     if args.workers is not None:
         if args.workers < 2:
             raise UserError("--workers must be at least 2")
         overrides.append(f"population.size={args.workers}")
     scenario = load_scenario(resolve_scenario_path(args.scenario), overrides)
-    report = measure_behaviour(scenario, perts)
+    report = run_validity(scenario, perturbations=perts, rebate_change=args.rebate_change,
+                          wage_factor=args.wage_factor, progress=False if args.no_progress else None)
     print(report.text())
+    if args.out:
+        try:
+            path = report.write(args.out)
+        except OSError as exc:
+            raise UserError(f"--out {args.out}: cannot write: {exc.strerror or exc}") from None
+        print(f"validity table: {path}")
     return 0
