@@ -4,7 +4,11 @@
 asks the scenario's worker policy (rational, fixed or LLM) what it would earn under each
 perturbed schedule, and regresses log income on the log net-of-tax rate with worker fixed
 effects (:func:`simulator.economy.elasticity.estimate_elasticity`), reporting a 95 %
-confidence interval and the share of LLM replies that fell back.
+confidence interval and the share of LLM replies that fell back.  Each perturbed schedule
+comes with its own rebate, so the estimate includes the rebate's income effect.
+
+``econsim behaviour`` runs the full validity report instead (:mod:`simulator.validity`),
+whose ETI holds the rebate at its baseline and measures the income effect separately.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -40,7 +40,6 @@ class ValidityReport:
     n_workers: int
     scenario: str = ""
     wall_seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     def verdict(self, check: str) -> str:
         row = self.table[self.table["check"] == check]
