@@ -242,8 +242,7 @@ def run_validity(
         else:
             checks.append(unmeasurable("persona.sensitivity", persona_why, n))
         checks.append(persona.wage_check(h0, h_wage, wage_factor, noise, weights, rat_wage))
-        seed_res = consistency.seed_check(h0, h_seed, weights)
-        checks.append(seed_res)
+        checks.append(consistency.seed_check(h0, h_seed, weights))
         checks.append(consistency.order_check(h0, h_rev, levels, consistency.share_moved(h0, h_seed, weights),
                                               weights))
         checks += reliability.fallback_checks(replies)

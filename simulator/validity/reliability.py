@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from simulator.validity.names import INFO, OUTSIDE, WITHIN
@@ -25,8 +24,3 @@ def fallback_checks(replies: pd.DataFrame) -> list[CheckResult]:
                                value=float(count / n), verdict=INFO, n=n))
     return out
 
-
-def error_kind_counts(replies: pd.DataFrame) -> dict[str, int]:
-    fell = ~replies["answered"].to_numpy(bool)
-    return {str(k): int(v) for k, v in
-            replies.loc[fell, "error_kind"].fillna("invalid").value_counts().items()} if np.any(fell) else {}
