@@ -14,11 +14,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Perturb net-of-tax rates, ask the scenario's worker policy for hours, and "
         "regress log income on the log net-of-tax rate.",
     )
-    p.add_argument("scenario", metavar="SCENARIO")
+    p.add_argument("scenario", metavar="SCENARIO", help="a YAML file or the name of a shipped scenario")
     p.add_argument("--workers", type=int, help="override population.size")
     p.add_argument("--perturbations", default="-0.2,-0.1,0,0.1,0.2",
                    help="net-of-tax rate changes, comma-separated (default -0.2,-0.1,0,0.1,0.2)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a scenario value (repeatable)")
     p.set_defaults(func=run)
 
 

@@ -233,7 +233,7 @@ class LLMPlanner(Planner):
         resp = model.llm.generate([req])[0]
         current = model.schedule.rate_array
         entry = {"year": model.year, "tag": self.tag, "prompt": user, "reply": resp.text,
-                 "valid": bool(resp.ok), "error": resp.error}
+                 "valid": bool(resp.ok), "error": resp.error, "error_kind": resp.error_kind}
         if resp.ok:
             raw = np.array([resp.value[f"b{i + 1}"] for i in range(k)], dtype=float) / 100.0
             proposed = raw if self.options.action == "absolute" else current + raw
@@ -242,10 +242,15 @@ class LLMPlanner(Planner):
             entry.update(proposed=proposed.tolist(), applied=rates.tolist(), projection="; ".join(notes))
         else:
             rates = current
-            entry.update(proposed=None, applied=rates.tolist(), projection="invalid reply: kept")
+            why = ("no reply (transport failure): kept" if resp.error_kind == "transport"
+                   else "invalid reply: kept" if resp.error_kind == "invalid"
+                   else f"no reply ({resp.error_kind} error): kept")
+            entry.update(proposed=None, applied=rates.tolist(), projection=why)
         self.log.append(entry)
-        invalid = sum(not e["valid"] for e in self.log if e["tag"] == self.tag)
+        invalid = sum(e.get("error_kind") == "invalid" for e in self.log if e["tag"] == self.tag)
+        transport = sum(e.get("error_kind") == "transport" for e in self.log if e["tag"] == self.tag)
         model.step_stats.update({f"{self.tag}_invalid_total": float(invalid),
+                                 f"{self.tag}_transport_failures_total": float(transport),
                                  f"{self.tag}_valid": float(resp.ok)})
         return model.schedule.with_rates(rates)
 
