@@ -238,7 +238,8 @@ class PlannerConfig(_Strict):
     rates: list[float] | None = Field(None, description="fixed: one rate per bracket")
     schedules: list[list[float]] | None = Field(None, description="grid: rate lists, cycled by year")
     elasticity: float | Literal["measured"] = Field(
-        0.25, description="saez: elasticity of taxable income, or 'measured' from the workers"
+        0.25, description="saez: elasticity of taxable income, or 'measured' from the workers "
+        "(with the rebate held fixed)"
     )
     saez_weights: Literal["inverse_income", "revenue_max", "utilitarian_linear", "objective"] = Field(
         "inverse_income",

@@ -283,8 +283,8 @@ class OpenAIModel(LanguageModel):
         except (o.APITimeoutError, o.APIConnectionError) as exc:
             text, _ = self._classify(exc, timeout_s=self._health_timeout().read)
             raise UserError(
-                f"the model server at {self.where()} does not answer ({text}); start it, or "
-                "fix llm.base_url"
+                f"cannot reach the model server at {self.where()}: it does not answer ({text}); "
+                "start it, or fix llm.base_url"
             ) from None
 
     def _health_timeout(self) -> Any:
@@ -321,13 +321,14 @@ class OpenAIModel(LanguageModel):
             code = exc.status_code
             msg = " ".join(str(getattr(exc, "message", exc)).split())[:300]
             text = f"http {code}: {msg}"
-            if (code, msg) in self._permanent:
-                return text + " (permanent: the server answered this before)", False
+            hint = " (llama.cpp's server answers 500 to json_schema: try dialect llamacpp_json_object or grammar)"
             if code == 500 and self.dialect == "openai_json_schema" and _is_dialect_error(msg):
-                # llama.cpp's server answers 500 to json_schema: the dialect, not the load
+                # the dialect, not the load: the same request fails the same way again
                 self._permanent.add((code, msg))
-                text += " (llama.cpp's server answers 500 to json_schema: try dialect llamacpp_json_object or grammar)"
-                return text, False
+            if (code, msg) in self._permanent:
+                return text + hint + " (permanent: not retried)", False
+            if code == 500 and self.dialect == "openai_json_schema":
+                text += hint
             return text, code in _RETRY_STATUS or code >= 500
         if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
             return f"transport: truncated or malformed response body ({type(exc).__name__}: {exc})", True
