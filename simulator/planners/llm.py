@@ -43,6 +43,12 @@ OBJECTIVE_TEXT = {
 }
 
 
+def objective_text(value: float) -> str:
+    """An objective value with 6 significant digits whatever its scale (0.0131234,
+    10.4897, 61073.3): fixed decimals would leave 3 digits of a 0.013 objective."""
+    return f"{value:.6g}"
+
+
 def project_rates(
     proposed: np.ndarray,
     current: np.ndarray,
@@ -149,13 +155,13 @@ class LLMPlanner(Planner):
         ]
         head = ["year", "rates % (b1..)", "objective", "revenue/person", "hours/wk", "Gini", "fallback"]
         rows = [
-            [str(t["year"]), "/".join(f"{100 * x:.0f}" for x in t["rates"]), f"{t['objective']:.4f}",
+            [str(t["year"]), "/".join(f"{100 * x:.0f}" for x in t["rates"]), objective_text(t["objective"]),
              money(t["revenue"]), f"{t['mean_hours']:.1f}", f"{t['gini']:.3f}", f"{t['fallback']:.0%}"]
             for t in self.tried[-o.history:]
         ]
         best = sorted(self.tried, key=lambda t: -t["objective"])[: o.best_k]
         best_txt = "; ".join(
-            f"year {t['year']}: {'/'.join(f'{100 * x:.0f}' for x in t['rates'])} -> {t['objective']:.4f}"
+            f"year {t['year']}: {'/'.join(f'{100 * x:.0f}' for x in t['rates'])} -> {objective_text(t['objective'])}"
             for t in best
         )
         # workers per bracket and their mean utility (fixed size, any population)
