@@ -12,7 +12,9 @@ Layout::
 
 Every file is written to a temporary name in the same directory and then renamed, so a
 crash never leaves a half-written file that looks complete.  The manifest's ``status``
-is ``running`` until the run ends, then ``completed`` or ``failed`` with the reason.
+is ``running`` until the run ends, then ``completed``, ``completed_with_warnings`` (some
+LLM replies failed or fell back: ``warnings`` and ``llm_health`` say how many) or
+``failed`` with the reason.
 """
 
 from __future__ import annotations
