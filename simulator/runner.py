@@ -128,7 +128,10 @@ def run_scenario(
     finally:
         # the runner built the language model (processes, engines, clients): close it
         if llm is None and model is not None and model._llm is not None:
-            model._llm.close()
+            try:
+                model._llm.close()
+            except Exception:  # noqa: BLE001 - never mask the run's own outcome
+                pass
     results = load_run(run_dir)
     print(summary_table(results.years), file=stream)
     for note in model.notes:

@@ -465,3 +465,25 @@ def test_years_frame_columns_are_plain(tmp_path):
     for col in ("fallback_rate", "transport_failure_rate", "llm_failure_rate", "llm_transport_failure_rate"):
         assert col in y and float(y[col].iloc[0]) == 0.0
     assert isinstance(y, pd.DataFrame) and np.isfinite(y["objective"]).all()
+
+
+def test_ballots_without_a_reply_are_transport_failures_not_invalid(tmp_path):
+    sc = scenario(democracy={"enabled": True, "election_every": 1, "candidates": 2},
+                  run={"tax_years": 2}, population={"size": 6}, planner={"kind": "us_federal"},
+                  llm={"max_failure_rate": 1.0})
+
+    def script(req):
+        if req.tag == "voter":
+            if req.seed % 2:
+                raise ScriptedTransportError("reset")
+            return "Z"  # not a candidate: an unusable reply
+        if req.tag == "platform":
+            return json.dumps({f"b{i + 1}": 10 for i in range(K)})
+        return '{"hours": 35}'
+
+    res = run_scenario(sc, tmp_path, progress=False, llm=build_llm(sc.llm, script=script))
+    ballots = res.tables["ballots"]
+    e = res.tables["elections"]
+    assert not ballots["valid"].any()
+    assert e["transport_failures"].sum() == ballots["transport_failure"].sum() > 0
+    assert e["invalid_ballots"].sum() == (~ballots["transport_failure"]).sum() > 0
