@@ -487,3 +487,13 @@ def test_ballots_without_a_reply_are_transport_failures_not_invalid(tmp_path):
     assert not ballots["valid"].any()
     assert e["transport_failures"].sum() == ballots["transport_failure"].sum() > 0
     assert e["invalid_ballots"].sum() == (~ballots["transport_failure"]).sum() > 0
+
+
+def test_behaviour_prints_a_line_per_perturbation(capsys):
+    from simulator.cli.main import main
+
+    assert main(["behaviour", "rational_baselines", "--workers", "20", "--perturbations=-0.1,0,0.1",
+                 "--set", "compare=[]"]) == 0
+    err = capsys.readouterr().err
+    assert [ln for ln in err.splitlines() if "behaviour: perturbation" in ln] == [
+        f"econsim: behaviour: perturbation {i}/3 done (fallback 0%)" for i in (1, 2, 3)]
