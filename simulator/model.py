@@ -134,7 +134,7 @@ class EconomyModel(mesa.Model):
         self.history: list[dict[str, Any]] = []
         self.agent_years: list[dict[str, np.ndarray]] = []
         self.step_stats: dict[str, float] = {}
-        self.health = RunHealth(scenario.llm.max_failure_rate)
+        self.health = RunHealth.for_model(self)  # LLM failures per step -> run status
         if self._llm is not None:
             self._llm_period()
 

@@ -44,6 +44,17 @@ class RunHealth:
     _seen: int = 0
     steps: list[dict[str, Any]] = field(default_factory=list)
 
+    @classmethod
+    def for_model(cls, model: Any) -> RunHealth:
+        """Watch ``model``'s steps from now on (requests made before, e.g. persona
+        enrichment or another run sharing the language model, are not counted)."""
+        health = cls(model.settings.llm.max_failure_rate)
+        tel = getattr(model, "telemetry", None)
+        if tel is not None:
+            with tel._lock:
+                health._seen = len(tel.records)
+        return health
+
     def after_step(self, model: Any) -> None:
         """Count the step's new telemetry records; raise :class:`RunFailed` if too many failed."""
         tel = getattr(model, "telemetry", None)

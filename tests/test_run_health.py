@@ -497,3 +497,16 @@ def test_behaviour_prints_a_line_per_perturbation(capsys):
     err = capsys.readouterr().err
     assert [ln for ln in err.splitlines() if "behaviour: perturbation" in ln] == [
         f"econsim: behaviour: perturbation {i}/3 done (fallback 0%)" for i in (1, 2, 3)]
+
+
+def test_requests_before_the_run_or_of_another_run_are_not_counted(tmp_path):
+    """A shared language model (run_comparison with llm=...) that failed earlier does not
+    count against the next run."""
+    sc = scenario(run={"tax_years": 1}, planner={"kind": "us_federal"})
+    llm = build_llm(sc.llm, script=lambda r: '{"hours": 30}')
+    bad = build_llm(sc.llm, script=dead)
+    bad.generate(ask(50))  # 50 failures on the same telemetry object
+    shared = build_llm(sc.llm, script=lambda r: '{"hours": 30}', telemetry=bad.telemetry)
+    res = run_scenario(sc, tmp_path / "a", progress=False, llm=shared)
+    assert res.status == "completed" and res.manifest["llm_health"]["llm_requests"] == 10
+    assert run_scenario(sc, tmp_path / "b", progress=False, llm=llm).status == "completed"
