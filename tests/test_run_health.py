@@ -510,3 +510,13 @@ def test_requests_before_the_run_or_of_another_run_are_not_counted(tmp_path):
     res = run_scenario(sc, tmp_path / "a", progress=False, llm=shared)
     assert res.status == "completed" and res.manifest["llm_health"]["llm_requests"] == 10
     assert run_scenario(sc, tmp_path / "b", progress=False, llm=llm).status == "completed"
+
+
+@pytest.mark.parametrize("value", ["[1.5,0,0,0,0,0,0]", "[-0.1,0,0,0,0,0,0]", "[.nan,0,0,0,0,0,0]"])
+def test_validate_rejects_planner_rates_outside_0_1(value, capsys):
+    from simulator.cli.main import main
+
+    rc = main(["validate", "rational_baselines", "--set", "compare=[]", "--set", "planner.kind=fixed",
+               "--set", f"planner.rates={value}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "planner.rates must lie in [0, 1]" in err[0]
