@@ -50,6 +50,8 @@ def measure_behaviour(
     perturbations: tuple[float, ...] = (-0.2, -0.1, 0.0, 0.1, 0.2),
     llm=None,
 ) -> BehaviourReport:
+    from simulator.progress import line
+
     model = EconomyModel(scenario, llm=llm, agent_objects=False)
     rows = []
     fallbacks = []
@@ -58,6 +60,8 @@ def measure_behaviour(
         z = model.policy.respond(model, schedule)
         fb = getattr(model.policy, "last_respond_fallback_rate", 0.0)
         fallbacks.append(fb)
+        # one line per perturbation on stderr (each may be a long LLM batch)
+        line(f"behaviour: perturbation {len(rows) + 1}/{len(perturbations)} done (fallback {fb:.0%})")
         rows.append({
             "net_of_tax_change": perturbations[len(rows)],
             "mean_rate_pct": 100 * float(np.mean(schedule.rates)),
@@ -67,7 +71,11 @@ def measure_behaviour(
         })
         return z
 
-    est = estimate_elasticity(respond, model.schedule, perturbations)
+    try:
+        est = estimate_elasticity(respond, model.schedule, perturbations)
+    finally:
+        if llm is None and model._llm is not None:
+            model._llm.close()
     return BehaviourReport(
         estimate=est,
         table=pd.DataFrame(rows),

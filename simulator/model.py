@@ -38,6 +38,7 @@ from simulator.economy.welfare import (
 from simulator.planners import build_planner
 from simulator.policies import build_policy
 from simulator.population import build_population
+from simulator.run_health import RunHealth
 from simulator.scenario import Scenario
 
 
@@ -133,6 +134,7 @@ class EconomyModel(mesa.Model):
         self.history: list[dict[str, Any]] = []
         self.agent_years: list[dict[str, np.ndarray]] = []
         self.step_stats: dict[str, float] = {}
+        self.health = RunHealth.for_model(self)  # LLM failures per step -> run status
         if self._llm is not None:
             self._llm_period()
 
@@ -183,11 +185,18 @@ class EconomyModel(mesa.Model):
         out = {
             f"llm_{k}": float(sum(r[k] for r in rows))
             for k in ("requests", "cache_hits", "prompt_tokens", "completion_tokens", "retries",
-                      "failures", "constraint_violations")
+                      "failures", "constraint_violations", "transport_errors")
         }
+        n = max(out["llm_requests"], 1.0)
+        out["llm_failure_rate"] = out["llm_failures"] / n
+        out["llm_transport_failure_rate"] = out["llm_transport_errors"] / n
         worker = [r for r in rows if r["tag"] == "worker"] or rows
         out["llm_latency_p50_s"] = float(max(r["latency_p50_s"] for r in worker))
         out["llm_latency_p95_s"] = float(max(r["latency_p95_s"] for r in worker))
+        if any(r.get("service_p50_s", float("nan")) == r.get("service_p50_s") for r in worker):
+            # the server reported its own time: queue wait and service apart
+            out["llm_service_p50_s"] = float(np.nanmax([r["service_p50_s"] for r in worker]))
+            out["llm_queue_p50_s"] = float(np.nanmax([r["queue_p50_s"] for r in worker]))
         return out
 
     def note(self, message: str) -> None:
@@ -257,6 +266,7 @@ class EconomyModel(mesa.Model):
         self.step_in_year += 1
         if self.step_in_year >= self.steps_per_year:
             self._end_year()
+        self.health.after_step(self)  # raises RunFailed when too many LLM requests failed
 
     def run_year(self) -> dict[str, Any]:
         """All steps of one tax year; returns the year's record."""

@@ -83,6 +83,8 @@ def run_report(run_dir: Path, out: Path) -> Path:
         f"({sc.get('population', {}).get('source', '?')}), policy "
         f"{sc.get('workers', {}).get('policy', '?')}; planner {y['planner'].iloc[-1]}; "
         f"objective {y['objective_swf'].iloc[-1]}",
+        *[f"- warning: {w}" for w in res.manifest.get("warnings") or []],
+        *([f"- failed: {res.manifest.get('reason')}"] if res.manifest.get("status") == "failed" else []),
         "",
         "## Tax years",
         "",
@@ -146,7 +148,9 @@ def run_report(run_dir: Path, out: Path) -> Path:
 
 
 def comparison_report(root: Path, out: Path) -> Path:
-    table = pd.read_parquet(root / "comparison.parquet")
+    from simulator.results import read_parquet_checked
+
+    table = read_parquet_checked(root / "comparison.parquet")
     rc = _rate_cols(table)
     lines = [f"# Policy comparison: {root.name}", "",
              "Final tax year of each variant (same population and seed).", ""]

@@ -12,7 +12,9 @@ Layout::
 
 Every file is written to a temporary name in the same directory and then renamed, so a
 crash never leaves a half-written file that looks complete.  The manifest's ``status``
-is ``running`` until the run ends, then ``completed`` or ``failed`` with the reason.
+is ``running`` until the run ends, then ``completed``, ``completed_with_warnings`` (some
+LLM replies failed or fell back: ``warnings`` and ``llm_health`` say how many) or
+``failed`` with the reason.
 """
 
 from __future__ import annotations
@@ -63,6 +65,18 @@ def git_revision() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _user_mode(fd_or_path: int | str) -> None:
+    """Give a ``mkstemp`` file (0600) the permissions of any file the user creates
+    (0666 less the umask), so run files are shared like the user's other files."""
+    os.chmod(fd_or_path, 0o666 & ~_umask())
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -71,6 +85,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _user_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -83,6 +98,7 @@ def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
     os.close(fd)
     try:
         df.to_parquet(tmp, index=False)
+        _user_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -154,6 +170,19 @@ class RunResults:
         return self.manifest.get("status", "unknown")
 
 
+def read_parquet_checked(path: Path) -> pd.DataFrame:
+    """``pd.read_parquet``, with a damaged file (truncated, not parquet) as a one-line
+    :class:`UserError` naming the file."""
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        why = " ".join(str(exc).split())[:120]
+        raise UserError(
+            f"{path}: damaged parquet file ({why}); the run directory is damaged: re-run "
+            "the scenario (or restore the file)"
+        ) from None
+
+
 def load_run(path: str | Path) -> RunResults:
     """Read a run directory into pandas DataFrames.
 
@@ -174,11 +203,11 @@ def load_run(path: str | Path) -> RunResults:
 
     def read(name: str) -> pd.DataFrame | None:
         p = path / f"{name}.parquet"
-        return pd.read_parquet(p) if f"{name}.parquet" in listed and p.exists() else None
+        return read_parquet_checked(p) if f"{name}.parquet" in listed and p.exists() else None
 
     years = read("years")
     tables = {
-        Path(f).stem: pd.read_parquet(path / f)
+        Path(f).stem: read_parquet_checked(path / f)
         for f in sorted(listed)
         if Path(f).stem not in ("years", "agents", "population") and (path / f).exists()
     }

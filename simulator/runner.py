@@ -14,6 +14,7 @@ from tqdm import tqdm
 from simulator.errors import UserError
 from simulator.model import EconomyModel
 from simulator.results import RunResults, RunWriter, load_run
+from simulator.run_health import RunFailed
 from simulator.scenario import Scenario
 
 
@@ -92,13 +93,25 @@ def run_scenario(
 
         def after_year(record: dict) -> None:
             bar.update(1)
+            if bar.disable and progress is None:  # off a terminal: one plain line per year
+                from simulator.progress import year_line
+
+                year_line(record, scenario.run.tax_years)
             bar.set_postfix(objective=f"{record['objective']:.4g}", hours=f"{record['mean_hours']:.1f}")
             _save_progress(writer, model, final=False)
 
         with bar:
             model.run(callback=after_year)
         _save_progress(writer, model, final=True)
-        writer.finish("completed", notes=model.notes, wall_seconds=time.perf_counter() - started)
+        status, warnings = model.health.final_status(model.history)
+        writer.finish(status, notes=model.notes, warnings=warnings,
+                      llm_health=model.health.rates(model.history),
+                      wall_seconds=time.perf_counter() - started)
+    except RunFailed as exc:
+        _save_progress(writer, model, final=True)
+        writer.finish("failed", str(exc), notes=model.notes,
+                      llm_health=model.health.rates(model.history))
+        raise
     except KeyboardInterrupt:
         if model is not None:
             _save_progress(writer, model, final=True)
@@ -115,10 +128,19 @@ def run_scenario(
                 pass
         writer.finish("failed", f"{type(exc).__name__}: {exc}", notes=getattr(model, "notes", []))
         raise
+    finally:
+        # the runner built the language model (processes, engines, clients): close it
+        if llm is None and model is not None and model._llm is not None:
+            try:
+                model._llm.close()
+            except Exception:  # noqa: BLE001 - never mask the run's own outcome
+                pass
     results = load_run(run_dir)
     print(summary_table(results.years), file=stream)
     for note in model.notes:
         print(f"note: {note}", file=stream)
+    for warning in writer.manifest.get("warnings", []):
+        print(f"warning: {warning}", file=stream)
     print(f"results: {run_dir}", file=stream)
     return results
 
@@ -143,7 +165,8 @@ def run_comparison(
         print(f"== {label}", file=stream)
         res = run_scenario(variant, root / label, progress=progress, llm=llm, stream=stream)
         last = res.years.iloc[-1].to_dict()
-        rows.append({"variant": label, "planner": variant.planner.kind, "path": str(res.path), **last})
+        rows.append({"variant": label, "planner": variant.planner.kind, "path": str(res.path),
+                     "status": res.status, **last})
     table = pd.DataFrame(rows)
     from simulator.results import atomic_write_parquet
 

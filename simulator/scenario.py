@@ -113,7 +113,10 @@ class EconomyConfig(_Strict):
 class USFederalRef(_Strict):
     year: int = Field(2024, description="tax year 2023-2026")
     filing_status: str = Field("single", description=", ".join(FILING_STATUSES))
-    standard_deduction: bool = Field(False, description="subtract the standard deduction first")
+    standard_deduction: bool = Field(
+        True, description="subtract the standard deduction first (the law); the LLM Economist "
+        "reference taxes from the first dollar: false"
+    )
 
     @field_validator("year")
     @classmethod
@@ -235,7 +238,8 @@ class PlannerConfig(_Strict):
     rates: list[float] | None = Field(None, description="fixed: one rate per bracket")
     schedules: list[list[float]] | None = Field(None, description="grid: rate lists, cycled by year")
     elasticity: float | Literal["measured"] = Field(
-        0.25, description="saez: elasticity of taxable income, or 'measured' from the workers"
+        0.25, description="saez: elasticity of taxable income, or 'measured' from the workers "
+        "(with the rebate held fixed)"
     )
     saez_weights: Literal["inverse_income", "revenue_max", "utilitarian_linear", "objective"] = Field(
         "inverse_income",
@@ -391,6 +395,8 @@ class Scenario(_Strict):
             raise ValueError("planner kind 'fixed' needs planner.rates")
         if self.planner.rates is not None and len(self.planner.rates) != n:
             raise ValueError(f"planner.rates needs {n} rates, one per bracket")
+        if self.planner.rates is not None and any(not 0 <= r <= 1 for r in self.planner.rates):
+            raise ValueError(f"planner.rates must lie in [0, 1], got {self.planner.rates}")
         if self.planner.kind == "grid" and not self.planner.schedules:
             raise ValueError("planner kind 'grid' needs planner.schedules")
         for i, s in enumerate(self.planner.schedules or []):
@@ -506,8 +512,11 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
 
 
 def shipped_scenarios_dir() -> Path:
-    """The ``scenarios/`` folder of the source tree."""
-    return Path(__file__).resolve().parents[1] / "scenarios"
+    """The shipped scenarios: package data ``simulator/scenarios`` (found with
+    :mod:`importlib.resources`, so a wheel install has them too)."""
+    from importlib import resources
+
+    return Path(str(resources.files("simulator") / "scenarios"))
 
 
 def resolve_scenario_path(name: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 import pytest
 from conftest_llm import needs_llama
@@ -93,16 +94,28 @@ def test_a_killed_embedded_worker_fails_the_batch_instead_of_hanging():
         m.generate(reqs[:4])  # start the pool
         victim = next(iter(m._pool._processes.values()))
 
-        def kill():
-            os.kill(victim.pid, signal.SIGKILL)
+        def cpu_ticks(pid: int) -> int:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            return int(fields[11]) + int(fields[12])  # utime + stime
 
-        t = threading.Timer(0.5, kill)
+        idle = cpu_ticks(victim.pid)
+        killed = threading.Event()
+
+        def kill_when_busy():  # the victim is working on this batch: kill it now
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and cpu_ticks(victim.pid) <= idle + 2:
+                time.sleep(0.02)
+            os.kill(victim.pid, signal.SIGKILL)
+            killed.set()
+
+        t = threading.Thread(target=kill_when_busy, daemon=True)
         t.start()
         out = m.generate(reqs)
         t.join()
-        assert len(out) == 40
-        if not all(r.ok for r in out):  # the kill landed during the batch
-            assert all(r.error_kind == "transport" for r in out if not r.ok)
+        assert killed.is_set() and len(out) == 40
+        failed = [r for r in out if not r.ok]
+        assert failed, "the kill landed during the batch: its requests must fail"
+        assert all(r.error_kind == "transport" and "pool" in r.error for r in failed)
         # a fresh pool serves the next batch
         again = m.generate(reqs[:6])
         assert all(r.ok for r in again)

@@ -34,7 +34,9 @@ def test_rational_us_federal_matches_core(make_scenario, tmp_path):
     res = run_scenario(sc, tmp_path / "run", progress=False)
     pop = res.population
     model = EconomyModel(sc, population=pop)
-    us = TaxSchedule.us_federal(2024, "single")
+    # the scenario default: the law's standard deduction comes off first
+    us = TaxSchedule.us_federal(2024, "single", standard_deduction=True)
+    assert us.deduction == 14_600 and model.base_schedule.deduction == 14_600
     h, r = equilibrium(us, pop["wage"].to_numpy(), model.utility, 1.0)
     out = evaluate(us, pop["wage"].to_numpy(), h, model.utility, 1.0)
     last = res.agents[res.agents.year == 2].sort_values("id")
@@ -97,7 +99,9 @@ def test_saez_uses_last_years_incomes(make_scenario):
     m.run(1)
     from simulator.economy.saez import saez_bracket_rates
 
-    expected = saez_bracket_rates(m.outcome.pre_tax, m.base_schedule.thresholds, 0.3).rates
+    base = m.base_schedule  # edges in gross income: the deduction comes off first
+    edges = np.concatenate([[0.0], np.asarray(base.thresholds[1:]) + base.deduction])
+    expected = saez_bracket_rates(m.outcome.pre_tax, edges, 0.3).rates
     m.run(1)
     np.testing.assert_allclose(m.schedule.rates, expected)
 
@@ -133,7 +137,7 @@ def test_fixed_policy_and_grid_planner(make_scenario):
     assert np.all(m.hours == 30)
     assert [h["rate_3"] for h in m.history] == [0.1, 0.3, 0.1]
     z = m.wages * 30
-    assert m.history[1]["revenue"] == pytest.approx(np.mean(0.3 * z))
+    assert m.history[1]["revenue"] == pytest.approx(np.mean(0.3 * np.maximum(z - 14_600, 0)))
 
 
 def test_population_from_file(tmp_path, make_scenario):

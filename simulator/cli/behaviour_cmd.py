@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "against the literature (ETI, income effect), the CPS hours distribution and the rational "
         "workers of the same scenario. See docs/validity.md.",
     )
-    p.add_argument("scenario", metavar="SCENARIO")
+    p.add_argument("scenario", metavar="SCENARIO", help="a YAML file or the name of a shipped scenario")
     p.add_argument("--workers", type=int, help="override population.size")
     p.add_argument("--perturbations", default="-0.2,-0.1,0,0.1,0.2",
                    help="net-of-tax rate changes, comma-separated (default -0.2,-0.1,0,0.1,0.2)")
@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR",
                    help="write validity.parquet and validity_replies.parquet here (e.g. a run directory)")
     p.add_argument("--no-progress", action="store_true", help="do not show progress on stderr")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a scenario value (repeatable)")
     p.set_defaults(func=run)
 
 

@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Language-model backend tools.")
     sub = p.add_subparsers(dest="llm_command", metavar="SUBCOMMAND")
     c = sub.add_parser("check", help="send a probe request and report whether structured output works")
-    c.add_argument("--backend", choices=("embedded", "openai", "vllm", "scripted"), default="embedded")
+    c.add_argument("--backend", choices=("embedded", "openai", "vllm", "scripted"), default="embedded",
+                   help="backend to probe (default embedded)")
     c.add_argument("--base-url", help="openai backend: e.g. http://127.0.0.1:8000/v1")
     c.add_argument("--model", help="model id / alias / path")
     c.add_argument("--dialect", choices=DIALECTS, help="structured-output dialect (default: try each)")

@@ -14,6 +14,7 @@ import sys
 
 from simulator import __version__
 from simulator.errors import UserError
+from simulator.run_health import RunFailed
 
 #: Modules providing sub-commands, in the order they appear in ``--help``.
 COMMAND_MODULES = (
@@ -33,8 +34,33 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"econsim: error: {message} (see '{self.prog} --help')\n")
 
 
+DESCRIPTION = """\
+econsim simulates an economy whose citizens and government are played by language
+models (or, for baselines, by exact utility maximisation): workers drawn from a
+Census-calibrated synthetic US population choose weekly hours each tax year, a planner
+sets piecewise-linear marginal tax rates on the US federal brackets to maximise a social
+welfare function, and revenue is rebated lump-sum. A run is described by a scenario YAML
+file (see `econsim scenarios`) and writes a run directory of parquet tables and a
+manifest. Exit status: 0 completed, 3 completed with warnings (some LLM replies failed
+or fell back), 1 failed (the language model failed too often, or a bug), 2 a user error.
+"""
+
+#: an example per sub-command, shown at the end of its ``--help``
+EXAMPLES = {
+    "run": "econsim run quickstart --seed 3 --set population.size=8 --out runs/demo",
+    "validate": "econsim validate scenarios/rational.yaml --set run.tax_years=5",
+    "scenarios": "econsim scenarios",
+    "tax": "econsim tax 100000 --year 2024 --filing-status single",
+    "personas": "econsim personas sample --n 1000 --seed 1 -o personas.parquet",
+    "llm": "econsim llm check --backend openai --base-url http://127.0.0.1:8000/v1 --model my-model",
+    "behaviour": "econsim behaviour quickstart --workers 20",
+    "report": "econsim report runs/demo",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="econsim", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="econsim", description=DESCRIPTION,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"econsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
@@ -45,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    for name, example in EXAMPLES.items():
+        if name in sub.choices:
+            sub.choices[name].epilog = f"example:\n  {example}"
+            sub.choices[name].formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 
@@ -60,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.problems:
             print(f"econsim: error: {line}", file=sys.stderr)
         return 2
+    except RunFailed as exc:
+        print(f"econsim: run failed: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("econsim: interrupted", file=sys.stderr)
         return 130

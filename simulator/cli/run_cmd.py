@@ -22,13 +22,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
 
-    v = sub.add_parser("validate", help="check a scenario file without running it")
-    v.add_argument("scenario", metavar="SCENARIO")
+    v = sub.add_parser("validate", help="check a scenario file without running it",
+                       description="Check a scenario file (every field, every compare variant) "
+                       "without running it.")
+    v.add_argument("scenario", metavar="SCENARIO", help="a YAML file or the name of a shipped scenario")
     v.add_argument("--seed", type=int, help="override run.seed")
-    v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a scenario value, e.g. --set population.size=500 (repeatable)")
     v.set_defaults(func=validate)
 
-    s = sub.add_parser("scenarios", help="list the shipped scenarios")
+    s = sub.add_parser("scenarios", help="list the shipped scenarios",
+                       description="List the scenarios shipped with econsim (run one by name).")
     s.set_defaults(func=scenarios)
 
 
@@ -54,12 +58,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"econsim: running {path} ({who}, "
           f"{scenario.run.tax_years} tax years, planner {scenario.planner.kind}, "
           f"workers {scenario.workers.policy}, seed {scenario.run.seed})")
+    from simulator.run_health import EXIT_CODES
+
     progress = False if args.no_progress else None
     if scenario.compare:
-        run_comparison(scenario, args.out, progress=progress)
+        statuses = list(run_comparison(scenario, args.out, progress=progress)["status"])
     else:
-        run_scenario(scenario, args.out, progress=progress)
-    return 0
+        statuses = [run_scenario(scenario, args.out, progress=progress).status]
+    # a run that degraded says so in its exit status (3), a failed one raised (1)
+    return max(EXIT_CODES.get(s, 1) for s in statuses)
 
 
 def validate(args: argparse.Namespace) -> int:

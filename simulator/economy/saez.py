@@ -19,7 +19,7 @@ Discretisation (documented in ``docs/economics.md``):
   its threshold, ``a = n / sum(log(z_i / z_top))``;
 * each other bracket's rate is the population-weighted mean of ``tau(z_i)`` over the
   agents whose income lies in it; a bracket with nobody in it takes the rate of the
-  nearest populated bracket below (or the top-tail formula if none).
+  nearest populated bracket below (0 if no bracket below is populated).
 """
 
 from __future__ import annotations

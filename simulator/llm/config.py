@@ -67,7 +67,16 @@ class LLMConfig(BaseModel):
     )
     concurrency: int = Field(16, ge=1, le=4096, description="max requests in flight (openai)")
     max_retries: int = Field(3, ge=0, le=20, description="transport retries and invalid-reply re-asks")
-    timeout_s: float = Field(120.0, gt=0, description="per-request timeout (openai)")
+    timeout_s: float = Field(120.0, gt=0, description="per-request read timeout (openai)")
+    connect_timeout_s: float = Field(
+        5.0, gt=0, description="openai: connect timeout, far shorter than the read timeout, so a "
+        "dead server is found in seconds"
+    )
+    max_failure_rate: float = Field(
+        0.5, ge=0, le=1,
+        description="largest share of a step's LLM requests that may fail (transport failure or "
+        "unusable reply, after retries) before the run stops as failed (1: never stop)",
+    )
     cache: CacheMode = Field(
         "readwrite", description="off | readwrite (default) | replay (never calls a model)"
     )

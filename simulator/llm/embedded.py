@@ -219,6 +219,16 @@ class _Job:
     seed: int
 
 
+def damaged_model_message(path: Path, exc: BaseException) -> str:
+    """One line naming a model file llama.cpp cannot load and what to do."""
+    why = " ".join(str(exc).split())[:120]
+    if path.parent.name == "models" and ".Q4_0." in path.name:
+        todo = "it is econsim's cached conversion: delete it and the next run rebuilds it"
+    else:
+        todo = "the file is truncated or not a GGUF model: download or copy it again"
+    return f"{path}: llama.cpp cannot load this model file ({why}); {todo}"
+
+
 class _Engine:
     """One llama.cpp model in this process."""
 
@@ -227,14 +237,17 @@ class _Engine:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self._llama_cpp = llama_cpp
-        with _model_params(extra_bufts):
-            self.llm = llama_cpp.Llama(
-                model_path=path,
-                n_ctx=n_ctx,
-                n_threads=n_threads,
-                n_threads_batch=n_threads,
-                verbose=False,
-            )
+        try:
+            with _model_params(extra_bufts):
+                self.llm = llama_cpp.Llama(
+                    model_path=path,
+                    n_ctx=n_ctx,
+                    n_threads=n_threads,
+                    n_threads_batch=n_threads,
+                    verbose=False,
+                )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise UserError(damaged_model_message(Path(path), exc)) from None
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise UserError(f"{Path(path).name} has no chat template in its GGUF metadata")

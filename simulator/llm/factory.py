@@ -91,6 +91,7 @@ def build_backend(
             dialect=config.dialect or "openai_json_schema",
             concurrency=config.concurrency,
             timeout_s=config.timeout_s,
+            connect_timeout_s=config.connect_timeout_s,
             retry=retry,
         )
     if config.backend == "vllm":

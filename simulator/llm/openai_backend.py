@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import os
 import random
 import threading
@@ -143,6 +144,51 @@ class _LoopThread:
             self.loop.close()
 
 
+class _MalformedBody(Exception):
+    """A 200 answer whose body is not a chat completion (cut short, or not JSON)."""
+
+
+def _check_body(completion: Any) -> None:
+    """Raise :class:`_MalformedBody` unless ``completion`` is a parsed chat completion
+    (the client returns the raw text when the body is not JSON, e.g. cut short)."""
+    choices = getattr(completion, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        excerpt = " ".join(str(completion).split())[:80] if completion is not None else "nothing"
+        raise _MalformedBody(f"truncated or malformed response body ({excerpt!r})")
+
+
+def _is_dialect_error(msg: str) -> bool:
+    m = msg.lower()
+    return any(w in m for w in ("json_schema", "response_format", "schema", "grammar"))
+
+
+def _server_service_s(completion: Any) -> float | None:
+    """Seconds the server spent on the request, where it says (llama.cpp's ``timings``:
+    prompt and generation milliseconds); ``None`` otherwise."""
+    timings = getattr(completion, "timings", None)
+    if timings is None:
+        extra = getattr(completion, "model_extra", None) or {}
+        timings = extra.get("timings")
+    if isinstance(timings, dict):
+        try:
+            ms = float(timings.get("prompt_ms", 0.0) or 0.0) + float(timings.get("predicted_ms", 0.0) or 0.0)
+        except (TypeError, ValueError):
+            return None
+        return ms / 1000.0 if ms > 0 else None
+    return None
+
+
+def _batch_bar(n: int) -> Any:
+    """A tqdm bar over a large batch's replies on a terminal; ``None`` otherwise."""
+    import sys
+
+    if n < 64 or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=n, desc="LLM replies", unit="req", leave=False, file=sys.stderr)
+
+
 class OpenAIModel(LanguageModel):
     """See module docstring.  ``api_key`` is held only inside the client (never in repr)."""
 
@@ -156,6 +202,8 @@ class OpenAIModel(LanguageModel):
         concurrency: int = 16,
         timeout_s: float = 120.0,
         retry: RetryPolicy | None = None,
+        connect_timeout_s: float = 5.0,
+        health_check: bool = True,
     ) -> None:
         try:
             import openai
@@ -167,6 +215,12 @@ class OpenAIModel(LanguageModel):
         self.dialect = dialect
         self.concurrency = concurrency
         self.timeout_s = timeout_s
+        self.connect_timeout_s = min(connect_timeout_s, timeout_s)
+        self.health_check = health_check
+        self._healthy = False
+        #: (status, message) pairs this server has already answered and will answer again:
+        #: a dialect it does not speak; later requests failing the same way are not retried
+        self._permanent: set[tuple[int, str]] = set()
         self.retry = retry or RetryPolicy()
         self._rng = random.Random()
         self._api_key = api_key
@@ -190,7 +244,8 @@ class OpenAIModel(LanguageModel):
                 return self._openai.AsyncOpenAI(
                     api_key=self._api_key,
                     base_url=self.base_url,
-                    timeout=self.timeout_s,
+                    # a dead server is found in seconds, a slow reply still has timeout_s
+                    timeout=self._openai.Timeout(self.timeout_s, connect=self.connect_timeout_s),
                     max_retries=0,
                 )
 
@@ -208,32 +263,75 @@ class OpenAIModel(LanguageModel):
             return []
         with self._lock:  # only creation is serialised; batches from threads run concurrently
             loop = self._ensure()
+            if self.health_check and not self._healthy:
+                loop.run(self._health())
+                self._healthy = True
         return loop.run(self._batch(list(requests)))
+
+    def where(self) -> str:
+        return self.base_url or "the OpenAI API"
+
+    async def _health(self) -> None:
+        """One short request (``GET /models``) before the first batch: a server that does
+        not answer at all is a :class:`UserError` naming the URL, found in seconds.  Any
+        HTTP answer, even an error status, means the server is there."""
+        o = self._openai
+        try:
+            await self._client.with_options(timeout=self._health_timeout()).models.list()
+        except o.APIStatusError:
+            return
+        except (o.APITimeoutError, o.APIConnectionError) as exc:
+            text, _ = self._classify(exc, timeout_s=self._health_timeout().read)
+            raise UserError(
+                f"cannot reach the model server at {self.where()}: it does not answer ({text}); "
+                "start it, or fix llm.base_url"
+            ) from None
+
+    def _health_timeout(self) -> Any:
+        return self._openai.Timeout(min(self.timeout_s, 30.0), connect=self.connect_timeout_s)
 
     async def _batch(self, requests: list[Request]) -> list[Response]:
         sem = self._sem
+        bar = _batch_bar(len(requests))
 
         async def one(r: Request) -> Response:
             async with sem:
-                return await self._one(r)
+                out = await self._one(r)
+            if bar is not None:
+                bar.update(1)
+            return out
 
-        return list(await asyncio.gather(*(one(r) for r in requests)))
+        try:
+            return list(await asyncio.gather(*(one(r) for r in requests)))
+        finally:
+            if bar is not None:
+                bar.close()
 
-    def _classify(self, exc: BaseException) -> tuple[str, bool]:
+    def _classify(self, exc: BaseException, timeout_s: float | None = None) -> tuple[str, bool]:
         """(error text, retryable)."""
         o = self._openai
         if isinstance(exc, o.APITimeoutError):
-            return f"transport: timeout after {self.timeout_s:g} s", True
+            return f"transport: timeout after {timeout_s or self.timeout_s:g} s", True
         if isinstance(exc, o.APIConnectionError):
             cause = exc.__cause__ or exc
             return f"transport: connection error ({type(cause).__name__}: {cause})", True
+        if isinstance(exc, _MalformedBody):
+            return f"transport: {exc}", True
         if isinstance(exc, o.APIStatusError):
             code = exc.status_code
             msg = " ".join(str(getattr(exc, "message", exc)).split())[:300]
             text = f"http {code}: {msg}"
+            hint = " (llama.cpp's server answers 500 to json_schema: try dialect llamacpp_json_object or grammar)"
+            if code == 500 and self.dialect == "openai_json_schema" and _is_dialect_error(msg):
+                # the dialect, not the load: the same request fails the same way again
+                self._permanent.add((code, msg))
+            if (code, msg) in self._permanent:
+                return text + hint + " (permanent: not retried)", False
             if code == 500 and self.dialect == "openai_json_schema":
-                text += " (llama.cpp's server answers 500 to json_schema: try dialect llamacpp_json_object or grammar)"
+                text += hint
             return text, code in _RETRY_STATUS or code >= 500
+        if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+            return f"transport: truncated or malformed response body ({type(exc).__name__}: {exc})", True
         return f"backend: {type(exc).__name__}: {exc}", False
 
     async def _one(self, r: Request) -> Response:
@@ -243,18 +341,21 @@ class OpenAIModel(LanguageModel):
         while True:
             try:
                 completion = await self._client.chat.completions.create(**kwargs)
+                _check_body(completion)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded error
                 text, retryable = self._classify(exc)
                 if retryable and retries < self.retry.max_retries:
                     await asyncio.sleep(self.retry.delay(retries, self._rng))
                     retries += 1
                     continue
-                kind = "transport" if retryable else ("request" if text.startswith("http 4") else "backend")
+                kind = ("transport" if text.startswith("transport") or (retryable and text.startswith("http"))
+                        else "request" if text.startswith("http") else "backend")
                 return Response(
                     error=text, error_kind=kind, retries=retries, latency_s=time.perf_counter() - t0
                 )
             break
         latency = time.perf_counter() - t0
+        service = _server_service_s(completion)
         try:
             content = completion.choices[0].message.content or ""
         except (AttributeError, IndexError, TypeError):
@@ -269,6 +370,7 @@ class OpenAIModel(LanguageModel):
             prompt_tokens=pt,
             completion_tokens=ct,
             latency_s=latency,
+            service_s=service,
             retries=retries,
             error=None if err is None else f"invalid reply: {err}",
             error_kind=None if err is None else "invalid",

@@ -173,6 +173,9 @@ class Response:
     error: str | None = None
     retries: int = 0
     error_kind: ErrorKind | None = None
+    #: seconds the server says it spent on the request (prompt + generation), where it
+    #: reports it (llama.cpp's server); ``latency_s - service_s`` is then the queue wait
+    service_s: float | None = None
 
     @property
     def ok(self) -> bool:

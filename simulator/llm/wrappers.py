@@ -135,11 +135,18 @@ class CallRecord:
     retries: int
     ok: bool
     error_kind: str | None
+    service_s: float | None = None
 
 
 def _agg(records: Sequence[CallRecord]) -> dict[str, Any]:
     lat = np.array([r.latency_s for r in records if not r.cached], dtype=float)
+    # queue wait and service time apart, where the server reports its time (llama.cpp)
+    svc = np.array([r.service_s for r in records if not r.cached and r.service_s is not None], dtype=float)
+    queue = np.array([max(r.latency_s - r.service_s, 0.0) for r in records
+                      if not r.cached and r.service_s is not None], dtype=float)
     return {
+        "service_p50_s": float(np.percentile(svc, 50)) if svc.size else float("nan"),
+        "queue_p50_s": float(np.percentile(queue, 50)) if queue.size else float("nan"),
         "requests": len(records),
         "cache_hits": sum(r.cached for r in records),
         "prompt_tokens": sum(r.prompt_tokens for r in records),
@@ -182,7 +189,7 @@ class Telemetry:
                 self.records.append(
                     CallRecord(
                         self.period, q.tag, r.latency_s, r.cached, r.prompt_tokens,
-                        r.completion_tokens, r.retries, r.ok, r.error_kind,
+                        r.completion_tokens, r.retries, r.ok, r.error_kind, r.service_s,
                     )
                 )
 

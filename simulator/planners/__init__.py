@@ -84,7 +84,9 @@ class SaezPlanner(Planner):
     """Saez (2001) rates recomputed every year from last year's incomes.
 
     The elasticity is fixed, or ``"measured"``: estimated from the workers' own policy by
-    perturbing net-of-tax rates (re-measured every ``remeasure_every`` years).
+    perturbing net-of-tax rates with the lump-sum rebate held fixed at last year's
+    (re-measured every ``remeasure_every`` years).  Saez's formula needs that elasticity:
+    re-solving the rebate for each perturbation would add its income effect.
     """
 
     kind = "saez"
@@ -102,8 +104,10 @@ class SaezPlanner(Planner):
         due = self.remeasure_every and model.year % self.remeasure_every == 0
         if self.measured is None or due:
             try:
+                rebate = model.outcome.rebate if model.outcome is not None else model.expected_rebate
                 est = estimate_elasticity(
-                    lambda s: model.policy.respond(model, s), model.schedule, weights=model.weights
+                    lambda s: model.policy.respond(model, s, rebate=rebate), model.schedule,
+                    weights=model.weights,
                 )
                 value, ci = est.value, (est.ci_low, est.ci_high)
             except ValueError as exc:  # e.g. nobody earns anything
@@ -133,7 +137,8 @@ class SaezPlanner(Planner):
         )
         model.step_stats.update(saez_elasticity=e, saez_top_pareto_a=float(res.pareto_a[-1]))
         if self.elasticity == "measured":
-            model.step_stats.update(saez_elasticity_ci_low=self.ci[0], saez_elasticity_ci_high=self.ci[1])
+            model.step_stats.update(saez_elasticity_ci_low=self.ci[0], saez_elasticity_ci_high=self.ci[1],
+                                    saez_elasticity_rebate="held fixed")
         return base.with_rates(res.rates)
 
 

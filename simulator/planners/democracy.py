@@ -165,6 +165,8 @@ class Democracy(Planner):
             ))
         replies = model.llm.generate(reqs)
         valid = np.array([r.ok for r in replies])
+        # no reply at all (server down, ...) apart from an unusable reply
+        no_reply = np.array([r.error_kind == "transport" for r in replies], dtype=bool)
         if cfg.rule == "plurality":
             ballots = np.array([LETTERS.index(r.value) if r.ok else own_best[i]
                                 for i, r in enumerate(replies)])
@@ -189,15 +191,17 @@ class Democracy(Planner):
         self.winner = winner
         self.ballots.append(pd.DataFrame({
             "year": model.year, "voter": model.population["id"].to_numpy()[voters],
-            "ballot": shown, "valid": valid,
+            "ballot": shown, "valid": valid, "transport_failure": no_reply,
         }))
         self.elections.append({
             "year": model.year, "rule": cfg.rule, "winner": winner,
             "candidates": [int(c) for c in cands], "scores": scores.tolist(),
-            "electorate": int(len(voters)), "invalid_ballots": int((~valid).sum()),
+            "electorate": int(len(voters)), "invalid_ballots": int((~valid & ~no_reply).sum()),
+            "transport_failures": int(no_reply.sum()),
         })
         model.step_stats.update(election=1.0, election_winner=float(winner),
-                                invalid_ballots=float((~valid).sum()))
+                                invalid_ballots=float((~valid & ~no_reply).sum()),
+                                ballot_transport_failures=float(no_reply.sum()))
         if isinstance(self.current, LLMPlanner) and self.current is not self.fallback:
             self.past_winner_logs.extend(self.current.log)
         if cfg.winner_mode == "platform":

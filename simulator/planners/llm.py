@@ -43,6 +43,12 @@ OBJECTIVE_TEXT = {
 }
 
 
+def objective_text(value: float) -> str:
+    """An objective value with 6 significant digits whatever its scale (0.0131234,
+    10.4897, 61073.3): fixed decimals would leave 3 digits of a 0.013 objective."""
+    return f"{value:.6g}"
+
+
 def project_rates(
     proposed: np.ndarray,
     current: np.ndarray,
@@ -149,13 +155,13 @@ class LLMPlanner(Planner):
         ]
         head = ["year", "rates % (b1..)", "objective", "revenue/person", "hours/wk", "Gini", "fallback"]
         rows = [
-            [str(t["year"]), "/".join(f"{100 * x:.0f}" for x in t["rates"]), f"{t['objective']:.4f}",
+            [str(t["year"]), "/".join(f"{100 * x:.0f}" for x in t["rates"]), objective_text(t["objective"]),
              money(t["revenue"]), f"{t['mean_hours']:.1f}", f"{t['gini']:.3f}", f"{t['fallback']:.0%}"]
             for t in self.tried[-o.history:]
         ]
         best = sorted(self.tried, key=lambda t: -t["objective"])[: o.best_k]
         best_txt = "; ".join(
-            f"year {t['year']}: {'/'.join(f'{100 * x:.0f}' for x in t['rates'])} -> {t['objective']:.4f}"
+            f"year {t['year']}: {'/'.join(f'{100 * x:.0f}' for x in t['rates'])} -> {objective_text(t['objective'])}"
             for t in best
         )
         # workers per bracket and their mean utility (fixed size, any population)
@@ -233,7 +239,7 @@ class LLMPlanner(Planner):
         resp = model.llm.generate([req])[0]
         current = model.schedule.rate_array
         entry = {"year": model.year, "tag": self.tag, "prompt": user, "reply": resp.text,
-                 "valid": bool(resp.ok), "error": resp.error}
+                 "valid": bool(resp.ok), "error": resp.error, "error_kind": resp.error_kind}
         if resp.ok:
             raw = np.array([resp.value[f"b{i + 1}"] for i in range(k)], dtype=float) / 100.0
             proposed = raw if self.options.action == "absolute" else current + raw
@@ -242,10 +248,15 @@ class LLMPlanner(Planner):
             entry.update(proposed=proposed.tolist(), applied=rates.tolist(), projection="; ".join(notes))
         else:
             rates = current
-            entry.update(proposed=None, applied=rates.tolist(), projection="invalid reply: kept")
+            why = ("no reply (transport failure): kept" if resp.error_kind == "transport"
+                   else "invalid reply: kept" if resp.error_kind == "invalid"
+                   else f"no reply ({resp.error_kind} error): kept")
+            entry.update(proposed=None, applied=rates.tolist(), projection=why)
         self.log.append(entry)
-        invalid = sum(not e["valid"] for e in self.log if e["tag"] == self.tag)
+        invalid = sum(e.get("error_kind") == "invalid" for e in self.log if e["tag"] == self.tag)
+        transport = sum(e.get("error_kind") == "transport" for e in self.log if e["tag"] == self.tag)
         model.step_stats.update({f"{self.tag}_invalid_total": float(invalid),
+                                 f"{self.tag}_transport_failures_total": float(transport),
                                  f"{self.tag}_valid": float(resp.ok)})
         return model.schedule.with_rates(rates)
 

@@ -24,7 +24,8 @@ class WorkerPolicy(Protocol):
 
     def decide(self, model: EconomyModel) -> np.ndarray: ...
 
-    def respond(self, model: EconomyModel, schedule: TaxSchedule) -> np.ndarray: ...
+    def respond(self, model: EconomyModel, schedule: TaxSchedule,
+                rebate: float | None = None) -> np.ndarray: ...
 
 
 class RationalPolicy:
@@ -53,7 +54,13 @@ class RationalPolicy:
     def decide(self, model: EconomyModel) -> np.ndarray:
         return self._hours(model, model.schedule)
 
-    def respond(self, model: EconomyModel, schedule: TaxSchedule) -> np.ndarray:
+    def respond(self, model: EconomyModel, schedule: TaxSchedule,
+                rebate: float | None = None) -> np.ndarray:
+        """Pre-tax incomes under ``schedule``; ``rebate`` (dollars a year) held fixed if
+        given (the elasticity the Saez formula needs), else as the expectations say."""
+        if rebate is not None:
+            return model.wages * best_response(schedule, model.wages, model.utility, rebate,
+                                               model.hours_bounds)
         return model.wages * self._hours(model, schedule)
 
 
@@ -70,7 +77,8 @@ class FixedPolicy:
             return model.usual_hours.copy()
         return np.full(model.n_workers, float(self.hours))
 
-    def respond(self, model: EconomyModel, schedule: TaxSchedule) -> np.ndarray:
+    def respond(self, model: EconomyModel, schedule: TaxSchedule,
+                rebate: float | None = None) -> np.ndarray:
         return model.wages * self.decide(model)
 
 

@@ -41,28 +41,16 @@ EXPLORE = "This is an early step of the year: try an amount of hours you have no
 EXPLOIT = "This is the deciding step of the year: choose the hours you believe are best for you."
 
 
-def generate_with_progress(llm, requests: list[Request], desc: str, min_chunk: int = 64) -> list:
-    """``llm.generate`` in a few large chunks with a progress bar on a terminal.
+def generate_with_progress(llm, requests: list[Request], desc: str) -> list:
+    """``llm.generate`` on the whole batch in one call, whatever the terminal.
 
-    Small batches (and non-terminal output) go in one call, so batching backends still
-    see the whole batch; big ones are split into about 20 chunks of at least
-    ``min_chunk`` requests so a long step shows progress.
+    Batching backends (vLLM, a server's continuous batching) must see the whole batch;
+    progress is the backend's to show (see :func:`simulator.progress.batch_progress`).
     """
-    import sys
+    from simulator.progress import batch_progress
 
-    from tqdm import tqdm
-
-    n = len(requests)
-    if n <= min_chunk or not sys.stderr.isatty():
+    with batch_progress(desc, len(requests)):
         return llm.generate(requests)
-    size = max(min_chunk, -(-n // 20))
-    out: list = []
-    with tqdm(total=n, desc=desc, unit="prompt", leave=False, file=sys.stderr) as bar:
-        for start in range(0, n, size):
-            chunk = requests[start:start + size]
-            out.extend(llm.generate(chunk))
-            bar.update(len(chunk))
-    return out
 
 
 class LLMWorkerPolicy:
@@ -152,6 +140,7 @@ class LLMWorkerPolicy:
         responses = generate_with_progress(model.llm, reqs, desc=f"year {model.year} workers")
         hours = fallback.astype(float).copy()
         used = np.zeros(model.n_workers, dtype=bool)
+        self.last_transport = np.array([r.error_kind == "transport" for r in responses], dtype=bool)
         for i, r in enumerate(responses):
             if r.ok and isinstance(r.value, dict) and "hours" in r.value:
                 hours[i] = float(r.value["hours"])
@@ -178,16 +167,22 @@ class LLMWorkerPolicy:
         # summed over the year's steps (step_stats is reset at the start of each year)
         n_fb = model.step_stats.get("fallbacks", 0.0) + float((~used).sum())
         asked = model.step_stats.get("worker_replies", 0.0) + model.n_workers
+        n_tr = model.step_stats.get("transport_failures", 0.0) + float(self.last_transport.sum())
         model.step_stats.update(fallbacks=n_fb, worker_replies=asked,
-                                fallback_rate=n_fb / max(asked, 1.0))
+                                fallback_rate=n_fb / max(asked, 1.0),
+                                transport_failures=n_tr,
+                                transport_failure_rate=n_tr / max(asked, 1.0))
         return hours
 
-    def respond(self, model: EconomyModel, schedule: TaxSchedule) -> np.ndarray:
-        """Pre-tax incomes the LLM population would choose under ``schedule`` (one batch)."""
+    def respond(self, model: EconomyModel, schedule: TaxSchedule,
+                rebate: float | None = None) -> np.ndarray:
+        """Pre-tax incomes the LLM population would choose under ``schedule`` (one batch);
+        the rebate shown is ``rebate`` if given, else the schedule's at last year's hours."""
         from simulator.economy.rebate import lump_sum_rebate
 
         fb = self.fallback_hours(model)
-        rebate = lump_sum_rebate(schedule.tax(model.wages * fb), model.rebate_share, model.weights)
+        if rebate is None:
+            rebate = lump_sum_rebate(schedule.tax(model.wages * fb), model.rebate_share, model.weights)
         hours, used = self._ask_hours(model, schedule, rebate, False, fb)
         self.last_respond_fallback_rate = float((~used).mean())
         return model.wages * hours

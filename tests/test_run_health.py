@@ -1,0 +1,522 @@
+"""A run never silently misleads: failures are classified, counted, and end the run.
+
+Fault injection against real local HTTP servers started here (stdlib ``http.server``
+threads that refuse, hang, truncate, answer a permanent 500 or count requests in
+flight), and scripted models that fail on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest_llm import free_port
+
+from simulator.errors import UserError
+from simulator.llm import Request, build_llm, integer_field, json_object_constraint
+from simulator.llm.openai_backend import OpenAIModel
+from simulator.llm.scripted import ScriptedModel, ScriptedTransportError
+from simulator.llm.types import LanguageModel
+from simulator.llm.wrappers import RetryPolicy
+from simulator.results import load_run
+from simulator.run_health import RunFailed
+from simulator.runner import run_scenario
+from simulator.scenario import scenario_from_dict
+
+HOURS = json_object_constraint(hours=integer_field(0, 100))
+K = 7
+
+
+def _completion(content: str) -> bytes:
+    return json.dumps({
+        "id": "x", "object": "chat.completion", "created": 0, "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+        "timings": {"prompt_ms": 30.0, "predicted_ms": 20.0},
+    }).encode()
+
+
+class FaultServer:
+    """A chat-completions server whose POST behaviour is ``mode``:
+
+    ok, hang (never answers), truncate (Content-Length larger than the body, then close),
+    badjson (a complete but cut JSON body), dialect500 (HTTP 500 naming json_schema),
+    slow (0.2 s per reply; counts requests in flight).  ``get_mode`` likewise for GET.
+    """
+
+    def __init__(self, mode: str = "ok", get_mode: str = "ok") -> None:
+        self.mode, self.get_mode = mode, get_mode
+        self.posts = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._release = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _send(self, code, body, length=None):
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                self.end_headers()
+                self.wfile.write(body)
+                self.wfile.flush()
+
+            def do_GET(self):
+                if outer.get_mode == "hang":
+                    outer._release.wait(30)
+                    return
+                self._send(200, b'{"object": "list", "data": [{"id": "m", "object": "model"}]}')
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                self.rfile.read(n)
+                with outer._lock:
+                    outer.posts += 1
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                try:
+                    m = outer.mode
+                    if m == "hang":
+                        outer._release.wait(30)
+                    elif m == "truncate":
+                        body = _completion('{"hours": 40}')
+                        self._send(200, body[: len(body) // 2], length=len(body))
+                        self.close_connection = True
+                    elif m == "badjson":
+                        body = _completion('{"hours": 40}')
+                        self._send(200, body[: len(body) // 2])
+                    elif m == "dialect500":
+                        self._send(500, b'{"error": {"message": "Unrecognized schema: json_schema"}}')
+                    elif m == "slow":
+                        time.sleep(0.2)
+                        self._send(200, _completion('{"hours": 40}'))
+                    else:
+                        self._send(200, _completion('{"hours": 40}'))
+                finally:
+                    with outer._lock:
+                        outer.in_flight -= 1
+
+        self.port = free_port()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> FaultServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+def model_for(url: str, **kw) -> OpenAIModel:
+    kw.setdefault("retry", RetryPolicy(max_retries=2, base_s=0.01, cap_s=0.02))
+    return OpenAIModel(model="m", base_url=url, api_key="x", dialect="none", **kw)
+
+
+def ask(n: int = 1) -> list[Request]:
+    return [Request.chat(f"hours? {i}", constraint=HOURS, seed=i, tag="worker") for i in range(n)]
+
+
+# --------------------------------------------------------------------------- health check
+def test_dead_server_is_a_one_line_user_error_within_seconds():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    m = model_for(url)
+    t0 = time.perf_counter()
+    with pytest.raises(UserError) as err:
+        m.generate(ask())
+    m.close()
+    assert time.perf_counter() - t0 < 10
+    msg = str(err.value)
+    assert url in msg and "does not answer" in msg and "\n" not in msg
+
+
+def test_hung_server_is_found_by_the_health_check():
+    with FaultServer(get_mode="hang") as srv:
+        m = model_for(srv.base_url, timeout_s=1.0)
+        t0 = time.perf_counter()
+        with pytest.raises(UserError, match="does not answer"):
+            m.generate(ask())
+        m.close()
+        assert time.perf_counter() - t0 < 10
+        assert srv.posts == 0  # no batch was sent
+
+
+def test_connect_timeout_is_far_shorter_than_the_read_timeout():
+    with FaultServer() as srv:
+        m = model_for(srv.base_url, timeout_s=120.0)
+        assert m.generate(ask())[0].ok
+        t = m._client.timeout
+        assert t.connect == 5.0 and t.read == 120.0
+        m.close()
+
+
+# --------------------------------------------------------------------------- classification
+def test_truncated_body_is_a_retried_transport_error():
+    with FaultServer("truncate") as srv:
+        m = model_for(srv.base_url)
+        r = m.generate(ask())[0]
+        m.close()
+    assert r.error_kind == "transport" and r.retries == 2, r
+    assert srv.posts == 3
+
+
+def test_cut_json_body_is_a_retried_transport_error_not_an_invalid_reply():
+    with FaultServer("badjson") as srv:
+        m = model_for(srv.base_url)
+        r = m.generate(ask())[0]
+        m.close()
+    assert r.error_kind == "transport" and "truncated or malformed" in r.error and r.retries == 2
+
+
+def test_a_permanent_dialect_500_is_not_retried():
+    with FaultServer("dialect500") as srv:
+        m = OpenAIModel(model="m", base_url=srv.base_url, api_key="x", dialect="openai_json_schema",
+                        retry=RetryPolicy(max_retries=3, base_s=0.01, cap_s=0.02))
+        out = m.generate(ask(3))
+        m.close()
+    assert all(r.error_kind == "request" and r.retries == 0 for r in out)
+    assert "llamacpp_json_object" in out[0].error
+    assert srv.posts == 3  # one each, no retries
+
+
+def test_in_flight_requests_never_exceed_the_concurrency_bound():
+    with FaultServer("slow") as srv:
+        m = model_for(srv.base_url, concurrency=4)
+        out = m.generate(ask(20))
+        m.close()
+    assert all(r.ok for r in out)
+    assert srv.max_in_flight == 4  # reached, never exceeded
+
+
+def test_server_timings_give_queue_wait_and_service_apart():
+    with FaultServer("slow") as srv:
+        llm = build_llm({"backend": "openai", "model": "m", "base_url": srv.base_url,
+                         "dialect": "none", "cache": "off", "concurrency": 2})
+        out = llm.generate(ask(4))
+        llm.close()
+    assert all(r.service_s == pytest.approx(0.05) for r in out)
+    row = llm.telemetry.summary()["by_tag"]["worker"]
+    assert row["service_p50_s"] == pytest.approx(0.05)
+    # 4 replies of 0.2 s two at a time: the request wall time includes the server's time
+    assert row["latency_p50_s"] >= 0.2 and row["queue_p50_s"] == pytest.approx(row["latency_p50_s"] - 0.05, abs=0.05)
+
+
+# --------------------------------------------------------------------------- runs
+def scenario(**kw):
+    base = {
+        "population": {"size": 10, "source": "census"},
+        "workers": {"policy": "llm"},
+        "planner": {"kind": "llm"},
+        "run": {"tax_years": 3, "seed": 2},
+        "llm": {"backend": "scripted", "cache": "off", "max_retries": 0},
+    }
+    for k, v in kw.items():
+        base[k] = {**base.get(k, {}), **v}
+    return scenario_from_dict(base)
+
+
+class Counting(LanguageModel):
+    """Wraps a model: counts generate calls and batch sizes, and whether it was closed."""
+
+    def __init__(self, inner):
+        self.inner, self.sizes, self.closed = inner, [], 0
+
+    @property
+    def info(self):
+        return self.inner.info
+
+    def generate(self, requests):
+        self.sizes.append(len(requests))
+        return self.inner.generate(requests)
+
+    def close(self):
+        self.closed += 1
+
+
+def dying_script(alive_years: int):
+    """Valid replies until the planner's ``alive_years``-th call, then the server is gone."""
+    state = {"planner": 0}
+
+    def fn(req):
+        if req.tag == "planner":
+            state["planner"] += 1
+        if state["planner"] >= alive_years:
+            raise ScriptedTransportError("connection refused")
+        if req.tag == "planner":
+            return json.dumps({f"b{i + 1}": 0 for i in range(K)})
+        return '{"hours": 35}'
+
+    return fn
+
+
+def test_a_server_that_dies_fails_the_run_with_exit_1(tmp_path, capsys, monkeypatch):
+    sc = scenario()
+    llm = build_llm(sc.llm, script=dying_script(2))
+    with pytest.raises(RunFailed, match="transport failures"):
+        run_scenario(sc, tmp_path / "run", progress=False, llm=llm)
+    res = load_run(tmp_path / "run")
+    assert res.status == "failed" and "max_failure_rate" in res.manifest["reason"]
+    # years 0 and 1 answered; year 2's step failed entirely: recorded, then the run stopped
+    assert res.years["transport_failure_rate"].tolist() == [0.0, 0.0, 1.0]
+    assert res.manifest["years_completed"] == 3
+    planner = res.tables["planner"]
+    assert planner["projection"].iloc[-1] == "no reply (transport failure): kept"
+    assert res.years["planner_transport_failures_total"].iloc[-1] == 1
+    # the CLI: one line, exit status 1
+    import simulator.runner as runner_mod
+    from simulator.cli.main import main
+
+    real = runner_mod.run_scenario
+    monkeypatch.setattr(runner_mod, "run_scenario",
+                        lambda s, out, **k: real(s, out, **{**k, "llm": build_llm(s.llm, script=dying_script(2))}))
+    path = tmp_path / "s.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(sc.model_dump(mode="json")))
+    rc = main(["run", str(path), "--out", str(tmp_path / "cli"), "--no-progress"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert err.startswith("econsim: run failed: the language model failed") and err.count("\n") == 1
+
+
+def test_failures_below_the_bound_end_completed_with_warnings_and_exit_3(tmp_path, capsys, monkeypatch):
+    def flaky(req):
+        if req.tag == "planner":
+            return json.dumps({f"b{i + 1}": 0 for i in range(K)})
+        return '{"hours": 35}'
+
+    seen = {"n": 0}
+
+    def script(req):  # one worker request in ten never gets an answer
+        if req.tag == "worker":
+            seen["n"] += 1
+            if seen["n"] % 10 == 0:
+                raise ScriptedTransportError("reset")
+        return flaky(req)
+
+    sc = scenario()
+    res = run_scenario(sc, tmp_path / "run", progress=False, llm=build_llm(sc.llm, script=script))
+    assert res.status == "completed_with_warnings"
+    y = res.years
+    assert y["fallback_rate"].tolist() == [0.1, 0.1, 0.1]
+    assert y["transport_failure_rate"].tolist() == [0.1, 0.1, 0.1]
+    health = res.manifest["llm_health"]
+    assert health["fallback_rate"] == pytest.approx(0.1)
+    assert health["transport_failure_rate"] == pytest.approx(3 / 32)  # 30 workers + 2 planner calls
+    assert res.manifest["warnings"] and "10.0% of worker replies fell back" in res.manifest["warnings"][0]
+    out = capsys.readouterr().out
+    assert "warning: degraded run: 10.0% of worker replies fell back" in out
+    from simulator.report import write_report
+
+    page = write_report(res.path, None).read_text()
+    assert "- warning: degraded run" in page and "completed_with_warnings" in page
+
+    # exit status 3 from the CLI, and status 0 when every reply is usable
+    import yaml
+
+    import simulator.runner as runner_mod
+    from simulator.cli.main import main
+
+    real = runner_mod.run_scenario
+    seen["n"] = 0
+    monkeypatch.setattr(runner_mod, "run_scenario",
+                        lambda s, out, **k: real(s, out, **{**k, "llm": build_llm(s.llm, script=script)}))
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(sc.model_dump(mode="json")))
+    assert main(["run", str(path), "--out", str(tmp_path / "cli"), "--no-progress"]) == 3
+    monkeypatch.setattr(runner_mod, "run_scenario",
+                        lambda s, out, **k: real(s, out, **{**k, "llm": build_llm(s.llm, script=flaky)}))
+    assert main(["run", str(path), "--out", str(tmp_path / "clean"), "--no-progress"]) == 0
+    assert load_run(tmp_path / "clean").status == "completed"
+
+
+def dead(req):
+    raise ScriptedTransportError("connection refused")
+
+
+def test_max_failure_rate_one_never_stops(tmp_path):
+    sc = scenario(llm={"max_failure_rate": 1.0}, run={"tax_years": 2})
+    res = run_scenario(sc, tmp_path, progress=False, llm=build_llm(sc.llm, script=dead))
+    assert res.status == "completed_with_warnings"
+    assert res.years["fallback_rate"].tolist() == [1.0, 1.0]
+
+
+def test_invalid_planner_reply_is_logged_as_invalid_not_transport(tmp_path):
+    sc = scenario(llm={"max_failure_rate": 1.0}, run={"tax_years": 2})
+    script = lambda r: "nonsense" if r.tag == "planner" else '{"hours": 30}'  # noqa: E731
+    res = run_scenario(sc, tmp_path, progress=False, llm=build_llm(sc.llm, script=script))
+    log = res.tables["planner"]
+    assert log["projection"].tolist() == ["invalid reply: kept"] and log["error_kind"].tolist() == ["invalid"]
+    assert res.years["planner_invalid_total"].iloc[-1] == 1
+    assert res.years["planner_transport_failures_total"].iloc[-1] == 0
+
+
+# --------------------------------------------------------------------------- batching, closing
+def test_one_worker_step_is_one_backend_call_even_on_a_terminal(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    sc = scenario(population={"size": 150}, run={"tax_years": 1})
+    inner = Counting(ScriptedModel(lambda r: '{"hours": 30}'))
+    llm = build_llm(sc.llm, backend=inner)
+    run_scenario(sc, tmp_path, progress=False, llm=llm)
+    assert inner.sizes == [150]  # today: cut into chunks of 64 on a terminal
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_the_runner_closes_the_model_it_built_however_the_run_ends(tmp_path, monkeypatch, fail):
+    import simulator.llm as llm_pkg
+
+    built = []
+
+    def fake_build(config, run_dir=None, **kw):
+        script = dead if fail else (lambda r: '{"hours": 30}')
+        inner = Counting(ScriptedModel(script))
+        built.append(inner)
+        return build_llm(config, backend=inner, run_dir=run_dir)
+
+    monkeypatch.setattr(llm_pkg, "build_llm", fake_build)
+    sc = scenario(run={"tax_years": 2}, planner={"kind": "us_federal"})
+    if fail:
+        with pytest.raises(RunFailed):
+            run_scenario(sc, tmp_path, progress=False)
+    else:
+        run_scenario(sc, tmp_path, progress=False)
+    assert len(built) == 1 and built[0].closed == 1
+
+
+def test_plain_progress_lines_when_stderr_is_not_a_terminal(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    sc = scenario(population={"size": 40}, run={"tax_years": 2})
+    run_scenario(sc, tmp_path, llm=build_llm(sc.llm, script=lambda r: '{"hours": 30}'
+                                             if r.tag == "worker" else json.dumps({f"b{i + 1}": 0 for i in range(K)})))
+    err = capsys.readouterr().err
+    assert "econsim: tax year 1/2: objective" in err and "econsim: tax year 2/2" in err
+    assert "year 0 workers: 40 prompts ..." in err and "40 prompts done in" in err
+
+
+# --------------------------------------------------------------------------- files
+def test_run_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        sc = scenario(workers={"policy": "rational"}, planner={"kind": "us_federal"}, run={"tax_years": 1})
+        run_scenario(sc, tmp_path / "r", progress=False)
+    finally:
+        os.umask(old)
+    for f in ("manifest.json", "years.parquet", "population.parquet"):
+        assert stat.S_IMODE((tmp_path / "r" / f).stat().st_mode) == 0o644, f
+
+
+def test_truncated_parquet_is_one_line_exit_2(tmp_path, capsys):
+    from simulator.cli.main import main
+
+    sc = scenario(workers={"policy": "rational"}, planner={"kind": "us_federal"}, run={"tax_years": 1})
+    run_scenario(sc, tmp_path / "r", progress=False)
+    p = tmp_path / "r" / "years.parquet"
+    p.write_bytes(p.read_bytes()[:100])
+    with pytest.raises(UserError, match="years.parquet: damaged parquet file"):
+        load_run(tmp_path / "r")
+    assert main(["report", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "years.parquet" in err[0] and "re-run" in err[0]
+
+
+def test_truncated_cached_model_file_is_one_line(tmp_path):
+    pytest.importorskip("llama_cpp")
+    from simulator.llm.embedded import _Engine
+
+    models = tmp_path / "models"
+    models.mkdir()
+    bad = models / "smollm2.0123456789abcdef.Q4_0.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 200)
+    with pytest.raises(UserError) as err:
+        _Engine(str(bad), 1, 256)
+    msg = str(err.value)
+    assert str(bad) in msg and "delete it" in msg and "\n" not in msg
+
+
+def test_years_frame_columns_are_plain(tmp_path):
+    sc = scenario(run={"tax_years": 1}, planner={"kind": "us_federal"})
+    res = run_scenario(sc, tmp_path, progress=False, llm=build_llm(sc.llm, script=lambda r: '{"hours": 30}'))
+    y = res.years
+    assert res.status == "completed"
+    for col in ("fallback_rate", "transport_failure_rate", "llm_failure_rate", "llm_transport_failure_rate"):
+        assert col in y and float(y[col].iloc[0]) == 0.0
+    assert isinstance(y, pd.DataFrame) and np.isfinite(y["objective"]).all()
+
+
+def test_ballots_without_a_reply_are_transport_failures_not_invalid(tmp_path):
+    sc = scenario(democracy={"enabled": True, "election_every": 1, "candidates": 2},
+                  run={"tax_years": 2}, population={"size": 6}, planner={"kind": "us_federal"},
+                  llm={"max_failure_rate": 1.0})
+
+    def script(req):
+        if req.tag == "voter":
+            if req.seed % 2:
+                raise ScriptedTransportError("reset")
+            return "Z"  # not a candidate: an unusable reply
+        if req.tag == "platform":
+            return json.dumps({f"b{i + 1}": 10 for i in range(K)})
+        return '{"hours": 35}'
+
+    res = run_scenario(sc, tmp_path, progress=False, llm=build_llm(sc.llm, script=script))
+    ballots = res.tables["ballots"]
+    e = res.tables["elections"]
+    assert not ballots["valid"].any()
+    assert e["transport_failures"].sum() == ballots["transport_failure"].sum() > 0
+    assert e["invalid_ballots"].sum() == (~ballots["transport_failure"]).sum() > 0
+
+
+def test_behaviour_prints_a_line_per_perturbation(capsys):
+    from simulator.cli.main import main
+
+    assert main(["behaviour", "rational_baselines", "--workers", "20", "--perturbations=-0.1,0,0.1",
+                 "--set", "compare=[]"]) == 0
+    err = capsys.readouterr().err
+    assert [ln for ln in err.splitlines() if "behaviour: perturbation" in ln] == [
+        f"econsim: behaviour: perturbation {i}/3 done (fallback 0%)" for i in (1, 2, 3)]
+
+
+def test_requests_before_the_run_or_of_another_run_are_not_counted(tmp_path):
+    """A shared language model (run_comparison with llm=...) that failed earlier does not
+    count against the next run."""
+    sc = scenario(run={"tax_years": 1}, planner={"kind": "us_federal"})
+    llm = build_llm(sc.llm, script=lambda r: '{"hours": 30}')
+    bad = build_llm(sc.llm, script=dead)
+    bad.generate(ask(50))  # 50 failures on the same telemetry object
+    shared = build_llm(sc.llm, script=lambda r: '{"hours": 30}', telemetry=bad.telemetry)
+    res = run_scenario(sc, tmp_path / "a", progress=False, llm=shared)
+    assert res.status == "completed" and res.manifest["llm_health"]["llm_requests"] == 10
+    assert run_scenario(sc, tmp_path / "b", progress=False, llm=llm).status == "completed"
+
+
+@pytest.mark.parametrize("value", ["[1.5,0,0,0,0,0,0]", "[-0.1,0,0,0,0,0,0]", "[.nan,0,0,0,0,0,0]"])
+def test_validate_rejects_planner_rates_outside_0_1(value, capsys):
+    from simulator.cli.main import main
+
+    rc = main(["validate", "rational_baselines", "--set", "compare=[]", "--set", "planner.kind=fixed",
+               "--set", f"planner.rates={value}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "planner.rates must lie in [0, 1]" in err[0]
