@@ -489,14 +489,15 @@ def test_ballots_without_a_reply_are_transport_failures_not_invalid(tmp_path):
     assert e["invalid_ballots"].sum() == (~ballots["transport_failure"]).sum() > 0
 
 
-def test_behaviour_prints_a_line_per_perturbation(capsys):
+def test_behaviour_prints_a_line_per_phase_off_a_terminal(capsys):
+    """Piped (stderr not a terminal), ``econsim behaviour`` says what it is doing as it goes."""
     from simulator.cli.main import main
 
-    assert main(["behaviour", "rational_baselines", "--workers", "20", "--perturbations=-0.1,0,0.1",
-                 "--set", "compare=[]"]) == 0
-    err = capsys.readouterr().err
-    assert [ln for ln in err.splitlines() if "behaviour: perturbation" in ln] == [
-        f"econsim: behaviour: perturbation {i}/3 done (fallback 0%)" for i in (1, 2, 3)]
+    assert main(["behaviour", "quickstart", "--workers", "12", "--perturbations=-0.1,0,0.1",
+                 "--set", "llm.backend=scripted", "--set", "llm.cache=off"]) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("validity: ")]
+    assert lines[0] == "validity: incentives net-of-tax -10% (12 prompts, 0/144 done)"
+    assert len(lines) == 12 and lines[-1].endswith("(12 prompts, 132/144 done)")
 
 
 def test_requests_before_the_run_or_of_another_run_are_not_counted(tmp_path):

@@ -31,6 +31,9 @@ def scenario(policy="llm", size=N, **sections):
         "population": {"size": size, "source": "census"},
         "workers": {"policy": policy},
         "planner": {"kind": "us_federal"},
+        # Taxed from the first dollar, so the scripted workers' net-of-tax rate at 30-50 hours
+        # is the statutory marginal rate their replies were calibrated on.
+        "tax": {"us_federal": {"standard_deduction": False}},
         "run": {"tax_years": 1, "seed": 5},
         "llm": {"backend": "scripted", "cache": "off"},
     }
