@@ -122,6 +122,20 @@ class RunWriter:
         }
         self.write_manifest()
 
+    @classmethod
+    def reopen(cls, run_dir: Path) -> RunWriter:
+        """A writer for an existing run directory (to resume it), keeping its manifest."""
+        self = cls.__new__(cls)
+        self.dir = Path(run_dir)
+        try:
+            self.manifest = json.loads((self.dir / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"{self.dir}: cannot read manifest.json ({exc})") from None
+        if not os.access(self.dir, os.W_OK):
+            raise UserError(f"run directory {self.dir} is not writable")
+        self.manifest.setdefault("files", [])
+        return self
+
     def write_manifest(self) -> None:
         atomic_write_bytes(
             self.dir / "manifest.json",

@@ -26,6 +26,11 @@ class WorkerPolicy(Protocol):
 
     def respond(self, model: EconomyModel, schedule: TaxSchedule) -> np.ndarray: ...
 
+    # the checkpoint protocol of simulator.checkpoint
+    def checkpoint_state(self) -> dict: ...
+
+    def restore_state(self, state: dict) -> None: ...
+
 
 class RationalPolicy:
     """Exact utility maximisation (the core's best response).
@@ -56,6 +61,13 @@ class RationalPolicy:
     def respond(self, model: EconomyModel, schedule: TaxSchedule) -> np.ndarray:
         return model.wages * self._hours(model, schedule)
 
+    def checkpoint_state(self) -> dict:
+        """Nothing to keep: the hours follow from the model's arrays."""
+        return {}
+
+    def restore_state(self, state: dict) -> None:
+        pass
+
 
 class FixedPolicy:
     """Constant hours: ``hours`` for everyone, or each worker's usual hours."""
@@ -72,6 +84,12 @@ class FixedPolicy:
 
     def respond(self, model: EconomyModel, schedule: TaxSchedule) -> np.ndarray:
         return model.wages * self.decide(model)
+
+    def checkpoint_state(self) -> dict:
+        return {}
+
+    def restore_state(self, state: dict) -> None:
+        pass
 
 
 def build_policy(model: EconomyModel) -> WorkerPolicy:
