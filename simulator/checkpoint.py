@@ -166,6 +166,8 @@ def mark_interrupted(writer: RunWriter, model: EconomyModel | None, exc: BaseExc
     if done:
         reason = (f"{why}: stopped after tax year {done[-1]} ({n_done} of {total} years kept); "
                   f"continue with: econsim resume {writer.dir}")
+    elif model is not None and model.settings.output.checkpoints == "off":
+        reason = f"{why}: stopped (output.checkpoints is off, so it cannot be resumed)"
     else:
         reason = f"{why}: stopped before the first tax year ended (nothing to resume)"
     writer.manifest["years_completed"] = n_done
@@ -450,6 +452,8 @@ def resume_run(
          "previous_status": status, "command": " ".join(sys.argv)}
     )
     writer.manifest.update(status="running", reason=None, finished=None)
+    if "population.parquet" not in writer.manifest["files"]:  # killed before the manifest listed it
+        writer.manifest["files"].append("population.parquet")
 
     def make_model(llm_: Any) -> EconomyModel:
         model = EconomyModel(scenario, population, llm=llm_, run_dir=run_dir,

@@ -61,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.problems:
             print(f"econsim: error: {line}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("econsim: interrupted", file=sys.stderr)
-        return 130
+        return 128 + getattr(exc, "signum", 2)  # 130 for Ctrl-C, 143 for SIGTERM
 
 
 if __name__ == "__main__":  # pragma: no cover
