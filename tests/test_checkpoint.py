@@ -19,6 +19,7 @@ import yaml
 
 from simulator.checkpoint import checkpoint_path, finished_years, fork_run, resume_run
 from simulator.cli.main import main
+from simulator.errors import UserError
 from simulator.model import EconomyModel
 from simulator.report import write_report
 from simulator.results import load_run
@@ -121,6 +122,32 @@ def test_resume_after_a_crash_equals_the_uninterrupted_run(tmp_path, monkeypatch
     res = resume_run(out, progress=False, stream=open(os.devnull, "w"))
     assert res.status == "completed"
     assert res.manifest["resumed"][0]["after_year"] == year - 1
+    assert_same_run(out, reference)
+
+
+def test_resume_a_run_killed_before_its_manifest_listed_any_file(tmp_path, monkeypatch, reference):
+    """The state SIGKILL leaves right after the first checkpoint: status running, a dead
+    process, no file listed yet; a live process is not resumed behind its back."""
+    out = tmp_path / "run"
+    _crash_in_year(monkeypatch, 1, 1)
+    with pytest.raises(RuntimeError):
+        run_scenario(scenario(), out, progress=False, stream=open(os.devnull, "w"))
+    monkeypatch.undo()
+    man = json.loads((out / "manifest.json").read_text())
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        man.update(status="running", files=[], pid=live.pid)
+        (out / "manifest.json").write_text(json.dumps(man))
+        with pytest.raises(UserError, match=f"still going \\(process {live.pid}\\)"):
+            resume_run(out, progress=False)
+    finally:
+        live.kill()
+        live.wait()
+    man.update(pid=int(dead))
+    (out / "manifest.json").write_text(json.dumps(man))
+    resume_run(out, progress=False, stream=open(os.devnull, "w"))
     assert_same_run(out, reference)
 
 
