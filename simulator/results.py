@@ -9,10 +9,13 @@ Layout::
       population.parquet  the workers with their persona attributes and text
       steps.parquet       the DataCollector's per-step model variables
       (llm.parquet, elections.parquet, ... when LLM agents or democracy are used)
+      checkpoints/        year-KKKK.pkl: the state after each tax year (econsim resume / fork;
+                          pickles: load only checkpoints you trust)
 
 Every file is written to a temporary name in the same directory and then renamed, so a
 crash never leaves a half-written file that looks complete.  The manifest's ``status``
-is ``running`` until the run ends, then ``completed`` or ``failed`` with the reason.
+is ``running`` until the run ends, then ``completed``, ``failed`` or ``interrupted``
+(SIGTERM / Ctrl-C; ``econsim resume`` continues it) with the reason.
 """
 
 from __future__ import annotations
