@@ -9,12 +9,15 @@ Layout::
       population.parquet  the workers with their persona attributes and text
       steps.parquet       the DataCollector's per-step model variables
       (llm.parquet, elections.parquet, ... when LLM agents or democracy are used)
+      checkpoints/        year-KKKK.pkl: the state after each tax year (econsim resume / fork;
+                          pickles: load only checkpoints you trust)
 
 Every file is written to a temporary name in the same directory and then renamed, so a
 crash never leaves a half-written file that looks complete.  The manifest's ``status``
 is ``running`` until the run ends, then ``completed``, ``completed_with_warnings`` (some
-LLM replies failed or fell back: ``warnings`` and ``llm_health`` say how many) or
-``failed`` with the reason.
+LLM replies failed or fell back: ``warnings`` and ``llm_health`` say how many),
+``failed`` with the reason, or ``interrupted`` (SIGTERM / Ctrl-C; ``econsim resume``
+continues it).
 """
 
 from __future__ import annotations
@@ -137,6 +140,20 @@ class RunWriter:
             "files": [],
         }
         self.write_manifest()
+
+    @classmethod
+    def reopen(cls, run_dir: Path) -> RunWriter:
+        """A writer for an existing run directory (to resume it), keeping its manifest."""
+        self = cls.__new__(cls)
+        self.dir = Path(run_dir)
+        try:
+            self.manifest = json.loads((self.dir / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"{self.dir}: cannot read manifest.json ({exc})") from None
+        if not os.access(self.dir, os.W_OK):
+            raise UserError(f"run directory {self.dir} is not writable")
+        self.manifest.setdefault("files", [])
+        return self
 
     def write_manifest(self) -> None:
         atomic_write_bytes(

@@ -55,6 +55,20 @@ class RunHealth:
                 health._seen = len(tel.records)
         return health
 
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The failure counters, the per-step log and how many telemetry records were seen."""
+        return {"requests": self.requests, "failures": self.failures,
+                "transport_failures": self.transport_failures, "invalid": self.invalid,
+                "seen": self._seen, "steps": [dict(s) for s in self.steps]}
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        self.requests = int(state["requests"])
+        self.failures = int(state["failures"])
+        self.transport_failures = int(state["transport_failures"])
+        self.invalid = int(state["invalid"])
+        self._seen = int(state["seen"])
+        self.steps = [dict(s) for s in state["steps"]]
+
     def after_step(self, model: Any) -> None:
         """Count the step's new telemetry records; raise :class:`RunFailed` if too many failed."""
         tel = getattr(model, "telemetry", None)

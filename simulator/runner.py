@@ -11,6 +11,7 @@ from typing import Any, TextIO
 import pandas as pd
 from tqdm import tqdm
 
+from simulator import checkpoint
 from simulator.errors import UserError
 from simulator.model import EconomyModel
 from simulator.results import RunResults, RunWriter, load_run
@@ -67,26 +68,34 @@ def run_scenario(
     progress: bool | None = None,
     llm: Any = None,
     stream: TextIO | None = None,
+    start: checkpoint.RunStart | None = None,
 ) -> RunResults:
     """Run a scenario to completion and write its run directory.
 
-    Results are saved after every tax year; if the run fails or is interrupted the
-    manifest records why and the years completed so far stay readable.
+    Results and a checkpoint are saved after every tax year; if the run fails or is
+    interrupted the manifest records why, the years completed so far stay readable and
+    ``econsim resume`` continues it.  ``start`` (from :mod:`simulator.checkpoint`)
+    continues a resumed or forked run instead of starting a new one.
     """
     stream = stream or sys.stdout
     run_dir = Path(out_dir) if out_dir is not None else default_run_dir(scenario)
-    writer = RunWriter(run_dir, scenario.model_dump(mode="json"), scenario.run.seed)
+    writer = start.writer if start is not None else RunWriter(
+        run_dir, scenario.model_dump(mode="json"), scenario.run.seed)
     started = time.perf_counter()
     model = None
+    guard = checkpoint.begin(writer)
     try:
-        model = EconomyModel(scenario, llm=llm, run_dir=run_dir,
-                             agent_objects=scenario.run.mesa_agents)
-        writer.write_table("population", model.population)
-        from simulator.validity.gate import enforce_gate  # scenario validity_gate, if any
+        if start is not None:
+            model = start.make_model(llm)
+        else:
+            model = EconomyModel(scenario, llm=llm, run_dir=run_dir,
+                                 agent_objects=scenario.run.mesa_agents)
+            writer.write_table("population", model.population)
+            from simulator.validity.gate import enforce_gate  # scenario validity_gate, if any
 
-        enforce_gate(model, run_dir, progress=progress)
+            enforce_gate(model, run_dir, progress=progress)
         bar = tqdm(
-            total=scenario.run.tax_years, desc="tax years", unit="yr",
+            total=scenario.run.tax_years, initial=model.year, desc="tax years", unit="yr",
             disable=(not sys.stderr.isatty()) if progress is None else not progress,
             file=sys.stderr,
         )
@@ -98,10 +107,13 @@ def run_scenario(
 
                 year_line(record, scenario.run.tax_years)
             bar.set_postfix(objective=f"{record['objective']:.4g}", hours=f"{record['mean_hours']:.1f}")
-            _save_progress(writer, model, final=False)
+            with guard.critical():  # a stop signal waits until the year is on disk
+                checkpoint.save_checkpoint(model, writer)
+                _save_progress(writer, model, final=False)
 
         with bar:
-            model.run(callback=after_year)
+            model.run(years=scenario.run.tax_years - model.year, callback=after_year)
+        guard.hold()
         _save_progress(writer, model, final=True)
         status, warnings = model.health.final_status(model.history)
         writer.finish(status, notes=model.notes, warnings=warnings,
@@ -112,10 +124,8 @@ def run_scenario(
         writer.finish("failed", str(exc), notes=model.notes,
                       llm_health=model.health.rates(model.history))
         raise
-    except KeyboardInterrupt:
-        if model is not None:
-            _save_progress(writer, model, final=True)
-        writer.finish("failed", "interrupted by the user", notes=getattr(model, "notes", []))
+    except KeyboardInterrupt as exc:
+        checkpoint.mark_interrupted(writer, model, exc)
         raise
     except UserError as exc:
         writer.finish("failed", str(exc))
@@ -129,6 +139,7 @@ def run_scenario(
         writer.finish("failed", f"{type(exc).__name__}: {exc}", notes=getattr(model, "notes", []))
         raise
     finally:
+        guard.uninstall()
         # the runner built the language model (processes, engines, clients): close it
         if llm is None and model is not None and model._llm is not None:
             try:

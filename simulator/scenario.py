@@ -325,6 +325,11 @@ class RunConfig(_Strict):
 class OutputConfig(_Strict):
     dir: Path | None = Field(None, description="run directory; default runs/<name>-<timestamp>")
     agents_table: bool = Field(True, description="write agents.parquet (one row per agent per year)")
+    checkpoints: Literal["every_year", "last", "off"] = Field(
+        "every_year",
+        description="checkpoints/year-K.pkl written at the end of tax years: every_year (resume, "
+        "and fork at any year), last (resume; fork at the last year only), off",
+    )
 
 
 class Scenario(_Strict):

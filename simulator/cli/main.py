@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "simulator.cli.llm_cmd",
     "simulator.cli.behaviour_cmd",
     "simulator.cli.report_cmd",
+    "simulator.cli.checkpoint_cmd",
 )
 
 
@@ -93,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     except RunFailed as exc:
         print(f"econsim: run failed: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("econsim: interrupted", file=sys.stderr)
-        return 130
+        return 128 + getattr(exc, "signum", 2)  # 130 for Ctrl-C, 143 for SIGTERM
 
 
 if __name__ == "__main__":  # pragma: no cover

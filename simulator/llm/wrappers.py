@@ -213,6 +213,19 @@ class Telemetry:
                 groups[(r.period, r.tag)].append(r)
         return [{"period": p, "tag": t, **_agg(v)} for (p, t), v in groups.items()]
 
+    def checkpoint_state(self) -> dict:
+        """Every call record so far, the period label and the batch/wall counters."""
+        with self._lock:
+            return {"records": list(self.records), "period": self.period,
+                    "batches": self.batches, "wall_s": self.wall_s}
+
+    def restore_state(self, state: dict) -> None:
+        with self._lock:
+            self.records = list(state["records"])
+            self.period = state["period"]
+            self.batches = int(state["batches"])
+            self.wall_s = float(state["wall_s"])
+
     def reset(self) -> None:
         with self._lock:
             self.records.clear()

@@ -32,6 +32,14 @@ class Planner:
     def observe(self, model: EconomyModel, record: dict) -> None:
         pass
 
+    # checkpoint protocol (see simulator.checkpoint): what this planner has learned
+    def checkpoint_state(self) -> dict:
+        """The planner's learned state as a picklable dict (none for a fixed rule)."""
+        return {}
+
+    def restore_state(self, state: dict) -> None:
+        """Take back the state :meth:`checkpoint_state` returned."""
+
 
 class FixedPlanner(Planner):
     """A constant schedule (``fixed``, ``us_federal`` and ``flat`` kinds)."""
@@ -120,6 +128,13 @@ class SaezPlanner(Planner):
             self.ci = ci
         return self.measured
 
+    def checkpoint_state(self) -> dict:
+        return {"measured": self.measured, "ci": tuple(self.ci)}
+
+    def restore_state(self, state: dict) -> None:
+        self.measured = state["measured"]
+        self.ci = tuple(state["ci"])
+
     def propose(self, model: EconomyModel) -> TaxSchedule:
         if model.outcome is None:  # first year: nothing observed yet
             return model.schedule
@@ -173,6 +188,12 @@ class OptimumPlanner(Planner):
                 max_evaluations=self.max_evaluations,
             )
         return self.result.schedule
+
+    def checkpoint_state(self) -> dict:
+        return {"result": self.result}
+
+    def restore_state(self, state: dict) -> None:
+        self.result = state["result"]
 
 
 def build_planner(model: EconomyModel) -> Planner:

@@ -13,6 +13,7 @@ electorate.  Before the first election the base planner sets taxes.
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +31,17 @@ if TYPE_CHECKING:
     from simulator.model import EconomyModel
 
 LETTERS = "ABCDEFGHIJKLMNOPQRST"
+
+
+def winner_planner(options, own: int, persona: str) -> LLMPlanner:
+    """The in-context planner of an elected worker ``own``, judged by its own utility."""
+    return LLMPlanner(
+        options,
+        objective_text="your own utility as a worker in this economy",
+        objective_fn=lambda mdl, i=own: float(mdl.outcome.utility[i]),
+        persona=persona,
+        tag="winner_planner",
+    )
 
 
 class Democracy(Planner):
@@ -216,13 +228,7 @@ class Democracy(Planner):
         else:
             self.platform = None
             own = int(winner)
-            self.current = LLMPlanner(
-                model.settings.planner.llm,
-                objective_text="your own utility as a worker in this economy",
-                objective_fn=lambda mdl, i=own: float(mdl.outcome.utility[i]),
-                persona=str(personas.iat[own]),
-                tag="winner_planner",
-            )
+            self.current = winner_planner(model.settings.planner.llm, own, str(personas.iat[own]))
             # it starts from the record of the years so far, judged by its own utility
             self.current.tried = []
             if model.outcome is not None:
@@ -234,6 +240,41 @@ class Democracy(Planner):
                     "gini": model.history[-1]["gini_post_tax"] if model.history else 0.0,
                     "fallback": model.history[-1].get("fallback_rate", 0.0) if model.history else 0.0,
                 })
+
+    # ------------------------------------------------------------------ checkpoint
+    def checkpoint_state(self) -> dict:
+        """Election records, the sitting winner (platform or its own planner's memory)
+        and the base planner's state."""
+        sitting = None
+        if self.current is not self.fallback:
+            sitting = {"options": self.current.options, "own": self.winner,
+                       "persona": self.current.persona, "state": self.current.checkpoint_state()}
+        return copy.deepcopy({
+            "fallback": self.fallback.checkpoint_state(),
+            "sitting": sitting,
+            "platform": self.platform,
+            "winner": self.winner,
+            "elections": self.elections,
+            "platforms": self.platforms,
+            "ballots": self.ballots,
+            "past_winner_logs": self.past_winner_logs,
+        })
+
+    def restore_state(self, state: dict) -> None:
+        state = copy.deepcopy(state)
+        self.fallback.restore_state(state["fallback"])
+        sitting = state["sitting"]
+        if sitting is None:
+            self.current = self.fallback
+        else:
+            self.current = winner_planner(sitting["options"], sitting["own"], sitting["persona"])
+            self.current.restore_state(sitting["state"])
+        self.platform = state["platform"]
+        self.winner = state["winner"]
+        self.elections = state["elections"]
+        self.platforms = state["platforms"]
+        self.ballots = state["ballots"]
+        self.past_winner_logs = state["past_winner_logs"]
 
     def tables(self, model: EconomyModel) -> dict[str, pd.DataFrame]:
         out = {}
@@ -254,4 +295,4 @@ class Democracy(Planner):
         return out
 
 
-__all__ = ["Democracy", "project_rates"]
+__all__ = ["Democracy", "project_rates", "winner_planner"]

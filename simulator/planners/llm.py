@@ -13,6 +13,7 @@ response).  An unusable reply keeps the current schedule and is counted.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -262,3 +263,12 @@ class LLMPlanner(Planner):
 
     def tables(self, model: EconomyModel) -> dict[str, pd.DataFrame]:
         return {"planner": pd.DataFrame(self.log)} if self.log else {}
+
+    # ------------------------------------------------------------------ checkpoint
+    def checkpoint_state(self) -> dict:
+        """The in-context memory (schedules tried and their outcomes) and the prompt log."""
+        return {"tried": copy.deepcopy(self.tried), "log": copy.deepcopy(self.log)}
+
+    def restore_state(self, state: dict) -> None:
+        self.tried = copy.deepcopy(state["tried"])
+        self.log = copy.deepcopy(state["log"])

@@ -27,6 +27,11 @@ class WorkerPolicy(Protocol):
     def respond(self, model: EconomyModel, schedule: TaxSchedule,
                 rebate: float | None = None) -> np.ndarray: ...
 
+    # the checkpoint protocol of simulator.checkpoint
+    def checkpoint_state(self) -> dict: ...
+
+    def restore_state(self, state: dict) -> None: ...
+
 
 class RationalPolicy:
     """Exact utility maximisation (the core's best response).
@@ -63,6 +68,13 @@ class RationalPolicy:
                                                model.hours_bounds)
         return model.wages * self._hours(model, schedule)
 
+    def checkpoint_state(self) -> dict:
+        """Nothing to keep: the hours follow from the model's arrays."""
+        return {}
+
+    def restore_state(self, state: dict) -> None:
+        pass
+
 
 class FixedPolicy:
     """Constant hours: ``hours`` for everyone, or each worker's usual hours."""
@@ -80,6 +92,12 @@ class FixedPolicy:
     def respond(self, model: EconomyModel, schedule: TaxSchedule,
                 rebate: float | None = None) -> np.ndarray:
         return model.wages * self.decide(model)
+
+    def checkpoint_state(self) -> dict:
+        return {}
+
+    def restore_state(self, state: dict) -> None:
+        pass
 
 
 def build_policy(model: EconomyModel) -> WorkerPolicy:

@@ -15,6 +15,7 @@ utility as the scenario says.
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -221,6 +222,29 @@ class LLMWorkerPolicy:
             satisfaction_invalid=float(invalid.sum()),
         )
         self.satisfaction.append({"year": model.year, "satisfied": satisfied, "invalid": invalid})
+
+    # ------------------------------------------------------------------ checkpoint
+    def checkpoint_state(self) -> dict:
+        """Satisfaction-adjusted utilities (this year's and their history), the logged
+        prompt samples and the satisfaction answers."""
+        return copy.deepcopy({
+            "adjusted_utility": self.adjusted_utility,
+            "adjusted_year": self.adjusted_year,
+            "adjusted_history": self.adjusted_history,
+            "samples": self.samples,
+            "satisfaction": self.satisfaction,
+            "last_respond_fallback_rate": getattr(self, "last_respond_fallback_rate", None),
+        })
+
+    def restore_state(self, state: dict) -> None:
+        state = copy.deepcopy(state)
+        self.adjusted_utility = state["adjusted_utility"]
+        self.adjusted_year = state["adjusted_year"]
+        self.adjusted_history = state["adjusted_history"]
+        self.samples = state["samples"]
+        self.satisfaction = state["satisfaction"]
+        if state.get("last_respond_fallback_rate") is not None:
+            self.last_respond_fallback_rate = state["last_respond_fallback_rate"]
 
     def tables(self, model: EconomyModel) -> dict[str, pd.DataFrame]:
         out = {}
