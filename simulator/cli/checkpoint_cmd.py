@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Continue an interrupted or failed run in its own directory from the "
         "checkpoint of its last finished tax year. Checkpoints are pickles: resume only runs you trust.",
     )
-    r.add_argument("run_dir", metavar="RUN_DIR")
+    r.add_argument("run_dir", metavar="RUN_DIR", help="the run directory to continue (it has checkpoints/)")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     r.set_defaults(func=resume)
 
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "to K is shared) with settings changed by --set (planner, objective, schedule, workers, "
         "llm, run.tax_years). The population, the seed and the brackets cannot change.",
     )
-    f.add_argument("run_dir", metavar="RUN_DIR")
+    f.add_argument("run_dir", metavar="RUN_DIR", help="the parent run directory (it has checkpoints/)")
     f.add_argument("--at-year", type=int, required=True, metavar="K", help="fork after this tax year")
     f.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -56,6 +56,8 @@ EXAMPLES = {
     "llm": "econsim llm check --backend openai --base-url http://127.0.0.1:8000/v1 --model my-model",
     "behaviour": "econsim behaviour quickstart --workers 20",
     "report": "econsim report runs/demo",
+    "resume": "econsim resume runs/demo",
+    "fork": "econsim fork runs/demo --at-year 2 --set planner.kind=saez --out runs/demo-saez",
 }
 
 
