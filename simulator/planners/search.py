@@ -21,7 +21,8 @@ per tax year: schedules evaluated offline on the current population through the 
 policy's ``respond`` interface (rational workers: their best response; LLM workers: one
 batch of prompts).  With ``E = 1`` the real year is the optimiser's next candidate; with
 ``E > 1`` the counterfactual years explore and the real year applies the optimiser's
-current estimate of the optimum (the CMA-ES mean).  Counterfactual work is reported in
+current estimate of the optimum (the CMA-ES mean; before its first update, the best
+schedule evaluated so far).  Counterfactual work is reported in
 separate columns of ``years.parquet`` (``search_*``) and rows of the ``search`` table,
 so comparisons at an equal number of real tax years stay fair.
 """
@@ -251,8 +252,10 @@ class SearchPlanner(Planner):
             cf_values.append(value)
         if e == 1:
             proposed, told = self._candidate(), True
-        else:
-            proposed, told = np.asarray(self.es.result.xfavorite, dtype=float), False
+        else:  # the optimiser's estimate: its mean, or before its first update the best seen
+            first = self.es.countiter == 0 and self.best is not None
+            proposed = np.asarray(self.best[1] if first else self.es.result.xfavorite, dtype=float)
+            told = False
         rates, notes = self._project(model, proposed)
         self.pending = self._row(model, "real", proposed, rates, notes, told)
         stats = {
