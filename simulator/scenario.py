@@ -227,10 +227,40 @@ class LLMPlannerOptions(_Strict):
         return v
 
 
+SEARCH_OPTIMIZERS = {"cma": "cma"}  # optimiser name -> Python package it needs
+
+
+class SearchPlannerOptions(_Strict):
+    """Options of the black-box schedule search (``kind: search``).
+
+    Its constraints (rate range, maximum change per year, monotone, revenue floor) are
+    the LLM planner's, read from ``planner.llm``, so the two compete under one rule set.
+    """
+
+    optimizer: str = Field(
+        "cma", description="black-box optimiser: cma (CMA-ES from the package cma, "
+        "a core dependency of econsim)",
+    )
+    evaluations_per_year: int = Field(
+        1, ge=1, le=1_000,
+        description="schedules evaluated per tax year: the real year plus (this - 1) "
+        "counterfactual years on the current population, reported separately",
+    )
+    sigma0: float = Field(0.15, gt=0, le=1, description="initial CMA-ES step size, in rate units (0.15 = 15 points)")
+    popsize: int = Field(5, ge=3, le=1_000, description="schedules per CMA-ES generation")
+
+    @field_validator("optimizer")
+    @classmethod
+    def _optimizer(cls, v: str) -> str:
+        if v not in SEARCH_OPTIMIZERS:
+            raise ValueError(f"unknown optimiser {v!r} (available: {', '.join(SEARCH_OPTIMIZERS)})")
+        return v
+
+
 class PlannerConfig(_Strict):
     """Who sets taxes and how."""
 
-    kind: Literal["fixed", "us_federal", "flat", "saez", "optimum", "grid", "llm"] = Field(
+    kind: Literal["fixed", "us_federal", "flat", "saez", "optimum", "grid", "llm", "search"] = Field(
         "us_federal"
     )
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
@@ -252,6 +282,7 @@ class PlannerConfig(_Strict):
     optimum_max_agents: int = Field(2_000, ge=10, description="optimum: agents subsampled for the search")
     optimum_max_evaluations: int = Field(600, ge=10)
     llm: LLMPlannerOptions = Field(default_factory=LLMPlannerOptions)
+    search: SearchPlannerOptions = Field(default_factory=SearchPlannerOptions)
 
     @field_validator("elasticity")
     @classmethod
@@ -407,10 +438,29 @@ class Scenario(_Strict):
         for i, s in enumerate(self.planner.schedules or []):
             if len(s) != n or any(not 0 <= r <= 1 for r in s):
                 raise ValueError(f"planner.schedules[{i}] needs {n} rates in [0, 1]")
+        if self.planner.kind == "search":
+            _check_search(self)
         lo, hi = self.economy.hours_bounds
         if self.workers.policy == "llm" and int(np.ceil(lo)) > int(np.floor(hi)):
             raise ValueError("LLM workers answer whole hours: economy.hours_bounds must contain one")
         return self
+
+
+def _check_search(sc: Scenario) -> None:
+    """``kind: search``: the optimiser's package is installed.
+
+    (Whether the revenue floor can be met depends on the population's incomes:
+    ``simulator.planners.search.feasibility_problem`` checks it when the population exists.)
+    """
+    import importlib.util
+
+    opt = sc.planner.search.optimizer
+    package = SEARCH_OPTIMIZERS[opt]
+    if importlib.util.find_spec(package) is None:
+        raise ValueError(
+            f"planner.search.optimizer {opt!r} is not available: install the package "
+            f"{package} (pip install 'econsim[search]')"
+        )
 
 
 # --------------------------------------------------------------------------- loading

@@ -43,7 +43,7 @@ EXTRA = {
     "description": "free text, shown by `econsim scenarios`",
     "run": "tax years, steps per year, seed",
     "output": "where results are written",
-    "planner.kind": "fixed \\| us_federal \\| flat \\| saez \\| optimum \\| grid \\| llm",
+    "planner.kind": "fixed \\| us_federal \\| flat \\| saez \\| optimum \\| grid \\| llm \\| search",
     "planner.optimum_max_evaluations": "optimum: welfare evaluations allowed in the search",
     "planner.llm.temperature": "sampling temperature of the planner's LLM",
     "planner.llm.action": "absolute: reply with new rates; delta: reply with changes in percentage points",

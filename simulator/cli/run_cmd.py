@@ -45,6 +45,9 @@ def _load(args: argparse.Namespace):
         scenario = scenario.model_copy(
             update={"run": scenario.run.model_copy(update={"seed": args.seed})}
         )
+    from simulator.planners.search import check_scenario
+
+    check_scenario(scenario, str(path))  # search planners: is any schedule feasible?
     return path, scenario
 
 

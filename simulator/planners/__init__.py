@@ -2,8 +2,9 @@
 
 A strategy implements ``propose(model) -> TaxSchedule`` (called at the start of every
 tax year) and ``observe(model, record)`` (called at its end with the year's outcome
-record).  Kinds: fixed, us_federal, flat, grid, saez, optimum, and (with LLMs) llm; a
-democracy wraps any of them with elections.
+record).  Kinds: fixed, us_federal, flat, grid, saez, optimum, (with LLMs) llm, and search (a
+black-box optimiser, ``simulator.planners.search``); a democracy wraps any of them with
+elections.
 """
 
 from __future__ import annotations
@@ -216,6 +217,10 @@ def build_planner(model: EconomyModel) -> Planner:
         from simulator.planners.llm import LLMPlanner
 
         planner = LLMPlanner(cfg.llm)
+    elif cfg.kind == "search":
+        from simulator.planners.search import SearchPlanner
+
+        planner = SearchPlanner(cfg.search, cfg.llm)
     else:  # pragma: no cover - the scenario schema rules this out
         raise ValueError(f"unknown planner kind {cfg.kind!r}")
     if model.settings.democracy.enabled:
