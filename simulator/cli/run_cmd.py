@@ -20,6 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="override a scenario value, e.g. --set population.size=500 (repeatable)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="experiments: runs in parallel in a local process pool (default 1)")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="experiments: run on Ray (a cluster ADDRESS, or none to start a local "
+                   "instance with --jobs CPUs); needs econsim[ray]")
+    p.add_argument("--baseline", metavar="LABEL",
+                   help="experiments: the variant the others are compared with (default: the first)")
     p.set_defaults(func=run)
 
     v = sub.add_parser("validate", help="check a scenario file without running it")
@@ -45,7 +52,8 @@ def _load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from simulator.runner import run_comparison, run_scenario
+    from simulator.experiments import is_experiment, run_experiment
+    from simulator.runner import run_scenario
 
     path, scenario = _load(args)
     who = (f"workers from {scenario.population.path}" if scenario.population.source == "file"
@@ -53,10 +61,17 @@ def run(args: argparse.Namespace) -> int:
            else f"{scenario.population.size:,} workers")
     print(f"econsim: running {path} ({who}, "
           f"{scenario.run.tax_years} tax years, planner {scenario.planner.kind}, "
-          f"workers {scenario.workers.policy}, seed {scenario.run.seed})")
+          f"workers {scenario.workers.policy}, "
+          f"seed{'s' if scenario.run.seeds is not None else ''} "
+          f"{', '.join(map(str, scenario.run.seed_list()))})")
     progress = False if args.no_progress else None
-    if scenario.compare:
-        run_comparison(scenario, args.out, progress=progress)
+    if is_experiment(scenario):
+        plan = run_experiment(scenario, args.out, jobs=args.jobs, ray=args.ray,
+                              baseline=args.baseline, source=str(path))
+        return 0 if plan.status == "completed" else 1
+    if args.jobs is not None or args.ray is not None or args.baseline is not None:
+        raise UserError("--jobs, --ray and --baseline need an experiment "
+                        "(run.seeds, compare: or sweep: in the scenario)")
     else:
         run_scenario(scenario, args.out, progress=progress)
     return 0
