@@ -264,6 +264,7 @@ def experiment_context(exp, st: dict[str, pd.DataFrame]) -> dict[str, Any]:
     objective = str(final["objective_swf"].iloc[0]) if "objective_swf" in final else "utilitarian"
     metrics = [m for m in stats.METRICS if m in final]
     means = final.groupby("variant", sort=False)[metrics].mean()
+    means = means.loc[[v for v in exp.variants if v in means.index]]
     n = final.groupby("variant", sort=False).size()
     means_view = pd.DataFrame({"variant": means.index, "seeds": n.reindex(means.index).to_numpy()})
     best = stats.best_variants(final)

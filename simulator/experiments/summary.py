@@ -106,7 +106,10 @@ def final_table(exp: Experiment) -> pd.DataFrame:
     y = years_table(exp)
     if y.empty:
         return y
-    return y.sort_values("year").groupby(["variant", "seed"], sort=False).tail(1).reset_index(drop=True)
+    last = y.sort_values("year", kind="stable").groupby(["variant", "seed"], sort=False).tail(1)
+    order = {v: i for i, v in enumerate(exp.variants)}
+    return last.sort_values(["variant", "seed"], key=lambda c: c.map(order) if c.name == "variant" else c,
+                            kind="stable").reset_index(drop=True)
 
 
 def _final_agents(run: RunResults) -> pd.DataFrame | None:
