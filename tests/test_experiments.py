@@ -164,3 +164,21 @@ def test_stats_and_html_report_match_the_parquet_files(tmp_path):
     row = diffs[(diffs.variant == "flat30") & (diffs.metric == "revenue")].iloc[0]
     assert f'data-value="{float(row.ci_low)!r}"' in html and f'data-value="{float(row.ci_high)!r}"' in html
     assert "★" in html and "$609,350+" in html and "seeds (0, 3, 4)" in html
+
+
+@pytest.mark.slow
+def test_ray_gives_the_same_results(tmp_path):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'econsim[ray]')")
+    sc = scenario_from_dict({**BASE, "run": {"tax_years": 1, "seeds": 2}})
+    run_experiment(sc, tmp_path / "inline")
+    plan = run_experiment(sc, tmp_path / "ray", ray=True, jobs=2)  # a local instance, num_cpus=2
+    assert plan.status == "completed"
+    meta = json.loads((tmp_path / "ray" / "experiment.json").read_text())
+    assert meta["executor"] == {"kind": "ray", "address": "local", "num_cpus": 2}
+    yi, yr = _years(tmp_path / "inline"), _years(tmp_path / "ray")
+    assert set(yi) == set(yr) and len(yi) == 4
+    for k in yi:
+        pd.testing.assert_frame_equal(yi[k], yr[k])
+    import ray
+
+    assert not ray.is_initialized()  # the local instance was stopped
