@@ -124,6 +124,8 @@ def test_runs_and_experiments_do_not_mix(tmp_path):
     run_experiment(scenario_from_dict({**BASE, "run": {"tax_years": 1}}), tmp_path / "exp")
     with pytest.raises(UserError, match="holds an experiment"):
         run_scenario(one, tmp_path / "exp", progress=False)
+    assert main(["report", str(tmp_path / "exp"), "--baseline", "nope"]) == 2
+    assert not (tmp_path / "exp" / "report").exists()
 
 
 def test_stats_and_html_report_match_the_parquet_files(tmp_path):

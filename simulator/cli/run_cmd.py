@@ -78,7 +78,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def validate(args: argparse.Namespace) -> int:
+    from simulator.experiments import is_experiment, plan_experiment
+
     path, scenario = _load(args)
+    if is_experiment(scenario):
+        plan = plan_experiment(scenario, ".", source=str(path))
+        print(f"{path}: experiment of {len(plan.variants)} variants x {len(plan.seeds)} seeds "
+              f"(baseline {plan.baseline})")
     print(f"{path}: ok ({scenario.name}: {scenario.population.size:,} workers, "
           f"planner {scenario.planner.kind}, workers {scenario.workers.policy})")
     return 0

@@ -94,8 +94,9 @@ def scenario_key(scenario: Scenario) -> dict[str, Any]:
 
 
 def is_experiment(scenario: Scenario) -> bool:
-    """True when the scenario asks for more than one run (seeds, compare or sweep)."""
-    return bool(scenario.compare or scenario.sweep or len(scenario.run.seed_list()) > 1)
+    """True when the scenario has ``run.seeds``, ``compare:`` or ``sweep:`` (an
+    experiment directory, even for one seed); a plain ``run.seed`` is a single run."""
+    return bool(scenario.compare or scenario.sweep or scenario.run.seeds is not None)
 
 
 def _check_sweep_key(key: str, source: str) -> None:
