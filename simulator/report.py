@@ -212,6 +212,9 @@ def fig_rate_curves(curves: pd.DataFrame) -> Figure:
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(_dollars))
         ax.set_xlabel("pre-tax income ($/yr)")
+    lo = float(np.nanmin(100 * curves["net_average_rate"])) if len(curves) else 0.0
+    hi = float(np.nanmax(100 * curves[["average_rate", "net_average_rate"]].to_numpy()))
+    ax1.set_ylim(max(lo, -60.0) - 2, hi + 2)  # the net rate tends to -inf at low incomes
     ax1.set_ylabel("average rate (%)")
     ax1.set_title("Average tax rate (dotted: net of rebate)")
     ax2.set_ylabel("marginal rate (%)")

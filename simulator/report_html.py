@@ -251,10 +251,20 @@ def fig_deciles(inc: pd.DataFrame) -> Figure:
     return fig
 
 
-INCIDENCE_VIEW = {"group": "group", "workers_share": "share of workers", "pre_tax_b": "pre-tax $ (baseline)",
+INCIDENCE_VIEW = {"group": "group", "workers_share": "% of workers", "pre_tax_b": "pre-tax $ (baseline)",
                   "post_tax_b": "post-tax $ (baseline)", "d_post_tax": "change post-tax $",
                   "d_post_tax_pct": "change post-tax %", "d_utility": "change utility",
-                  "share_gaining": "share gaining >1%", "share_losing": "share losing >1%"}
+                  "share_gaining": "% gaining >1%", "share_losing": "% losing >1%"}
+SHARES = ("workers_share", "share_gaining", "share_losing")
+
+
+def incidence_view(t: pd.DataFrame) -> pd.DataFrame:
+    """An incidence table for display: shares in percent, readable column names."""
+    t = t.copy()
+    for c in SHARES:
+        t[c] = 100.0 * t[c]
+    keep = [c for c in ("variant", *INCIDENCE_VIEW) if c in t]
+    return t[keep].rename(columns=INCIDENCE_VIEW)
 
 
 def experiment_context(exp, st: dict[str, pd.DataFrame]) -> dict[str, Any]:
@@ -293,7 +303,7 @@ def experiment_context(exp, st: dict[str, pd.DataFrame]) -> dict[str, Any]:
     if len(inc):
         figs["deciles"] = fig_deciles(inc)
         d = inc[inc["grouping"] == "income_decile"]
-        decile_view = d[["variant", *INCIDENCE_VIEW]].rename(columns=INCIDENCE_VIEW)
+        decile_view = incidence_view(d)
     base_run = exp.run(exp.baseline, int(final.loc[final["variant"] == exp.baseline, "seed"].min())) \
         if (final["variant"] == exp.baseline).any() else None
     if base_run is not None and base_run.agents is not None and len(base_run.agents):
@@ -341,7 +351,7 @@ def render_experiment(ctx: dict[str, Any]) -> str:
                 t = inc[(inc["variant"] == v) & (inc["grouping"] == grouping)]
                 if t.empty:
                     continue
-                tbl = html_table(t[list(INCIDENCE_VIEW)].rename(columns=INCIDENCE_VIEW), table_id=f"incidence-{v}-{grouping}")
+                tbl = html_table(incidence_view(t.drop(columns=["variant"])), table_id=f"incidence-{v}-{grouping}")
                 if grouping == "income_decile":
                     sec += f"<h4>by {_e(label)}</h4>{tbl}"
                 else:
