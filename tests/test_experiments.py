@@ -184,3 +184,25 @@ def test_ray_gives_the_same_results(tmp_path):
     import ray
 
     assert not ray.is_initialized()  # the local instance was stopped
+
+
+@pytest.mark.slow
+def test_llm_runs_share_one_cache_from_a_pool(tmp_path):
+    cache = tmp_path / "shared.sqlite"
+    sc = scenario_from_dict({
+        "population": {"size": 10, "source": "census"}, "workers": {"policy": "llm"},
+        "llm": {"backend": "scripted", "cache_path": str(cache)},
+        "run": {"tax_years": 2, "seeds": 2},
+        "compare": [{"label": "us"}, {"label": "flat", "planner": {"kind": "flat", "rate": 0.25}}]})
+    assert run_experiment(sc, tmp_path / "a", jobs=2).status == "completed"  # 2 processes write the cache
+    assert run_experiment(sc, tmp_path / "b").status == "completed"
+    ya, yb = _years(tmp_path / "a"), _years(tmp_path / "b")
+    for k, y in yb.items():
+        assert (y["llm_cache_hits"] == y["llm_requests"]).all() and y["llm_requests"].sum() > 0
+        cols = [c for c in y.columns if not c.startswith("llm_")]
+        pd.testing.assert_frame_equal(ya[k][cols], y[cols])
+    # a relative cache path is one file per experiment, not one per run
+    rel = scenario_from_dict({**sc.model_dump(mode="json", exclude={"experiment"}),
+                              "llm": {"backend": "scripted", "cache_path": "c.sqlite"}})
+    plan = plan_experiment(rel, tmp_path / "c")
+    assert {str(v.scenario.llm.cache_path) for v in plan.variants} == {str((tmp_path / "c" / "c.sqlite").resolve())}
