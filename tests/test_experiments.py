@@ -71,6 +71,7 @@ def test_bad_input_one_line_exit_2_no_directory(tmp_path, capsys, args, message)
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_pool_equals_inline_paired_populations_and_continue(tmp_path, capsys):
     sc = scenario_from_dict(BASE)
     run_experiment(sc, tmp_path / "a")
