@@ -392,7 +392,7 @@ class Scenario(_Strict):
         """The comparison variants as full scenarios (the base itself if none)."""
         if not self.compare:
             return [(self.name, self)]
-        base = self.model_dump(mode="json", exclude={"compare", "sweep"})
+        base = self.model_dump(mode="json", exclude={"compare", "sweep"}, exclude_unset=True)
         out = []
         labels = set()
         for i, variant in enumerate(self.compare):

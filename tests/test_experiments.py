@@ -207,3 +207,24 @@ def test_llm_runs_share_one_cache_from_a_pool(tmp_path):
                               "llm": {"backend": "scripted", "cache_path": "c.sqlite"}})
     plan = plan_experiment(rel, tmp_path / "c")
     assert {str(v.scenario.llm.cache_path) for v in plan.variants} == {str((tmp_path / "c" / "c.sqlite").resolve())}
+
+
+def test_failed_runs_are_recorded_and_run_again(tmp_path, capsys):
+    pop = tmp_path / "pop.csv"
+    pd.DataFrame({"wage": np.linspace(300, 3000, 20)}).to_csv(pop, index=False)
+    f = tmp_path / "s.yaml"
+    f.write_text(json.dumps({"population": {"source": "file", "path": str(pop)},
+                             "run": {"tax_years": 1, "seeds": [0, 1]}}))
+    from simulator.scenario import load_scenario
+
+    sc = load_scenario(f)
+    pop.unlink()  # every run now fails when it reads the population
+    plan = run_experiment(sc, tmp_path / "e")
+    assert plan.status == "failed"
+    idx = pd.read_parquet(tmp_path / "e" / "index.parquet")
+    assert list(idx["status"]) == ["failed", "failed"] and idx["reason"].str.contains("pop.csv").all()
+    assert "run the same command again" in capsys.readouterr().out
+    pd.DataFrame({"wage": np.linspace(300, 3000, 20)}).to_csv(pop, index=False)
+    assert main(["run", str(f), "--out", str(tmp_path / "e"), "--no-progress"]) == 0
+    idx = pd.read_parquet(tmp_path / "e" / "index.parquet")
+    assert list(idx["status"]) == ["completed", "completed"]

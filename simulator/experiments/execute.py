@@ -104,6 +104,12 @@ def run_task(scenario_data: dict[str, Any], path: str, llm: Any = None) -> dict[
     return _continue_run(scenario_data, path, llm)
 
 
+def _task_data(task: Task) -> dict[str, Any]:
+    """The task's scenario as plain data; only the keys that were set, so that settings
+    whose meaning depends on being given (e.g. ``population.size`` with a file) survive."""
+    return task.scenario.model_dump(mode="json", exclude_unset=True)
+
+
 # --------------------------------------------------------------------------- executors
 class InlineExecutor:
     """Runs tasks one after another in this process (``--jobs 1``)."""
@@ -118,7 +124,7 @@ class InlineExecutor:
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
         for t in tasks:
-            yield t, run_task(t.scenario.model_dump(mode="json"), str(t.path), self.llm)
+            yield t, run_task(_task_data(t), str(t.path), self.llm)
 
     def close(self) -> None:
         pass
@@ -138,7 +144,7 @@ class PoolExecutor:
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
         futures = {
-            self.pool.submit(run_task, t.scenario.model_dump(mode="json"), str(t.path)): t
+            self.pool.submit(run_task, _task_data(t), str(t.path)): t
             for t in tasks
         }
         pending = set(futures)
@@ -210,7 +216,7 @@ class RayExecutor:
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
         ray = self.ray
-        refs = {self._remote.remote(t.scenario.model_dump(mode="json"), str(t.path)): t for t in tasks}
+        refs = {self._remote.remote(_task_data(t), str(t.path)): t for t in tasks}
         pending = list(refs)
         try:
             while pending:

@@ -167,7 +167,7 @@ def plan_experiment(
                 sc = csc
             else:
                 label = slabel if not scenario.compare else f"{clabel}_{slabel}"[:64]
-                data = csc.model_dump(mode="json", exclude={"compare", "sweep"})
+                data = csc.model_dump(mode="json", exclude={"compare", "sweep"}, exclude_unset=True)
                 for k, v in over.items():
                     set_dotted(data, k, v)
                 data["name"] = f"{scenario.name}-{label}"
