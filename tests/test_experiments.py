@@ -39,6 +39,13 @@ def test_plan_seeds_sweep_and_baseline(tmp_path):
     assert len(plan.tasks()) == 12 and plan.baseline == labels[0]
     assert {t.scenario.run.seed for t in plan.tasks()} == {5, 6, 7}
     assert plan_experiment(scenario_from_dict({"run": {"seeds": [3, 1]}}), tmp_path).seeds == [3, 1]
+    import os
+
+    from simulator.experiments.execute import auto_jobs
+
+    assert auto_jobs(plan, 3) == min(os.cpu_count(), 3) and auto_jobs(plan, 0) == 1
+    llm = plan_experiment(scenario_from_dict({"workers": {"policy": "llm"}, "run": {"seeds": 4}}), tmp_path)
+    assert auto_jobs(llm, 4) == 1  # the embedded model already uses every core
     with pytest.raises(UserError, match="'planner.rat' is not a scenario field"):
         plan_experiment(scenario_from_dict({"sweep": {"planner.rat": [1]}}), tmp_path)
     with pytest.raises(UserError, match="'nope' is not a variant"):

@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--jobs", type=int, metavar="N",
-                   help="experiments: runs in parallel in a local process pool (default 1)")
+                   help="experiments: runs in parallel in a local process pool (default: one per "
+                   "CPU, 1 with the embedded LLM); with --ray: CPUs of the local instance")
     p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="experiments: run on Ray (a cluster ADDRESS, or none to start a local "
                    "instance with --jobs CPUs); needs econsim[ray]")
@@ -66,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
           f"{', '.join(map(str, scenario.run.seed_list()))})")
     progress = False if args.no_progress else None
     if is_experiment(scenario):
-        plan = run_experiment(scenario, args.out, jobs=args.jobs, ray=args.ray,
+        jobs = args.jobs if args.jobs is not None else (None if args.ray else "auto")
+        plan = run_experiment(scenario, args.out, jobs=jobs, ray=args.ray,
                               baseline=args.baseline, source=str(path))
         return 0 if plan.status == "completed" else 1
     if args.jobs is not None or args.ray is not None or args.baseline is not None:

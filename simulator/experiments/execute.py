@@ -236,6 +236,20 @@ class RayExecutor:
         self.ray.shutdown()
 
 
+def _uses_embedded_llm(scenario: Scenario) -> bool:
+    uses = (scenario.workers.policy == "llm" or scenario.planner.kind == "llm"
+            or scenario.democracy.enabled or scenario.population.enrich)
+    return uses and scenario.llm.backend == "embedded"
+
+
+def auto_jobs(plan: ExperimentPlan, todo: int) -> int:
+    """Default parallelism: one process per CPU, at most one per run to do; 1 when a
+    variant uses the embedded LLM (its llama.cpp processes already use every core)."""
+    if any(_uses_embedded_llm(v.scenario) for v in plan.variants):
+        return 1
+    return max(1, min(os.cpu_count() or 1, todo))
+
+
 def make_executor(jobs: int | None = None, ray: str | bool | None = None, llm: Any = None):
     """``ray``: None/False for the local pool, True or ``"local"`` for a local Ray
     instance, or a cluster address; ``jobs``: processes (pool) or CPUs (local Ray)."""
@@ -321,7 +335,7 @@ def run_experiment(
     scenario: Scenario,
     out_dir: str | Path | None = None,
     *,
-    jobs: int | None = None,
+    jobs: int | str | None = None,
     ray: str | bool | None = None,
     baseline: str | None = None,
     stream: TextIO | None = None,
@@ -330,8 +344,10 @@ def run_experiment(
 ) -> ExperimentPlan:
     """Run every (variant, seed) of ``scenario`` into ``out_dir``; returns the plan.
 
-    Everything that can be wrong with the input (seeds, sweep keys, baseline, the
-    directory, the executor) is checked before the directory is created.
+    ``jobs``: processes of the local pool (1 or None: in this process; ``"auto"``: see
+    :func:`auto_jobs`), or CPUs of a local Ray instance.  Everything that can be wrong
+    with the input (seeds, sweep keys, baseline, the directory, the executor) is checked
+    before the directory is created.
     """
     from simulator.runner import default_run_dir
 
@@ -339,6 +355,9 @@ def run_experiment(
     root = Path(out_dir) if out_dir is not None else default_run_dir(scenario)
     plan = plan_experiment(scenario, root, baseline=baseline, source=source)
     stored = _prepare_root(plan)
+    if jobs == "auto":
+        pending = sum(run_status(t.path)["status"] not in FINISHED for t in plan.tasks())
+        jobs = None if (ray or llm is not None) else auto_jobs(plan, pending)
     executor = make_executor(jobs, ray, llm)
     created = not root.exists()
     try:
