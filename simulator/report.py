@@ -109,8 +109,8 @@ def _md_table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
     fmts = {c: column_format(df[c]) for c in cols if pd.api.types.is_float_dtype(df[c])}
     lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for _, row in df.iterrows():
-        cells = [fmts[c](row[c]) if c in fmts else str(row[c]) for c in cols]
+    for i in range(len(df)):  # by column: iterrows would turn the ints of a numeric row into floats
+        cells = [fmts[c](df[c].iloc[i]) if c in fmts else str(df[c].iloc[i]) for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -164,7 +164,7 @@ def fig_income_histogram(pre_tax: np.ndarray, post_tax: np.ndarray, year: int) -
     ax.stairs(c_post, edges, fill=True, alpha=0.5, label=f"post-tax + rebate ({int(c_post.sum())})")
     ax.set_xscale("symlog", linthresh=max(edges[1], 1.0))
     ax.xaxis.set_major_formatter(FuncFormatter(_dollars))
-    ax.set_xlabel("income ($/yr); first bin from $0")
+    ax.set_xlabel(r"income (\$/yr); first bin from \$0")
     ax.set_ylabel("workers")
     zero = int((np.asarray(pre_tax) <= 0).sum())
     ax.set_title(f"Incomes in tax year {year} ({zero} with no earnings)")

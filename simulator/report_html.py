@@ -66,10 +66,10 @@ def html_table(df: pd.DataFrame, best: set[tuple[int, str]] | None = None, table
     fmts = {c: column_format(df[c]) for c in df.columns if pd.api.types.is_float_dtype(df[c])}
     head = "".join(f"<th>{_e(c)}</th>" for c in df.columns)
     rows = []
-    for i, (_, r) in enumerate(df.iterrows()):
+    for i in range(len(df)):  # by column: iterrows would turn the ints of a numeric row into floats
         cells = []
         for c in df.columns:
-            v = r[c]
+            v = df[c].iloc[i]
             if c in fmts:
                 cls = "num best" if (i, c) in best else "num"
                 star = " ★" if (i, c) in best else ""

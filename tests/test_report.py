@@ -20,7 +20,9 @@ def test_run_report(tmp_path, capsys):
     page = (tmp_path / "run" / "report" / "report.md").read_text()
     years = load_run(tmp_path / "run").years
     fmt = column_format(years["objective"])
+    fmt_u = column_format(years["swf_utilitarian"])
     for _, y in years.iterrows():
+        assert f"| {int(y['year'])} | {fmt_u(y['swf_utilitarian'])} |" in page  # years stay whole numbers
         rates = "/".join(f"{100 * y[f'rate_{i}']:.0f}" for i in range(7))
         assert f"| {int(y['year'])} | {fmt(y['objective'])} |" in page
         assert rates in page

@@ -29,7 +29,7 @@ class Browser:
     def __init__(self, profile):
         websocket = pytest.importorskip("websocket", reason="websocket-client is not installed")
         self.proc = subprocess.Popen(
-            [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
              "--disable-extensions", "--remote-debugging-port=0", "--remote-allow-origins=*",
              f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
