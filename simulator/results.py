@@ -119,6 +119,8 @@ class RunWriter:
             )
         if self.dir.exists() and not self.dir.is_dir():
             raise UserError(f"output path {self.dir} exists and is not a directory")
+        if (self.dir / "experiment.json").exists():
+            raise UserError(f"{self.dir} holds an experiment (experiment.json); choose another --out")
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -164,28 +164,18 @@ def run_comparison(
     llm: Any = None,
     stream: TextIO | None = None,
 ) -> pd.DataFrame:
-    """Run every ``compare`` variant on the same population; write ``comparison.parquet``.
+    """Run every ``compare`` variant (on every ``run.seeds`` seed) as an experiment.
 
-    Each variant gets its own run directory under ``out_dir``; the comparison table has
-    one row per variant with its final-year outcome.
+    Delegates to :func:`simulator.experiments.run_experiment` (in this process): each
+    (variant, seed) gets ``out_dir/runs/<variant>/seed-<s>/``; returns the final tax
+    year of every run (columns ``variant``, ``seed``, ``path``, then the year record),
+    also written to ``out_dir/comparison.parquet``.
     """
-    stream = stream or sys.stdout
-    root = Path(out_dir) if out_dir is not None else default_run_dir(scenario)
-    rows = []
-    for label, variant in scenario.variants():
-        print(f"== {label}", file=stream)
-        res = run_scenario(variant, root / label, progress=progress, llm=llm, stream=stream)
-        last = res.years.iloc[-1].to_dict()
-        rows.append({"variant": label, "planner": variant.planner.kind, "path": str(res.path),
-                     "status": res.status, **last})
-    table = pd.DataFrame(rows)
-    from simulator.results import atomic_write_parquet
+    from simulator.experiments import final_years_table, run_experiment
 
-    atomic_write_parquet(root / "comparison.parquet", table)
-    print("\n== comparison (final tax year)", file=stream)
-    print(comparison_table(table), file=stream)
-    print(f"comparison: {root / 'comparison.parquet'}", file=stream)
-    return table
+    root = Path(out_dir) if out_dir is not None else default_run_dir(scenario)
+    run_experiment(scenario, root, stream=stream, llm=llm)
+    return final_years_table(root)
 
 
 def comparison_table(table: pd.DataFrame) -> str:

@@ -351,6 +351,36 @@ class RunConfig(_Strict):
         True, description="create a Mesa WorkerAgent per worker (about 10 us each; switch "
         "off for millions of workers when only the arrays are needed)",
     )
+    seeds: list[int] | int | None = Field(
+        None, description="experiment seeds: a list of seeds, or a count N (seeds seed..seed+N-1); "
+        "every variant runs on each seed with the same population (paired); null: run.seed only",
+    )
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, v):
+        if v is None:
+            return v
+        bad = "run.seeds must be a count >= 1 or a list of distinct non-negative integers"
+        if isinstance(v, bool) or not isinstance(v, int | list):
+            raise ValueError(bad)
+        if isinstance(v, int):
+            if v < 1:
+                raise ValueError(bad)
+            return v
+        if not v or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in v):
+            raise ValueError(bad)
+        if len(set(v)) != len(v):
+            raise ValueError("run.seeds lists a seed twice")
+        return v
+
+    def seed_list(self) -> list[int]:
+        """The seeds an experiment runs (``[seed]`` when ``seeds`` is not set)."""
+        if self.seeds is None:
+            return [self.seed]
+        if isinstance(self.seeds, int):
+            return list(range(self.seed, self.seed + self.seeds))
+        return list(self.seeds)
 
 
 class OutputConfig(_Strict):
@@ -361,6 +391,15 @@ class OutputConfig(_Strict):
         description="checkpoints/year-K.pkl written at the end of tax years: every_year (resume, "
         "and fork at any year), last (resume; fork at the last year only), off",
     )
+
+
+class ExperimentConfig(_Strict):
+    """Statistics of a multi-seed experiment (see ``docs/experiments.md``)."""
+
+    baseline: str | None = Field(None, description="variant the others are compared with (default: the first)")
+    bootstrap: int = Field(2000, ge=100, le=1_000_000, description="bootstrap resamples of the seeds")
+    confidence: float = Field(0.95, gt=0, lt=1, description="confidence level of the intervals")
+    bootstrap_seed: int = Field(0, ge=0, description="seed of the bootstrap resampling")
 
 
 class Scenario(_Strict):
@@ -382,6 +421,12 @@ class Scenario(_Strict):
         description="variants run on the same population, each a 'label' plus the "
         "sections it changes (e.g. {label: flat, planner: {kind: flat, rate: 0.2}})",
     )
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="grid of overrides: dotted scenario key -> list of values; every "
+        "combination is a variant (crossed with compare: variants if both are given)",
+    )
+    experiment: ExperimentConfig = Field(default_factory=lambda: ExperimentConfig())
     validity_gate: list[str] = Field(
         default_factory=list,
         description="behavioural validity checks (families or ids, see docs/validity.md) that "
@@ -400,7 +445,7 @@ class Scenario(_Strict):
         """The comparison variants as full scenarios (the base itself if none)."""
         if not self.compare:
             return [(self.name, self)]
-        base = self.model_dump(mode="json", exclude={"compare"})
+        base = self.model_dump(mode="json", exclude={"compare", "sweep"}, exclude_unset=True)
         out = []
         labels = set()
         for i, variant in enumerate(self.compare):

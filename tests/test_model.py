@@ -253,7 +253,7 @@ def test_comparison_runs_variants_on_one_population(tmp_path, make_scenario):
     )
     table = run_comparison(sc, tmp_path, progress=False)
     assert list(table["variant"]) == ["us", "flat"]
-    pops = [load_run(tmp_path / v).population for v in ("us", "flat")]
+    pops = [load_run(tmp_path / "runs" / v / "seed-0").population for v in ("us", "flat")]
     pd.testing.assert_frame_equal(pops[0], pops[1])
     assert (tmp_path / "comparison.parquet").exists()
 

@@ -1,8 +1,11 @@
-"""Reports: the Markdown tables carry the run's own numbers, and the figures exist."""
+"""Reports: the tables carry the runs' own numbers, figures exist, the known defects are gone."""
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from simulator.cli.main import main
+from simulator.report import column_format, income_histogram
 from simulator.results import load_run
 from simulator.runner import run_comparison, run_scenario
 from simulator.scenario import scenario_from_dict
@@ -16,12 +19,19 @@ def test_run_report(tmp_path, capsys):
     assert "report.md" in capsys.readouterr().out
     page = (tmp_path / "run" / "report" / "report.md").read_text()
     years = load_run(tmp_path / "run").years
+    fmt = column_format(years["objective"])
+    fmt_u = column_format(years["swf_utilitarian"])
     for _, y in years.iterrows():
+        assert f"| {int(y['year'])} | {fmt_u(y['swf_utilitarian'])} |" in page  # years stay whole numbers
         rates = "/".join(f"{100 * y[f'rate_{i}']:.0f}" for i in range(7))
-        assert f"| {int(y['year'])} | {y['objective']:,.4g} |" in page
+        assert f"| {int(y['year'])} | {fmt(y['objective'])} |" in page
         assert rates in page
+    # brackets named by their dollar thresholds, not b1..b7
+    assert "$11,600–47,150" in page and "$609,350+" in page
     for fig in ("rates.png", "objective.png", "incomes.png"):
         assert (tmp_path / "run" / "report" / fig).stat().st_size > 1000
+    html = (tmp_path / "run" / "report" / "report.html").read_text()
+    assert "data:image/png;base64," in html and "utilitarian welfare" in html
 
 
 def test_comparison_report_and_errors(tmp_path, capsys):
@@ -30,11 +40,43 @@ def test_comparison_report_and_errors(tmp_path, capsys):
         "compare": [{"label": "us"}, {"label": "flat30", "planner": {"kind": "flat", "rate": 0.3}}],
     })
     table = run_comparison(sc, tmp_path / "cmp", progress=False)
+    assert isinstance(table, pd.DataFrame) and list(table["variant"]) == ["us", "flat30"]
     assert main(["report", str(tmp_path / "cmp")]) == 0
     page = (tmp_path / "cmp" / "report" / "report.md").read_text()
-    assert "| flat30 | flat |" in page and "30/30/30/30/30/30/30" in page
-    assert f"{table.loc[table.variant == 'us', 'objective'].iloc[0]:,.4g}" in page
-    assert isinstance(table, pd.DataFrame)
+    means = pd.read_parquet(tmp_path / "cmp" / "report" / "final.parquet")
+    pd.testing.assert_series_equal(means["objective"], table["objective"], check_names=False)
+    assert "| flat30 | 1 |" in page
     capsys.readouterr()
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_column_format_is_consistent():
+    fmt = column_format([9693.2, 14160.4, 512.0])
+    assert [fmt(v) for v in (9693.2, 14160.4, 512.0)] == ["9,693", "14,160", "512"]
+    fmt = column_format([0.3012, 0.25])
+    assert fmt(0.3012) == "0.3012" and fmt(0.25) == "0.2500"
+    fmt = column_format([10.5, 0.000123])  # spread: significant digits, never exponents
+    assert "e" not in fmt(0.000123) and fmt(10.5) == "10.50"
+    assert column_format([float("nan")])(float("nan")) == "–"
+
+
+def test_income_histogram_keeps_every_worker():
+    rng = np.random.default_rng(0)
+    pre = np.concatenate([[0.0, 0.0, 3.0], rng.lognormal(10.5, 1.0, 500)])
+    post = pre * 0.8 + 1000
+    edges, c_pre, c_post = income_histogram(pre, post)
+    assert c_pre.sum() == pre.size and c_post.sum() == post.size
+    assert edges[0] == 0.0 and c_pre[0] >= 2  # zero earners in the first bin
+
+
+def test_failed_report_leaves_no_folder(tmp_path, capsys):
+    sc = scenario_from_dict({"population": {"size": 50, "source": "gb2"}, "run": {"tax_years": 1}})
+    run_scenario(sc, tmp_path / "run", progress=False)
+    (tmp_path / "run" / "years.parquet").write_bytes(b"not parquet")
+    with pytest.raises(Exception):  # noqa: B017 - any failure
+        main(["report", str(tmp_path / "run")])
+    assert not (tmp_path / "run" / "report").exists()
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    assert not (tmp_path / "empty" / "report").exists()

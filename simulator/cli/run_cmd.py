@@ -20,6 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="override a scenario value, e.g. --set population.size=500 (repeatable)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="experiments: runs in parallel in a local process pool (default: one per "
+                   "CPU, 1 with the embedded LLM); with --ray: CPUs of the local instance")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="experiments: run on Ray (a cluster ADDRESS, or none to start a local "
+                   "instance with --jobs CPUs); needs econsim[ray]")
+    p.add_argument("--baseline", metavar="LABEL",
+                   help="experiments: the variant the others are compared with (default: the first)")
     p.set_defaults(func=run)
 
     v = sub.add_parser("validate", help="check a scenario file without running it",
@@ -52,7 +60,8 @@ def _load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from simulator.runner import run_comparison, run_scenario
+    from simulator.experiments import is_experiment, run_experiment
+    from simulator.runner import run_scenario
 
     path, scenario = _load(args)
     who = (f"workers from {scenario.population.path}" if scenario.population.source == "file"
@@ -60,20 +69,33 @@ def run(args: argparse.Namespace) -> int:
            else f"{scenario.population.size:,} workers")
     print(f"econsim: running {path} ({who}, "
           f"{scenario.run.tax_years} tax years, planner {scenario.planner.kind}, "
-          f"workers {scenario.workers.policy}, seed {scenario.run.seed})")
+          f"workers {scenario.workers.policy}, "
+          f"seed{'s' if scenario.run.seeds is not None else ''} "
+          f"{', '.join(map(str, scenario.run.seed_list()))})")
     from simulator.run_health import EXIT_CODES
 
     progress = False if args.no_progress else None
-    if scenario.compare:
-        statuses = list(run_comparison(scenario, args.out, progress=progress)["status"])
-    else:
-        statuses = [run_scenario(scenario, args.out, progress=progress).status]
-    # a run that degraded says so in its exit status (3), a failed one raised (1)
-    return max(EXIT_CODES.get(s, 1) for s in statuses)
+    if is_experiment(scenario):
+        jobs = args.jobs if args.jobs is not None else (None if args.ray else "auto")
+        plan = run_experiment(scenario, args.out, jobs=jobs, ray=args.ray,
+                              baseline=args.baseline, source=str(path))
+        # an experiment whose runs degraded says so (3); one with failed runs exits 1
+        return EXIT_CODES.get(plan.status, 1)
+    if args.jobs is not None or args.ray is not None or args.baseline is not None:
+        raise UserError("--jobs, --ray and --baseline need an experiment "
+                        "(run.seeds, compare: or sweep: in the scenario)")
+    # a run that degraded says so in its exit status (3), a failed one raised RunFailed (1)
+    return EXIT_CODES.get(run_scenario(scenario, args.out, progress=progress).status, 1)
 
 
 def validate(args: argparse.Namespace) -> int:
+    from simulator.experiments import is_experiment, plan_experiment
+
     path, scenario = _load(args)
+    if is_experiment(scenario):
+        plan = plan_experiment(scenario, ".", source=str(path))
+        print(f"{path}: experiment of {len(plan.variants)} variants x {len(plan.seeds)} seeds "
+              f"(baseline {plan.baseline})")
     print(f"{path}: ok ({scenario.name}: {scenario.population.size:,} workers, "
           f"planner {scenario.planner.kind}, workers {scenario.workers.policy})")
     return 0

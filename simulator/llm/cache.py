@@ -9,7 +9,10 @@ backend the GGUF file's sha256), the messages, the constraint, ``max_tokens``,
 - ``off``: the wrapper is not used.
 
 One :class:`ResponseCache` is safe for the threads of one process (a lock around one
-connection, WAL journal so other processes can read concurrently).
+connection).  Several processes (the runs of an experiment on a process pool or Ray)
+can share one file: WAL journal (readers never block the writer), a 30 s busy timeout,
+writes in ``BEGIN IMMEDIATE`` transactions, and a retry with backoff when SQLite still
+reports the database locked or busy.
 """
 
 from __future__ import annotations
@@ -29,6 +32,29 @@ from simulator.llm.constraints import constraint_to_json, parse_reply
 from simulator.llm.types import LanguageModel, ModelInfo, ModelWrapper, Request, Response
 
 KEY_VERSION = 2
+#: SQLite's own wait for a lock (seconds) before it reports the database busy
+BUSY_TIMEOUT_S = 30.0
+#: total seconds to keep retrying an operation that finds the database locked
+LOCK_RETRY_S = 120.0
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    msg = str(exc).lower()
+    return "locked" in msg or "busy" in msg
+
+
+def _retrying(fn, *args):
+    """Call ``fn(*args)``, retrying with backoff while the database is locked."""
+    delay, waited = 0.01, 0.0
+    while True:
+        try:
+            return fn(*args)
+        except sqlite3.OperationalError as exc:
+            if not _locked(exc) or waited >= LOCK_RETRY_S:
+                raise
+            time.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 1.0)
 
 
 class CacheMissError(UserError):
@@ -60,21 +86,34 @@ class ResponseCache:
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+            self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, check_same_thread=False,
+                                         isolation_level=None)
             with self._lock:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA synchronous=NORMAL")
-                self._conn.execute(
-                    "CREATE TABLE IF NOT EXISTS responses ("
-                    " key TEXT PRIMARY KEY, text TEXT NOT NULL, prompt_tokens INTEGER,"
-                    " completion_tokens INTEGER, tag TEXT, model TEXT, created REAL)"
-                )
-                self._conn.commit()
+                _retrying(self._setup)
         except (OSError, sqlite3.Error) as exc:
             raise UserError(
                 f"LLM response cache {self.path}: cannot use it ({exc}); set llm.cache_path or "
                 "ECONSIM_CACHE_DIR to a writable folder, or llm.cache: off"
             ) from None
+
+    def _setup(self) -> None:
+        self._conn.execute(f"PRAGMA busy_timeout={int(1000 * BUSY_TIMEOUT_S)}")
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS responses ("
+            " key TEXT PRIMARY KEY, text TEXT NOT NULL, prompt_tokens INTEGER,"
+            " completion_tokens INTEGER, tag TEXT, model TEXT, created REAL)"
+        )
+
+    def _write(self, rows: list[tuple]) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
     def get_many(self, keys: Sequence[str]) -> dict[str, tuple[str, int, int]]:
         out: dict[str, tuple[str, int, int]] = {}
@@ -83,7 +122,7 @@ class ResponseCache:
             for i in range(0, len(uniq), 500):
                 chunk = uniq[i : i + 500]
                 q = "SELECT key, text, prompt_tokens, completion_tokens FROM responses WHERE key IN (%s)"
-                rows = self._conn.execute(q % ",".join("?" * len(chunk)), chunk).fetchall()
+                rows = _retrying(lambda q=q, c=chunk: self._conn.execute(q % ",".join("?" * len(c)), c).fetchall())
                 for k, text, pt, ct in rows:
                     out[k] = (text, pt or 0, ct or 0)
         return out
@@ -94,11 +133,7 @@ class ResponseCache:
             return
         now = time.time()
         with self._lock:
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(*r, now) for r in rows],
-            )
-            self._conn.commit()
+            _retrying(self._write, [(*r, now) for r in rows])
 
     def __len__(self) -> int:
         with self._lock:
