@@ -265,6 +265,31 @@ def run_report(run_dir: Path, out: Path) -> Path:
     return page
 
 
+def fork_section(res) -> list[str]:
+    """Markdown lines comparing a fork (``econsim fork``) with its parent from the fork
+    year on; no lines for a run that is not a fork or whose parent is gone."""
+    parent = res.manifest.get("parent")
+    if not parent:
+        return []
+    k = int(parent["fork_year"])
+    changes = ", ".join(f"`{c}`" for c in parent.get("set") or []) or "no changes"
+    head = [f"## Fork of {parent['run_dir']} after tax year {k}", "", f"Changes: {changes}.", ""]
+    try:
+        p = load_run(parent["run_dir"]).years
+    except UserError:
+        return head + ["(the parent run is no longer readable)", ""]
+    cols = [c for c in ("objective", "revenue", "mean_hours", "gini_post_tax") if c in p and c in res.years]
+    both = pd.merge(p.loc[p["year"] >= k, ["year", *cols]], res.years.loc[res.years["year"] >= k, ["year", *cols]],
+                    on="year", how="outer", suffixes=(" parent", " fork"))
+    for c in cols:
+        both[f"{c} change"] = both[f"{c} fork"] - both[f"{c} parent"]
+    both = both[["year", *[f"{c} {w}" for c in cols for w in ("parent", "fork", "change")]]]
+    if p["objective_swf"].iloc[-1] != res.years["objective_swf"].iloc[-1]:
+        head += [f"The objectives differ (parent {p['objective_swf'].iloc[-1]}, fork "
+                 f"{res.years['objective_swf'].iloc[-1]}): compare them with care.", ""]
+    return head + [_md_table(both), ""]
+
+
 def run_bracket_labels(scenario: dict[str, Any]) -> list[str]:
     """Dollar labels of a run's brackets (from its resolved scenario)."""
     from simulator.model import build_base_schedule
@@ -323,10 +348,6 @@ def experiment_report(root: Path, out: Path, baseline: str | None = None) -> Pat
     if ctx["decile_view"] is not None:
         lines += ["## Incidence by pre-tax income decile", "", _md_table(ctx["decile_view"]), ""]
     lines += ["Report with every table: report.html", ""]
-    from simulator.validity.report import markdown_section
-
-    lines += markdown_section(run_dir)
-    lines += fork_section(res)
     page = out / "report.md"
     page.write_text("\n".join(lines), encoding="utf-8")
     (out / "report.html").write_text(report_html.render_experiment(ctx), encoding="utf-8")

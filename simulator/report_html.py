@@ -171,7 +171,26 @@ def render_run(run_dir: str | Path) -> str:
     ]
     if "incomes" in figs:
         sections.append(("incomes", "Incomes", html_figure(figs["incomes"], "Pre- and post-tax incomes, final year", "incomes")))
-    meta_rows = [("status", res.manifest.get("status")), ("seed", res.manifest.get("seed")),
+    status = res.manifest.get("status")
+    alerts = [f"warning: {w}" for w in res.manifest.get("warnings") or []]
+    if status in ("failed", "interrupted"):
+        alerts.insert(0, f"{status}: {res.manifest.get('reason') or 'see the manifest'}")
+    if alerts:  # a degraded run says so first (simulator.run_health)
+        sections.insert(0, ("status", f"Run {status}", "".join(f"<p><strong>{_e(a)}</strong></p>" for a in alerts)))
+    vpath = Path(run_dir) / "validity.parquet"
+    if vpath.exists():
+        v = pd.read_parquet(vpath)
+        cols = [c for c in ("check", "value", "ci_low", "ci_high", "range_low", "range_high", "rational", "verdict") if c in v]
+        sections.append(("validity", "Behavioural validity", html_table(v[v["verdict"] != "info"][cols].reset_index(drop=True), table_id="validity")))
+    parent = res.manifest.get("parent")
+    if parent:
+        from simulator.report import fork_section
+
+        md = [ln for ln in fork_section(res) if ln]
+        sections.append(("fork", f"Fork of {parent.get('run_dir')} after tax year {parent.get('fork_year')}",
+                         "".join(f"<p>{_e(ln)}</p>" for ln in md[1:2])
+                         + "<p>Year-by-year comparison with the parent: report.md.</p>"))
+    meta_rows = [("status", status), ("seed", res.manifest.get("seed")),
                  ("tax years", len(y)), ("started", res.manifest.get("started")),
                  ("finished", res.manifest.get("finished")), ("git revision", res.manifest.get("git_revision")),
                  ("command", res.manifest.get("command")), *_model_rows(sc)]

@@ -334,6 +334,8 @@ def test_failures_below_the_bound_end_completed_with_warnings_and_exit_3(tmp_pat
 
     page = write_report(res.path, None).read_text()
     assert "- warning: degraded run" in page and "completed_with_warnings" in page
+    html_page = (res.path / "report" / "report.html").read_text()
+    assert 'id="status"' in html_page and "warning: degraded run: 10.0% of worker replies fell back" in html_page
 
     # exit status 3 from the CLI, and status 0 when every reply is usable
     import yaml
