@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from simulator.cli.main import main
 from simulator.report import column_format, income_histogram
