@@ -249,6 +249,13 @@ class PlannerConfig(_Strict):
     optimum_max_evaluations: int = Field(600, ge=10)
     llm: LLMPlannerOptions = Field(default_factory=LLMPlannerOptions)
 
+    @field_validator("rates")
+    @classmethod
+    def _rates(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and any(not 0 <= r <= 1 for r in v):
+            raise ValueError("rates must lie in [0, 1]")
+        return v
+
     @field_validator("elasticity")
     @classmethod
     def _elasticity(cls, v):

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "simulator.cli.llm_cmd",
     "simulator.cli.behaviour_cmd",
     "simulator.cli.report_cmd",
+    "simulator.cli.explore_cmd",
 )
 
 
