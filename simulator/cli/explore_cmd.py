@@ -46,8 +46,8 @@ def _parse_params(items: list[str]) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        import solara  # noqa: F401
         import mesa.visualization  # noqa: F401
+        import solara  # noqa: F401
     except ImportError as exc:
         raise UserError(
             f"econsim explore needs the 'explore' extra ({exc.name} is missing): "

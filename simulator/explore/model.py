@@ -43,6 +43,9 @@ MAX_AGENT_OBJECTS = 10_000
 #: personas takes seconds; a rate change must not redraw them).
 POPULATION_CACHE_SIZE = 4
 _POPULATIONS: OrderedDict[str, pd.DataFrame] = OrderedDict()
+# Starting-schedule outcomes (outcome, welfare, deciles), keyed like the population plus
+# everything else they depend on: a rate change does not solve the starting schedule again.
+_BASELINES: OrderedDict[str, tuple] = OrderedDict()
 
 # Controls that define the economy's people or randomness (everything else is policy).
 _STRUCTURAL = ("scenario", "population_size", "population_source", "population_path", "seed")
@@ -183,34 +186,39 @@ def decile_of(income: np.ndarray, weights: np.ndarray | None = None) -> np.ndarr
     return dec
 
 
-def winners_losers(base: Outcome, now: Outcome, weights: np.ndarray | None = None) -> pd.DataFrame:
+def winners_losers(base: Outcome, now: Outcome, weights: np.ndarray | None = None,
+                   deciles: np.ndarray | None = None) -> pd.DataFrame:
     """Gains and losses by income decile against the starting schedule.
 
-    Deciles are of pre-tax income under the starting schedule.  Per decile: the income
-    range (dollars a year), the mean change of post-tax income including the rebate
-    (dollars a year), and the population shares whose utility rose (winners) or fell
-    (losers) by more than 1e-9 of its size.
+    Deciles are of pre-tax income under the starting schedule (``deciles``: precomputed
+    :func:`decile_of` of it).  Per decile: the income range (dollars a year), the mean
+    change of post-tax income including the rebate (dollars a year), and the population
+    shares whose utility rose (winners) or fell (losers) by more than 1e-9 of its size.
     """
-    dec = decile_of(base.pre_tax, weights)
+    dec = decile_of(base.pre_tax, weights) if deciles is None else deciles
     w = np.ones(dec.size) if weights is None else np.asarray(weights, dtype=float)
-    d_post = now.post_tax - base.post_tax
     d_u = now.utility - base.utility
     tol = 1e-9 * np.maximum(np.abs(base.utility), 1.0)
-    rows = []
-    for k in range(10):
-        m = dec == k
-        wk = w[m]
-        if wk.sum() <= 0:
-            continue
-        rows.append({
-            "decile": k + 1,
-            "income_low": float(base.pre_tax[m].min()),
-            "income_high": float(base.pre_tax[m].max()),
-            "mean_change_post_tax": float(np.average(d_post[m], weights=wk)),
-            "share_winners": float(np.average(d_u[m] > tol[m], weights=wk)),
-            "share_losers": float(np.average(d_u[m] < -tol[m], weights=wk)),
+
+    def per_decile(x: np.ndarray) -> np.ndarray:
+        return np.bincount(dec, weights=w * x, minlength=10)
+
+    wsum = np.bincount(dec, weights=w, minlength=10)
+    lo = np.full(10, np.inf)
+    hi = np.full(10, -np.inf)
+    np.minimum.at(lo, dec, base.pre_tax)
+    np.maximum.at(hi, dec, base.pre_tax)
+    keep = wsum > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table = pd.DataFrame({
+            "decile": np.arange(1, 11),
+            "income_low": lo,
+            "income_high": hi,
+            "mean_change_post_tax": per_decile(now.post_tax - base.post_tax) / wsum,
+            "share_winners": per_decile((d_u > tol).astype(float)) / wsum,
+            "share_losers": per_decile((d_u < -tol).astype(float)) / wsum,
         })
-    return pd.DataFrame(rows)
+    return table[keep].reset_index(drop=True)
 
 
 def schedule_curves(schedule: TaxSchedule, rebate: float = 0.0,
@@ -309,8 +317,7 @@ class ExploreModel(mesa.Model):
         if hasattr(self, "time"):  # Mesa 3.5 keeps a clock beside the step count
             self.time = 0.0
         self.datacollector = mesa.DataCollector(model_reporters=self._reporters())
-        self.baseline = self._baseline_outcome()
-        self.baseline_welfare = self._welfare_of(self.baseline) if self.baseline is not None else {}
+        self._set_baseline()
         if self.auto_first_year and self.cheap:
             self.step()
 
@@ -319,6 +326,27 @@ class ExploreModel(mesa.Model):
         """True when a tax year needs no language model (rational or fixed workers and a
         planner that is not an LLM): such economies show their first year at once."""
         return self.settings["workers"] != "llm" and self.settings["planner"] != "llm"
+
+    def _baseline_key(self) -> str:
+        """Everything the starting-schedule outcome depends on (not the tax design)."""
+        sc = self.scenario_settings
+        return "|".join([
+            _population_key(sc), sc.economy.model_dump_json(), sc.workers.model_dump_json(),
+            repr(self.economy.base_schedule), sc.planner.objective.model_dump_json(),
+        ])
+
+    def _set_baseline(self) -> None:
+        key = self._baseline_key() if self.settings["workers"] != "llm" else None
+        cached = _BASELINES.get(key) if key is not None else None
+        if cached is None:
+            outcome = self._baseline_outcome()
+            cached = (outcome, self._welfare_of(outcome) if outcome is not None else {},
+                      decile_of(outcome.pre_tax, self.economy.weights) if outcome is not None else None)
+            if key is not None:
+                _BASELINES[key] = cached
+                while len(_BASELINES) > POPULATION_CACHE_SIZE:
+                    _BASELINES.popitem(last=False)
+        self.baseline, self.baseline_welfare, self.baseline_deciles = cached
 
     def _baseline_outcome(self) -> Outcome | None:
         eco = self.economy
@@ -351,6 +379,7 @@ class ExploreModel(mesa.Model):
             self.baseline = Outcome(o.hours.copy(), o.pre_tax.copy(), o.tax.copy(), o.rebate,
                                     o.post_tax.copy(), o.utility.copy(), o.weights)
             self.baseline_welfare = self._welfare_of(self.baseline)
+            self.baseline_deciles = decile_of(o.pre_tax, self.economy.weights)
         self.datacollector.collect(self)
 
     def run_years(self, years: int) -> None:
@@ -383,13 +412,13 @@ class ExploreModel(mesa.Model):
             self.error = f"unknown control(s) {', '.join(unknown)}"
             return self.error
         old = (self.settings, self.scenario_settings, self.economy, self.baseline,
-               self.baseline_welfare, self.datacollector, self.steps)
+               self.baseline_welfare, self.baseline_deciles, self.datacollector, self.steps)
         try:
             sc = build_scenario(new)
             self._build(new, sc)
         except Exception as exc:  # validation (UserError) or anything the build raises
             (self.settings, self.scenario_settings, self.economy, self.baseline,
-             self.baseline_welfare, self.datacollector, self.steps) = old
+             self.baseline_welfare, self.baseline_deciles, self.datacollector, self.steps) = old
             self.settings_ref.clear()
             self.settings_ref.update(self.settings)
             self.error = describe_error(exc)
@@ -427,7 +456,8 @@ class ExploreModel(mesa.Model):
         """:func:`winners_losers` of the current year against the baseline (empty before)."""
         if self.baseline is None or self.economy.outcome is None:
             return pd.DataFrame()
-        return winners_losers(self.baseline, self.economy.outcome, self.economy.weights)
+        return winners_losers(self.baseline, self.economy.outcome, self.economy.weights,
+                              self.baseline_deciles)
 
     def summary(self) -> dict[str, Any]:
         """The numbers the page's status card shows."""

@@ -113,7 +113,7 @@ def _figure(make, model) -> None:
     except Exception as exc:  # a view must never put a traceback into the page
         solara.Error(label=f"cannot draw this view: {describe_error(exc)}")
         return
-    solara.FigureMatplotlib(fig, format="png", bbox_inches="tight")
+    solara.FigureMatplotlib(fig, format="png")  # constrained layout: no bbox_inches pass
 
 
 @solara.component

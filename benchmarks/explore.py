@@ -1,0 +1,79 @@
+"""How fast the exploration page responds to a slider change, by population size.
+
+    .venv/bin/python benchmarks/explore.py [--sizes 10000 100000] [--changes 5]
+
+For each size (Census population, rational workers with the self-consistent rebate, the
+default log utility, the ``rational_baselines`` scenario) it reports:
+
+* ``build s``: ``ExploreModel(...)`` the first time (drawing the population, which is
+  then cached, plus the first tax year);
+* ``apply s``: ``model.apply(rate_6=...)``, what a rate slider change runs: validate the
+  controls as a scenario, rebuild the economy on the cached population, solve the first
+  tax year at the new schedule (median and worst over ``--changes`` different rates);
+* ``draw s``: drawing the page's four matplotlib views to PNG, as Solara sends them;
+* ``respond s``: apply + draw, the time from a slider change to new pictures (the
+  browser round trip, a few milliseconds on 127.0.0.1, is not included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from core import machine_info  # noqa: E402
+
+from simulator.explore import plots  # noqa: E402
+from simulator.explore.model import ExploreModel  # noqa: E402
+
+VIEWS = (plots.schedule_figure, plots.distributions_figure, plots.winners_losers_figure,
+         plots.llm_figure)
+
+
+def draw_all(model: ExploreModel) -> float:
+    t = time.perf_counter()
+    for view in VIEWS:
+        view(model).savefig(io.BytesIO(), format="png", bbox_inches="tight")
+    return time.perf_counter() - t
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--changes", type=int, default=5, help="slider changes timed per size")
+    args = ap.parse_args(argv)
+    print(machine_info())
+    print()
+    header = (f"{'workers':>9}  {'build s':>8}  {'apply s med':>11}  {'apply s max':>11}  "
+              f"{'draw s':>7}  {'respond s':>9}  {'<= 1 s':>6}")
+    print(header)
+    print("-" * len(header))
+    for n in args.sizes:
+        t = time.perf_counter()
+        model = ExploreModel("rational_baselines", population_size=n)
+        build = time.perf_counter() - t
+        draw_all(model)  # warm-up: fonts, caches
+        applies, draws = [], []
+        for k in range(args.changes):
+            rate = 40.0 + 10.0 * k
+            t = time.perf_counter()
+            err = model.apply(rate_6=rate)
+            applies.append(time.perf_counter() - t)
+            assert err is None and abs(model.economy.schedule.rates[-1] - rate / 100) < 1e-12
+            draws.append(draw_all(model))
+        respond = [a + d for a, d in zip(applies, draws, strict=True)]
+        med = statistics.median(respond)
+        print(f"{n:>9,}  {build:>8.2f}  {statistics.median(applies):>11.3f}  {max(applies):>11.3f}  "
+              f"{statistics.median(draws):>7.3f}  {med:>9.3f}  {'yes' if med <= 1.0 else 'no':>6}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
