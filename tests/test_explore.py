@@ -104,6 +104,9 @@ def test_reset_rebuilds_from_the_shared_settings():
     fresh = ExploreModel(settings=m.settings_ref)  # what Mesa's Reset button does
     assert fresh.settings == m.settings and fresh.steps == 1
     assert fresh.last("revenue") == pytest.approx(m.last("revenue"), rel=1e-9)
+    # Mesa 3.5's Reset also passes scenario=<a mesa Scenario object>: the settings still rule
+    again = ExploreModel(scenario=object(), settings=m.settings_ref)
+    assert again.settings == m.settings
 
 
 def test_unknown_control_and_scenario_errors_are_user_errors():

@@ -45,14 +45,14 @@ def _parse_params(items: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import mesa.visualization  # noqa: F401
-        import solara  # noqa: F401
-    except ImportError as exc:
+    import importlib.util
+
+    missing = [m for m in ("solara", "altair") if importlib.util.find_spec(m) is None]
+    if missing:
         raise UserError(
-            f"econsim explore needs the 'explore' extra ({exc.name} is missing): "
+            f"econsim explore needs the 'explore' extra ({', '.join(missing)} missing): "
             "pip install 'econsim[explore]'"
-        ) from None
+        )
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be in 0-65535, got {args.port}")
     from simulator.explore.model import ExploreModel

@@ -263,6 +263,8 @@ class ExploreModel(mesa.Model):
                  auto_first_year: bool = True, **kwargs: Any) -> None:
         # ``**kwargs`` (not another name): Mesa's SolaraViz checks the signature by name
         params = kwargs
+        if scenario is not None and not isinstance(scenario, str | Path):
+            scenario = None  # Mesa 3.5's Reset passes its own Scenario object: use ``settings``
         start = dict(settings or {})
         name = scenario if scenario is not None else start.get("scenario", DEFAULT_SCENARIO)
         merged = default_settings(name)
