@@ -315,9 +315,8 @@ class ExploreModel(mesa.Model):
         self.scenario_settings = sc
         self.economy = EconomyModel(sc, population=population, agent_objects=n <= MAX_AGENT_OBJECTS)
         self.rng = np.random.default_rng(sc.run.seed)
+        # (Mesa 3.5's clock ``time`` is left alone: its next step event is already scheduled)
         self.steps = 0
-        if hasattr(self, "time"):  # Mesa 3.5 keeps a clock beside the step count
-            self.time = 0.0
         self.datacollector = mesa.DataCollector(model_reporters=self._reporters())
         self._set_baseline()
         if self.auto_first_year and self.cheap:
