@@ -258,3 +258,45 @@ def test_page_controls_are_mesa_sliders(model):
     flat = ExploreModel("rational_baselines", **SMALL, planner="flat")
     assert "flat_rate" in tax_params(flat) and "rate_0" not in tax_params(flat)
     assert len(components()) == 7
+
+
+def test_page_renders_and_its_controls_drive_the_model():
+    """The whole SolaraViz page rendered in-process (no browser): sliders, Mesa's Step and
+    Reset, Run N years, and a rejected combination."""
+    solara = pytest.importorskip("solara", reason="the page needs the explore extra (solara)")
+    import ipyvuetify as v
+
+    from simulator.explore import explore_page
+
+    box, rc = solara.render(solara.AppLayout(children=[explore_page("rational_baselines", **SMALL)]),
+                            handle_error=False)
+    try:
+        def text(cls):
+            return rc.find(v.Html, class_=cls).widget.children[0]
+
+        def slider(label):
+            return next(w for w in rc.find(v.Slider).widgets if w.label.startswith(label))
+
+        def button(label):
+            return next(w for w in rc.find(v.Btn).widgets
+                        if any(label in str(c) for c in w.children))
+
+        rev0 = text("econsim-revenue")
+        assert rev0.startswith("Revenue per person: $")
+        assert sum(w.label.startswith("rate ") for w in rc.find(v.Slider).widgets) == 7
+        slider("rate 3").v_model = 60.0  # $47,150-$100,525: many of the 300 workers
+        rev1 = text("econsim-revenue")
+        assert rev1 != rev0 and "60.0%" in text("econsim-rates")
+        slider("min hours").v_model = 150.0  # above the maximum: rejected
+        alerts = [a.children[0] for a in rc.find(v.Alert).widgets]
+        assert any("economy.hours_bounds" in a for a in alerts), alerts
+        assert text("econsim-revenue") == rev1
+        button("Step").fire_event("click", {})  # Mesa's Step: one tax year
+        assert "tax years run: 2" in text("econsim-summary")
+        button("Run 5 years").fire_event("click", {})
+        assert "tax years run: 7" in text("econsim-summary")
+        button("Reset").fire_event("click", {})  # Mesa's Reset: year 0 from the last valid settings
+        assert "tax years run: 1" in text("econsim-summary")
+        assert "60.0%" in text("econsim-rates") and text("econsim-revenue") == rev1
+    finally:
+        rc.close()

@@ -129,7 +129,7 @@ def StatusView(model: ExploreModel):
         solara.Text(
             f"{s['scenario']}: {s['workers']:,} {s['policy']} workers, planner "
             f"{PLANNER_LABELS.get(s['planner'], s['planner'])}; tax years run: {s['years_run']}",
-            style={"font-weight": "bold"},
+            style={"font-weight": "bold"}, classes=["econsim-summary"],
         )
         rev = "n/a (press Step)" if s["years_run"] == 0 else f"${s['revenue']:,.0f}"
         solara.Text(f"Revenue per person: {rev} a year", classes=["econsim-revenue"])
