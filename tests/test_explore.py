@@ -19,7 +19,7 @@ from simulator.explore.model import (
     winners_losers,
 )
 
-US = TaxSchedule.us_federal(2024, "single")
+US = TaxSchedule.us_federal(2024, "single", standard_deduction=True)  # the scenario default (the law)
 SMALL = {"population_size": 300}
 
 
@@ -176,7 +176,7 @@ def test_winners_losers_against_an_independent_groupby():
 
 def test_schedule_curves_against_the_tax_formula():
     z = np.array([10_000.0, 50_000.0, 700_000.0])
-    c = schedule_curves(US, rebate=5_000.0, incomes=z)
+    c = schedule_curves(TaxSchedule.us_federal(2024, "single"), rebate=5_000.0, incomes=z)  # from the first dollar
     assert c["marginal_rate"].tolist() == pytest.approx([0.10, 0.22, 0.37])
     # by hand: 10 % of 11,600 + 12 % of 35,550 + 22 % of 2,850 = 6,053 on $50,000
     assert c["average_rate"][1] == pytest.approx(6_053.0 / 50_000)

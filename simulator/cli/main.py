@@ -58,6 +58,7 @@ EXAMPLES = {
     "behaviour": "econsim behaviour quickstart --workers 20",
     "report": "econsim report runs/demo",
     "resume": "econsim resume runs/demo",
+    "explore": "econsim explore rational_baselines --port 8765 --param population_size=5000",
     "fork": "econsim fork runs/demo --at-year 2 --set planner.kind=saez --out runs/demo-saez",
 }
 
