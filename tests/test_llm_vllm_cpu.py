@@ -35,7 +35,7 @@ from simulator.llm.types import LanguageModel
 MODEL = os.environ.get("ECONSIM_VLLM_MODEL", "")
 pytestmark = [
     pytest.mark.vllm_cpu,
-    pytest.mark.timeout(900),
+    pytest.mark.timeout(2400),
     pytest.mark.skipif(
         os.environ.get("ECONSIM_TEST_VLLM") != "1" or importlib.util.find_spec("vllm") is None
         or not MODEL,
@@ -73,6 +73,21 @@ def _worker_step(llm, n: int = 64):
     model.step()
     dt = time.perf_counter() - t0
     return model.hours.copy(), model.step_stats["fallbacks"], dt, model
+
+
+def test_exported_folder_is_a_plain_bf16_causal_lm():
+    """What simulator.llm.export_hf wrote (make test-vllm exports the embedded model)."""
+    from safetensors import safe_open
+
+    cfg = json.loads((Path(MODEL) / "config.json").read_text())
+    assert cfg["architectures"] == ["LlamaForCausalLM"] and "quantization_config" not in cfg
+    assert cfg["torch_dtype"] == "bfloat16" and cfg["tie_word_embeddings"] is True
+    with safe_open(str(Path(MODEL) / "model.safetensors"), "pt") as f:
+        names = set(f.keys())
+        emb = f.get_tensor("model.embed_tokens.weight")
+    assert "lm_head.weight" not in names and str(emb.dtype) == "torch.bfloat16"
+    assert emb.shape[0] == cfg["vocab_size"]
+    assert "{{" in (Path(MODEL) / "chat_template.jinja").read_text()  # the GGUF's chat template
 
 
 @pytest.fixture(scope="class")

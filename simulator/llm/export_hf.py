@@ -12,7 +12,8 @@ package.  Everything is read from local files: no model hub.
 
 What it writes: ``model.safetensors`` (the dequantised weights as bf16, without the tied
 ``lm_head.weight``), ``config.json`` (without the GGUF ``quantization_config``,
-``torch_dtype: bfloat16``), ``generation_config.json`` and the tokenizer files
+``torch_dtype: bfloat16``, ``architectures`` set to the model class,
+e.g. ``LlamaForCausalLM``), ``generation_config.json`` and the tokenizer files
 (with the chat template stored in the GGUF).  The folder is written to a temporary name
 and renamed at the end, so an interrupted export leaves nothing half-made.
 """
@@ -56,6 +57,8 @@ def export(gguf: Path, out: Path, *, force: bool = False) -> Path:
         cfg = model.config.to_dict()
         cfg.pop("quantization_config", None)
         cfg["torch_dtype"] = "bfloat16"
+        if not cfg.get("architectures"):  # GGUF configs have none; vLLM would guess LlamaModel
+            cfg["architectures"] = [type(model).__name__]
         cfg.pop("dtype", None)
         (tmp / "config.json").write_text(json.dumps(cfg, indent=2, default=str))
         if getattr(model, "generation_config", None) is not None:
