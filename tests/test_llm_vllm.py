@@ -300,6 +300,10 @@ def test_data_parallel_size_is_refused_with_the_alternative():
             LLMConfig(backend="vllm", model="m", vllm=opts)
     with pytest.raises(ValueError, match="llm.model"):
         LLMConfig(backend="vllm", model="m", vllm={"engine_args": {"model": "other"}})
+    # engine_args is a dict, and the frozen config stays hashable and comparable
+    a = LLMConfig(backend="vllm", model="m", vllm={"engine_args": {"max_num_batched_tokens": 8192}})
+    b = LLMConfig(backend="vllm", model="m", vllm={"engine_args": {"max_num_batched_tokens": 8192}})
+    assert a == b and hash(a) == hash(b) and hash(LLMConfig()) == hash(LLMConfig())
 
 
 def test_latency_is_per_request_from_vllm_metrics(fake_vllm):

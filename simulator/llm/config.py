@@ -78,6 +78,11 @@ class VLLMOptions(BaseModel):
             raise ValueError("set the model with llm.model, not llm.vllm.engine_args.model")
         return v
 
+    def __hash__(self) -> int:  # frozen, but engine_args is a dict
+        import json
+
+        return hash(json.dumps(self.model_dump(mode="json"), sort_keys=True, default=str))
+
 
 class LLMConfig(BaseModel):
     """How econsim talks to language models.
