@@ -67,6 +67,7 @@ $(VLLM_MODEL_DIR)/config.json: $(VLLM_STAMP)
 
 test-vllm: $(VLLM_MODEL_DIR)/config.json
 	ECONSIM_TEST_VLLM=1 ECONSIM_VLLM_MODEL=$(abspath $(VLLM_MODEL_DIR)) HF_HUB_OFFLINE=1 \
+	ECONSIM_VLLM_SERVER_LOG=$(abspath $(VLLM_VENV))/server.log \
 	VLLM_CPU_KVCACHE_SPACE=2 VLLM_CPU_OMP_THREADS_BIND=$${VLLM_CPU_OMP_THREADS_BIND:-0-$$(($$(nproc)-1))} \
 	$(VLLM_VENV)/bin/python -m pytest -m vllm_cpu -p no:cacheprovider -v -s -rA tests/test_llm_vllm.py tests/test_llm_vllm_cpu.py
 

@@ -250,9 +250,10 @@ class TestServer:
             _say(f"server: 64-worker step at T=0.7 in {dt:.1f} s = {64 / dt:.2f} prompts/s, "
                  f"fallbacks {fb:.0f}")
             assert fb == 0
+            # the voter's settings: Choices go as a {"choice": enum} JSON object here
             reqs = [Request.chat("Do you support the new tax?", constraint=choices("yes", "no"),
-                                 seed=s, temperature=1.0, max_tokens=8) for s in range(4)]
+                                 seed=s, temperature=1.0, max_tokens=32) for s in range(4)]
             out = llm.generate(reqs)
-            assert all(r.ok and r.value in ("yes", "no") for r in out), [r.error for r in out]
+            assert all(r.ok and r.value in ("yes", "no") for r in out), [(r.text, r.error) for r in out]
         finally:
             llm.close()
