@@ -108,6 +108,31 @@ class TestInProcess:
         sched = engine.inner.inner.llm.llm_engine.vllm_config.scheduler_config
         assert sched.enable_chunked_prefill is False
 
+    def test_prompt_has_one_bos(self, engine):
+        backend = engine.inner.inner
+        tok = backend.llm.get_tokenizer()
+        msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+        ids = backend.render(msgs)["prompt_token_ids"]
+        text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        assert ids == tok.encode(text, add_special_tokens=False)
+        if tok.bos_token_id is not None and text.startswith(tok.bos_token or "\0"):
+            assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == text.count(tok.bos_token)
+
+    def test_latency_comes_from_vllm_metrics(self, engine):
+        from simulator.llm.vllm_backend import request_latency
+
+        backend = engine.inner.inner
+        reqs = [Request.chat(f"Wage ${20 + i}. Hours?", constraint=HOURS, seed=i, temperature=0.7)
+                for i in range(3)]
+        t0 = time.perf_counter()
+        out = engine.generate(reqs)
+        wall = time.perf_counter() - t0
+        assert all(r.ok for r in out)
+        raw = backend.llm.generate([backend.render(list(r.messages)) for r in reqs], use_tqdm=False)
+        assert all(o.metrics is not None and request_latency(o) > 0 for o in raw)
+        assert all(0 < r.latency_s <= wall for r in out)
+        assert len({r.latency_s for r in out}) > 1  # not one shared batch figure
+
     def test_worker_step_64_seeded_all_valid_and_repeatable(self, engine):
         h1, fb1, dt1, m1 = _worker_step(engine)
         _say(f"in-process: 64-worker step at T=0.7 in {dt1:.1f} s = {64 / dt1:.2f} prompts/s, "
