@@ -106,6 +106,8 @@ def test_pool_equals_inline_paired_populations_and_continue(tmp_path, capsys):
     m = json.loads(man.read_text())
     m["status"] = "failed"
     man.write_text(json.dumps(m))
+    # it failed after its first tax year: only that year's checkpoint is there to resume from
+    (root / "runs" / "us" / "seed-0" / "checkpoints" / "year-0001.pkl").unlink()
     capsys.readouterr()
     plan = run_experiment(sc, root)
     out = capsys.readouterr().out
@@ -116,6 +118,8 @@ def test_pool_equals_inline_paired_populations_and_continue(tmp_path, capsys):
     for k, y in _years(root).items():
         pd.testing.assert_frame_equal(y, yb[k])
     assert json.loads((root / "experiment.json").read_text())["attempts"] == 2
+    resumed = json.loads(man.read_text())
+    assert resumed["status"] == "completed" and len(resumed["resumed"]) == 1  # resumed, not restarted
 
     # a changed variant cannot be continued into the same directory
     changed = scenario_from_dict({**BASE, "compare": [{"label": "us"},

@@ -73,22 +73,11 @@ def _continue_run(scenario_data: dict[str, Any], path: str | Path, llm: Any = No
 
     path = Path(path)
     if path.exists() and finished_years(path):
-        started = time.perf_counter()
         try:
-            resume_run(path, progress=False, llm=llm, stream=io.StringIO())
+            return _recorded(path, lambda: resume_run(path, progress=False, llm=llm, stream=io.StringIO()),
+                             reraise=UserError)
         except UserError:
             pass  # no usable checkpoint: start again below
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # noqa: BLE001 - recorded in the index; the manifest has it too
-            out = run_status(path)
-            if out["status"] in FINISHED or out["status"] == "missing":
-                out["status"] = "failed"
-            out["reason"] = out.get("reason") or f"{type(exc).__name__}: {exc}"
-            out["wall_seconds"] = time.perf_counter() - started
-            return out
-        else:
-            return run_status(path)
     if path.exists():
         shutil.rmtree(path)
     return _fresh_run(scenario_data, path, llm)
@@ -98,10 +87,17 @@ def _fresh_run(scenario_data: dict[str, Any], path: Path, llm: Any = None) -> di
     from simulator.runner import run_scenario
 
     scenario = Scenario.model_validate(scenario_data)
+    return _recorded(path, lambda: run_scenario(scenario, path, progress=False, stream=io.StringIO(), llm=llm))
+
+
+def _recorded(path: Path, work: Any, reraise: type[BaseException] = KeyboardInterrupt) -> dict[str, Any]:
+    """Run ``work()`` (one run into ``path``) and return the run's status row; an error is
+    recorded in the row (the run's manifest has it too), never raised, except Ctrl-C and
+    ``reraise``."""
     started = time.perf_counter()
     try:
-        run_scenario(scenario, path, progress=False, stream=io.StringIO(), llm=llm)
-    except KeyboardInterrupt:
+        work()
+    except (KeyboardInterrupt, reraise):
         raise
     except Exception as exc:  # noqa: BLE001 - recorded in the index; the manifest has it too
         out = run_status(path)
