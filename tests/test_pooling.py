@@ -337,3 +337,21 @@ def test_pooling_off_spellings():
         assert sc.workers.llm.pooling is None
     sc = scenario_from_dict({"workers": {"policy": "llm", "llm": {"pooling": True}}})
     assert sc.workers.llm.pooling.budget == 500
+
+
+def test_million_scenario_runs_small_on_the_scripted_backend(tmp_path):
+    from pathlib import Path
+
+    from simulator.runner import run_scenario
+    from simulator.scenario import load_scenario
+
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "million.yaml"
+    full = load_scenario(path)
+    assert full.population.size == 1_000_000 and full.workers.llm.pooling.budget >= 8
+    sc = load_scenario(path, ["population.size=2000", "run.tax_years=2", "llm.backend=scripted", "llm.cache=off"])
+    res = run_scenario(sc, tmp_path, progress=False)
+    y = res.years
+    assert (y["pool_calls"] <= sc.workers.llm.pooling.budget).all()
+    assert (y["pool_cells"] <= sc.workers.llm.pooling.budget * sc.workers.llm.pooling.cell_share).all()
+    assert not (tmp_path / "agents.parquet").exists()
+    assert y["llm_requests"].iloc[1] == y["pool_calls"].iloc[1] + 1  # + one planner call
