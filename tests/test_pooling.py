@@ -63,6 +63,8 @@ def test_cells_merge_smallest_within_first_attribute():
                 assert max(merged_small) <= min(kept_mass.values()) + 1e-9
     with pytest.raises(Exception, match="never merged"):
         build_cells(codes, w, budget=3, first_name="occupation")
+    # below the first attribute's 4 values but within the call budget: kept at 4
+    assert build_cells(codes, w, budget=2, limit=6).n == 4
 
 
 def test_neyman_allocation_by_hand():

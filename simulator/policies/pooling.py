@@ -187,12 +187,15 @@ class Cells:
         return len(self.keys)
 
 
-def build_cells(codes: np.ndarray, weights: np.ndarray, budget: int, first_name: str = "") -> Cells:
+def build_cells(codes: np.ndarray, weights: np.ndarray, budget: int, first_name: str = "",
+                limit: int | None = None) -> Cells:
     """Cells of the workers (rows of ``codes``), merged to at most ``budget`` cells.
 
-    See the module docstring for the merging rule.  Raises :class:`UserError` when the
-    occupied values of the first attribute alone exceed the budget.
+    See the module docstring for the merging rule.  When the occupied values of the first
+    attribute alone exceed ``budget`` they are kept as they are if they fit ``limit``
+    (the call budget; default ``budget``), else :class:`UserError`.
     """
+    limit = budget if limit is None else limit
     n, k = codes.shape
     w = np.asarray(weights, float)
     # per-worker cell at the current state: (level, key at level, rest flag)
@@ -206,8 +209,10 @@ def build_cells(codes: np.ndarray, weights: np.ndarray, budget: int, first_name:
     cell_rest = np.zeros(uniq.size, dtype=bool)
     while uniq.size > budget:
         if level <= 1:
+            if uniq.size <= limit:
+                break
             raise UserError(
-                f"workers.llm.pooling.budget: {budget} is below the {uniq.size} occupied values of "
+                f"workers.llm.pooling.budget: {limit} is below the {uniq.size} occupied values of "
                 f"the first attribute {first_name!r}, across which cells are never merged"
             )
         level -= 1
@@ -541,7 +546,7 @@ def make_plan(
     n = len(pop)
     w = np.ones(n) if weights is None else (weights if subset is None else weights[subset])
     b = int(cfg.budget if budget is None else budget)
-    cells = build_cells(codes, w, max(1, int(b * cfg.cell_share)), cfg.attributes[0])
+    cells = build_cells(codes, w, max(1, int(b * cfg.cell_share)), cfg.attributes[0], limit=b)
     spread = state.spread_of(question, cells, cfg.prior_spread if question == "hours" else 0.5)
     if scale is not None:
         sc = np.asarray(scale if subset is None else scale[subset], float)
