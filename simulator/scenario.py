@@ -293,6 +293,62 @@ class PlannerConfig(_Strict):
         return v
 
 
+#: Derived cell attributes of ``workers.llm.pooling`` (bands computed each step).
+POOLING_DERIVED = ("age_band", "wage_band", "hours_band")
+#: Population columns every source has (the Census source adds the demographics).
+POOLING_BASE_COLUMNS = ("wage", "hours", "weight")
+POOLING_CENSUS_COLUMNS = ("sex", "age", "state", "education", "occupation", "occupation_name", "earnings")
+
+
+class PoolingConfig(_Strict):
+    """Archetype pooling of LLM workers (``workers.llm.pooling``; ``off`` or absent: one
+    call per worker).  See docs/agents.md and :mod:`simulator.policies.pooling`."""
+
+    attributes: list[str] = Field(
+        ["wage_band", "occupation", "hours_band", "age_band", "education", "sex"],
+        description="cell attributes, most important first: population columns or the derived "
+        "age_band, wage_band, hours_band (last year's hours); cells are merged from the last "
+        "attribute up, never across the first",
+    )
+    budget: int = Field(
+        500, ge=0, description="model calls per step for the hours question (representatives); "
+        "the same budget applies to the satisfaction question and to each election",
+    )
+    check: int = Field(
+        0, ge=0, description="each tax year also ask this many random non-representative workers "
+        "one call each and record the pooled-vs-direct error (mean hours, revenue, objective)",
+    )
+    age_edges: list[float] = Field([16, 25, 35, 45, 55, 65], description="age_band lower edges (years)")
+    wage_edges: list[float] = Field(
+        [0, 900, 1_200, 1_600, 2_300, 3_600, 6_000, 12_000],
+        description="wage_band lower edges ($/yr per weekly hour; about the Census deciles 1-9 and percentiles 95, 99)"
+    )
+    hours_edges: list[float] = Field([0, 20, 35, 45, 55], description="hours_band lower edges (hours a week)")
+    cell_share: float = Field(
+        0.5, gt=0, le=1, description="merge cells down to at most this share of the budget, so the "
+        "rest of the calls can follow the spread of replies (Neyman allocation)",
+    )
+    prior_spread: float = Field(
+        5.0, gt=0, description="assumed SD of reply deviations (hours a week) for cells not yet asked"
+    )
+
+    @field_validator("attributes")
+    @classmethod
+    def _attrs(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("need at least one attribute")
+        if len(set(v)) != len(v):
+            raise ValueError("attributes repeat")
+        return v
+
+    @field_validator("age_edges", "wage_edges", "hours_edges")
+    @classmethod
+    def _edges(cls, v: list[float]) -> list[float]:
+        if not v or any(b <= a for a, b in zip(v, v[1:], strict=False)):
+            raise ValueError("need increasing band edges")
+        return v
+
+
 class LLMWorkerOptions(_Strict):
     """Options of LLM workers (``policy: llm``)."""
 
@@ -303,6 +359,19 @@ class LLMWorkerOptions(_Strict):
     bounded: bool = Field(False, description="ask the yearly satisfaction question")
     satisfaction_scale: float = Field(0.9, gt=0, le=1, description="utility factor when dissatisfied")
     welfare_on: Literal["raw", "adjusted"] = Field("raw", description="planner welfare on raw or satisfaction-adjusted utility")
+    pooling: PoolingConfig | None = Field(
+        None, description="archetype pooling under a call budget (off/absent: one call per worker)"
+    )
+
+    @field_validator("pooling", mode="before")
+    @classmethod
+    def _pooling_off(cls, v):
+        # YAML reads a bare `off` as False; `on`/true means the defaults
+        if v is False or v == "off":
+            return None
+        if v is True or v == "on":
+            return {}
+        return v
 
     @field_validator("hour_levels")
     @classmethod
@@ -489,6 +558,10 @@ class Scenario(_Strict):
         lo, hi = self.economy.hours_bounds
         if self.workers.policy == "llm" and int(np.ceil(lo)) > int(np.floor(hi)):
             raise ValueError("LLM workers answer whole hours: economy.hours_bounds must contain one")
+        if self.workers.llm.pooling is not None:
+            from simulator.policies.pooling import check_pooling_config
+
+            check_pooling_config(self)
         return self
 
 
@@ -609,6 +682,15 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
         sc.population.path = (path.parent / sc.population.path).resolve()
     if sc.population.source == "file" and not sc.population.path.exists():
         raise UserError(f"{path}: population.path: file not found ({sc.population.path})")
+    if sc.workers.llm.pooling is not None and sc.population.source == "file":
+        from simulator.policies.pooling import population_columns
+
+        try:
+            from simulator.policies.pooling import check_pooling_config
+
+            check_pooling_config(sc, population_columns(sc.population.path))
+        except ValueError as exc:
+            raise UserError(f"{path}: {exc}") from None
     return sc
 
 

@@ -165,8 +165,15 @@ class Democracy(Planner):
         else:
             constraint = json_object_constraint({LETTERS[j]: boolean_field() for j in range(m)})
             ask = "Which candidates do you approve of? Reply with JSON true/false for each letter."
+        # under archetype pooling only representatives are asked; the others' ballots are
+        # carried over in own-ranking terms (simulator.policies.pooling.carry_ballots)
+        from simulator.policies.pooled import vote_plan
+
+        plan = vote_plan(model, voters, z)
+        asked = np.arange(len(voters)) if plan is None else plan.reps
         reqs = []
-        for vi, v in enumerate(voters):
+        for vi in asked:
+            v = voters[vi]
             mine = "; ".join(f"{LETTERS[j]}: {money(take_home[vi, j])}" for j in range(m))
             reqs.append(Request.chat(
                 f"{personas.iat[v]}\nLast year you worked {o.hours[v]:.0f} hours a week and earned "
@@ -176,26 +183,47 @@ class Democracy(Planner):
                 tag="voter", max_tokens=32,
             ))
         replies = model.llm.generate(reqs)
-        valid = np.array([r.ok for r in replies])
+        valid = np.array([r.ok for r in replies], dtype=bool)
         # no reply at all (server down, ...) apart from an unusable reply
         no_reply = np.array([r.error_kind == "transport" for r in replies], dtype=bool)
         if cfg.rule == "plurality":
             ballots = np.array([LETTERS.index(r.value) if r.ok else own_best[i]
-                                for i, r in enumerate(replies)])
-            shown = [LETTERS[b] for b in ballots]
+                                for i, r in zip(asked, replies, strict=True)])
         elif cfg.rule == "borda":
             ballots = np.array([
                 [LETTERS.index(ch) for ch in r.value] if r.ok
                 else list(np.argsort(-take_home[i], kind="stable"))
-                for i, r in enumerate(replies)
+                for i, r in zip(asked, replies, strict=True)
             ])
-            shown = ["".join(LETTERS[j] for j in b) for b in ballots]
         else:
             ballots = np.array([
                 [bool(r.value[LETTERS[j]]) for j in range(m)] if r.ok
                 else [j == own_best[i] for j in range(m)]
-                for i, r in enumerate(replies)
+                for i, r in zip(asked, replies, strict=True)
             ])
+        if plan is not None:
+            from simulator.policies.pooling import carry_ballots
+
+            rep_valid = valid
+            carried, valid = carry_ballots(plan, ballots, rep_valid, take_home, cfg.rule)
+            if cfg.rule == "plurality":
+                carried = np.where(valid, carried, own_best)
+            elif cfg.rule == "borda":
+                carried = np.where(valid[:, None], carried, np.argsort(-take_home, axis=1, kind="stable"))
+            else:
+                carried = np.where(valid[:, None], carried, np.arange(m)[None, :] == own_best[:, None])
+            ballots = carried
+            rep_no_reply, no_reply = no_reply, np.zeros(len(voters), dtype=bool)
+            no_reply[plan.reps] = rep_no_reply  # a representative with no reply, not carried over
+            no_reply &= ~valid
+            model.policy.pool_state.remember("vote", plan, (ballots[plan.reps] == own_best[plan.reps]).astype(float)
+                                             if cfg.rule == "plurality" else rep_valid.astype(float), rep_valid)
+            model.step_stats["pool_calls"] = model.step_stats.get("pool_calls", 0.0) + float(len(asked))
+        if cfg.rule == "plurality":
+            shown = [LETTERS[b] for b in ballots]
+        elif cfg.rule == "borda":
+            shown = ["".join(LETTERS[j] for j in b) for b in ballots]
+        else:
             shown = ["".join(LETTERS[j] for j in range(m) if b[j]) or "-" for b in ballots]
         weights = None if model.weights is None else model.weights[voters]
         winner_idx, scores = RULES[cfg.rule](ballots, m, model.rng, weights)

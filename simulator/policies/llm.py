@@ -24,6 +24,7 @@ import pandas as pd
 from simulator.economy.best_response import best_response
 from simulator.economy.tax import TaxSchedule
 from simulator.llm import Request, choices, integer_field, json_object_constraint
+from simulator.policies.streaming import chunk_size_for, generate_streamed, worker_seeds
 from simulator.prompts import money, rebate_phrase, schedule_text, table, take_home_grid
 from simulator.scenario import LLMWorkerOptions
 
@@ -42,18 +43,6 @@ EXPLORE = "This is an early step of the year: try an amount of hours you have no
 EXPLOIT = "This is the deciding step of the year: choose the hours you believe are best for you."
 
 
-def generate_with_progress(llm, requests: list[Request], desc: str) -> list:
-    """``llm.generate`` on the whole batch in one call, whatever the terminal.
-
-    Batching backends (vLLM, a server's continuous batching) must see the whole batch;
-    progress is the backend's to show (see :func:`simulator.progress.batch_progress`).
-    """
-    from simulator.progress import batch_progress
-
-    with batch_progress(desc, len(requests)):
-        return llm.generate(requests)
-
-
 class LLMWorkerPolicy:
     """Hours from a language model, one batched call per step."""
 
@@ -66,6 +55,13 @@ class LLMWorkerPolicy:
         self.adjusted_history: list[np.ndarray] = []
         self.samples: list[dict] = []
         self.satisfaction: list[dict] = []
+        self._prefix: np.ndarray | None = None
+        from simulator.policies.pooling import PoolingState
+
+        self.pool_state = PoolingState()
+        # requests sent and transport failures among them, since the last reset (decide)
+        self.asked_requests = 0
+        self.transport_failures = 0
 
     # ------------------------------------------------------------------ prompts
     def shared_prefix(self, model: EconomyModel, schedule: TaxSchedule, rebate: float, explore: bool) -> str:
@@ -77,27 +73,30 @@ class LLMWorkerPolicy:
             f'Reply with JSON only: {{"hours": N}} with N a whole number from {lo:.0f} to {hi:.0f}.'
         )
 
-    def worker_parts(self, model: EconomyModel, schedule: TaxSchedule, rebate: float) -> list[str]:
+    def worker_parts(self, model: EconomyModel, schedule: TaxSchedule, rebate: float,
+                     idx: np.ndarray | None = None) -> list[str]:
+        """The worker-specific prompt parts of workers ``idx`` (default: everyone)."""
         o = self.options
-        grid = take_home_grid(schedule, model.wages, o.hour_levels, rebate, model.utility)
+        idx = np.arange(model.n_workers) if idx is None else np.asarray(idx, dtype=np.int64)
+        grid = take_home_grid(schedule, model.wages[idx], o.hour_levels, rebate, model.utility_subset(idx))
         past = model.agent_years[-o.history:] if o.history else []
         past_years = list(range(len(model.agent_years) - len(past), len(model.agent_years)))
         shown_u = self.adjusted_history[-len(past):] if self.adjusted_history and past else None
         all_u = (
-            np.stack(self.adjusted_history, 1) if self.adjusted_history
-            else np.stack([y["utility"] for y in model.agent_years], 1) if model.agent_years else None
+            np.stack([u[idx] for u in self.adjusted_history], 1) if self.adjusted_history
+            else np.stack([y["utility"][idx] for y in model.agent_years], 1) if model.agent_years else None
         )
-        personas = model.population["persona"].astype(str).tolist()
+        personas = model.population["persona"].to_numpy()[idx].astype(str).tolist()
         parts = []
         head = ["hours/wk", "pre-tax", "tax", "rebate", "take-home", "utility"]
-        for i in range(model.n_workers):
+        for p, i in enumerate(idx):
             rows = [
-                [f"{grid['hours'][i, j]:.0f}", money(grid["pre_tax"][i, j]), money(grid["tax"][i, j]),
-                 money(rebate), money(grid["post_tax"][i, j]), f"{grid['utility'][i, j]:.3f}"]
+                [f"{grid['hours'][p, j]:.0f}", money(grid["pre_tax"][p, j]), money(grid["tax"][p, j]),
+                 money(rebate), money(grid["post_tax"][p, j]), f"{grid['utility'][p, j]:.3f}"]
                 for j in range(len(o.hour_levels))
             ]
             text = [
-                personas[i],
+                personas[p],
                 f"Your wage: {money(model.wages[i])} a year for each weekly hour "
                 f"(40 hours a week earns {money(40 * model.wages[i])} a year before tax).",
                 "What different hours would give you this year:",
@@ -111,18 +110,18 @@ class LLMWorkerPolicy:
                                  money(y["tax"][i]), money(y["rebate"][i]), money(y["post_tax"][i]),
                                  f"{u:.3f}"])
                 text += ["Your past years:", table(["year", *head], hist)]
-                b = int(np.argmax(all_u[i]))
+                b = int(np.argmax(all_u[p]))
                 best = model.agent_years[b]
                 text.append(
                     f"Your best year so far: year {b}, {best['hours'][i]:.0f} hours, "
-                    f"take-home {money(best['post_tax'][i])}, utility {all_u[i, b]:.3f}."
+                    f"take-home {money(best['post_tax'][i])}, utility {all_u[p, b]:.3f}."
                 )
             text.append("How many hours a week will you work this year?")
             parts.append("\n".join(text))
         return parts
 
     def requests(self, model: EconomyModel, schedule: TaxSchedule, rebate: float, explore: bool,
-                 seeds: np.ndarray) -> list[Request]:
+                 seeds: np.ndarray, idx: np.ndarray | None = None) -> list[Request]:
         lo, hi = model.hours_bounds
         constraint = json_object_constraint(hours=integer_field(int(np.ceil(lo)), int(np.floor(hi))))
         system = self.shared_prefix(model, schedule, rebate, explore)
@@ -130,29 +129,67 @@ class LLMWorkerPolicy:
         return [
             Request.chat(part, system=system, constraint=constraint, seed=int(s), tag="worker",
                          temperature=temp, max_tokens=self.options.max_tokens)
-            for part, s in zip(self.worker_parts(model, schedule, rebate), seeds, strict=True)
+            for part, s in zip(self.worker_parts(model, schedule, rebate, idx), seeds, strict=True)
         ]
 
     # ------------------------------------------------------------------ decisions
+    def _ask(self, model: EconomyModel, schedule: TaxSchedule, rebate: float, explore: bool,
+             who: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Replies (hours a week) and validity of workers ``who``, streamed in backend-sized
+        chunks, prompts sharing a prefix sent together.  Seeds depend on the run seed, the
+        ask counter and the worker (:func:`~simulator.policies.streaming.worker_seeds`)."""
+        self.pool_state.asks += 1
+        seeds = worker_seeds(model.settings.run.seed, self.pool_state.asks, 1, who)
+        out = np.zeros(who.size)
+        ok = np.zeros(who.size, dtype=bool)
+        order = self._send_order(model, who)
+
+        def build(pos: np.ndarray) -> list[Request]:
+            return self.requests(model, schedule, rebate, explore, seeds[pos], who[pos])
+
+        def consume(pos: np.ndarray, responses: list, reqs: list[Request]) -> None:
+            self.asked_requests += len(responses)
+            self.transport_failures += sum(r.error_kind == "transport" for r in responses)
+            for p, r in zip(pos, responses, strict=True):
+                if r.ok and isinstance(r.value, dict) and "hours" in r.value:
+                    out[p] = float(r.value["hours"])
+                    ok[p] = True
+            if len(self.samples) < 2000:
+                for k in range(min(3, len(reqs))):
+                    self.samples.append({
+                        "year": model.year, "step": model.step_in_year, "worker": int(who[pos[k]]),
+                        "system": reqs[k].messages[0]["content"], "prompt": reqs[k].messages[-1]["content"],
+                        "reply": responses[k].text, "used": bool(ok[pos[k]]), "error": responses[k].error,
+                    })
+
+        generate_streamed(model.llm, order, build, consume, desc=f"year {model.year} workers")
+        return out, ok
+
+    def _send_order(self, model: EconomyModel, who: np.ndarray) -> np.ndarray:
+        """Positions of ``who`` in sending order: as given when one backend call takes them
+        all (the backend groups shared prefixes itself), else sorted by persona so that
+        each chunk holds prompts with a common start."""
+        if who.size <= chunk_size_for(model.llm):
+            return np.arange(who.size)
+        return np.argsort(self._prefix_key(model)[who], kind="stable")
+
+    def _prefix_key(self, model: EconomyModel) -> np.ndarray:
+        """Worker order that puts prompts with a common start together (persona text)."""
+        if self._prefix is None or self._prefix.size != model.n_workers:
+            personas = model.population["persona"].to_numpy().astype(str)
+            rank = np.empty(personas.size, dtype=np.int64)
+            rank[np.argsort(personas, kind="stable")] = np.arange(personas.size)
+            self._prefix = rank
+        return self._prefix
+
     def _ask_hours(self, model: EconomyModel, schedule: TaxSchedule, rebate: float, explore: bool,
-                   fallback: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        seeds = model.rng.integers(0, 2**31 - 1, model.n_workers)
-        reqs = self.requests(model, schedule, rebate, explore, seeds)
-        responses = generate_with_progress(model.llm, reqs, desc=f"year {model.year} workers")
-        hours = fallback.astype(float).copy()
-        used = np.zeros(model.n_workers, dtype=bool)
-        self.last_transport = np.array([r.error_kind == "transport" for r in responses], dtype=bool)
-        for i, r in enumerate(responses):
-            if r.ok and isinstance(r.value, dict) and "hours" in r.value:
-                hours[i] = float(r.value["hours"])
-                used[i] = True
-        if len(self.samples) < 2000:
-            for i in range(min(3, len(reqs))):
-                self.samples.append({
-                    "year": model.year, "step": model.step_in_year, "worker": i,
-                    "system": reqs[i].messages[0]["content"], "prompt": reqs[i].messages[-1]["content"],
-                    "reply": responses[i].text, "used": bool(used[i]), "error": responses[i].error,
-                })
+                   fallback: np.ndarray, check: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        if self.options.pooling is not None:
+            from simulator.policies.pooled import ask_hours_pooled
+
+            return ask_hours_pooled(self, model, schedule, rebate, explore, fallback, check)
+        replies, used = self._ask(model, schedule, rebate, explore, np.arange(model.n_workers))
+        hours = np.where(used, replies, fallback.astype(float))
         return np.clip(hours, *model.hours_bounds), used
 
     def fallback_hours(self, model: EconomyModel) -> np.ndarray:
@@ -163,16 +200,19 @@ class LLMWorkerPolicy:
 
     def decide(self, model: EconomyModel) -> np.ndarray:
         explore = model.steps_per_year > 1 and model.step_in_year < model.steps_per_year - 1
+        self.asked_requests = self.transport_failures = 0
         hours, used = self._ask_hours(model, model.schedule, model.expected_rebate, explore,
-                                      self.fallback_hours(model))
+                                      self.fallback_hours(model), check=not explore)
         # summed over the year's steps (step_stats is reset at the start of each year)
         n_fb = model.step_stats.get("fallbacks", 0.0) + float((~used).sum())
         asked = model.step_stats.get("worker_replies", 0.0) + model.n_workers
-        n_tr = model.step_stats.get("transport_failures", 0.0) + float(self.last_transport.sum())
+        # transport failures per request sent (with pooling, fewer requests than workers)
+        n_tr = model.step_stats.get("transport_failures", 0.0) + float(self.transport_failures)
+        n_req = model.step_stats.get("worker_requests", 0.0) + float(self.asked_requests)
         model.step_stats.update(fallbacks=n_fb, worker_replies=asked,
                                 fallback_rate=n_fb / max(asked, 1.0),
-                                transport_failures=n_tr,
-                                transport_failure_rate=n_tr / max(asked, 1.0))
+                                transport_failures=n_tr, worker_requests=n_req,
+                                transport_failure_rate=n_tr / max(n_req, 1.0))
         return hours
 
     def respond(self, model: EconomyModel, schedule: TaxSchedule,
@@ -197,22 +237,12 @@ class LLMWorkerPolicy:
             f"{system_text(model.rebate_share)}\n\nTax year {model.year}. Marginal tax schedule:\n{schedule_text(model.schedule)}\n"
             "Answer with one word: yes or no."
         )
-        personas = model.population["persona"].astype(str).tolist()
-        seeds = model.rng.integers(0, 2**31 - 1, model.n_workers)
-        reqs = [
-            Request.chat(
-                f"{personas[i]}\nThis year you worked {o.hours[i]:.0f} hours a week, earned "
-                f"{money(o.pre_tax[i])} before tax, paid {money(o.tax[i])} in tax, received a "
-                f"rebate of {money(o.rebate)} and took home {money(o.post_tax[i])}.\n"
-                "Given your year, are you satisfied with the tax policy?",
-                system=system, constraint=choices("yes", "no"), seed=int(seeds[i]),
-                tag="satisfaction", temperature=self.options.temperature, max_tokens=4,
-            )
-            for i in range(model.n_workers)
-        ]
-        replies = model.llm.generate(reqs)
-        satisfied = np.array([r.value != "no" for r in replies])  # invalid -> neutral
-        invalid = np.array([not r.ok for r in replies])
+        if self.options.pooling is not None:
+            from simulator.policies.pooled import satisfaction_pooled
+
+            satisfied, invalid = satisfaction_pooled(self, model, system)
+        else:
+            satisfied, invalid = self._ask_satisfaction(model, system, np.arange(model.n_workers))
         penalty = (1.0 - self.options.satisfaction_scale) * np.abs(o.utility)
         self.adjusted_utility = np.where(satisfied, o.utility, o.utility - penalty)
         self.adjusted_year = model.year
@@ -222,6 +252,37 @@ class LLMWorkerPolicy:
             satisfaction_invalid=float(invalid.sum()),
         )
         self.satisfaction.append({"year": model.year, "satisfied": satisfied, "invalid": invalid})
+
+    def _ask_satisfaction(self, model: EconomyModel, system: str, who: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(satisfied, invalid) of workers ``who``, streamed; an invalid reply is neutral."""
+        persona_col = model.population["persona"].to_numpy()
+        seeds = worker_seeds(model.settings.run.seed, model.year, 2, who)
+        satisfied = np.ones(who.size, dtype=bool)
+        invalid = np.zeros(who.size, dtype=bool)
+
+        def build(pos: np.ndarray) -> list[Request]:
+            return [self._satisfaction_request(model, system, str(persona_col[who[p]]), int(who[p]),
+                                               int(seeds[p])) for p in pos]
+
+        def consume(pos: np.ndarray, replies: list, reqs: list) -> None:
+            for p, r in zip(pos, replies, strict=True):
+                satisfied[p] = r.value != "no"  # invalid -> neutral
+                invalid[p] = not r.ok
+
+        order = self._send_order(model, who)
+        generate_streamed(model.llm, order, build, consume, desc=f"year {model.year} satisfaction")
+        return satisfied, invalid
+
+    def _satisfaction_request(self, model: EconomyModel, system: str, persona: str, i: int, seed: int) -> Request:
+        o = model.outcome
+        return Request.chat(
+                f"{persona}\nThis year you worked {o.hours[i]:.0f} hours a week, earned "
+                f"{money(o.pre_tax[i])} before tax, paid {money(o.tax[i])} in tax, received a "
+                f"rebate of {money(o.rebate)} and took home {money(o.post_tax[i])}.\n"
+                "Given your year, are you satisfied with the tax policy?",
+                system=system, constraint=choices("yes", "no"), seed=seed,
+                tag="satisfaction", temperature=self.options.temperature, max_tokens=4,
+            )
 
     # ------------------------------------------------------------------ checkpoint
     def checkpoint_state(self) -> dict:
@@ -234,6 +295,7 @@ class LLMWorkerPolicy:
             "samples": self.samples,
             "satisfaction": self.satisfaction,
             "last_respond_fallback_rate": getattr(self, "last_respond_fallback_rate", None),
+            "pool_state": self.pool_state.checkpoint_state(),
         })
 
     def restore_state(self, state: dict) -> None:
@@ -245,6 +307,8 @@ class LLMWorkerPolicy:
         self.satisfaction = state["satisfaction"]
         if state.get("last_respond_fallback_rate") is not None:
             self.last_respond_fallback_rate = state["last_respond_fallback_rate"]
+        if state.get("pool_state") is not None:
+            self.pool_state.restore_state(state["pool_state"])
 
     def tables(self, model: EconomyModel) -> dict[str, pd.DataFrame]:
         out = {}

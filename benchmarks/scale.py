@@ -1,0 +1,135 @@
+"""Seconds and peak memory per tax year at 10 k, 100 k and 1 M workers.
+
+    .venv/bin/python benchmarks/scale.py [--sizes 10000 100000 1000000] [--years 2]
+                                         [--budget 500] [--embedded-size 10000]
+                                         [--embedded-budget 60] [--no-embedded]
+
+Configurations, each size in its own subprocess (so peak memory, the max RSS, is that
+run's alone):
+
+* ``rational``: rational workers (equilibrium expectations), planner ``us_federal``;
+* ``pooled-scripted``: LLM workers pooled under a call budget of ``--budget`` per step,
+  the LLM planner, both on the scripted backend (replies drawn from the request's seed),
+  so the figure measures econsim itself (cells, allocation, prompt building for the
+  representatives, carry-over, accounting), not a model;
+* ``pooled-embedded``: the same at ``--embedded-size`` workers on the embedded
+  SmolLM2-135M model with ``--embedded-budget`` calls a step (the default offline model).
+
+``pop s`` is drawing the Census population; ``s/year`` the mean wall time of one tax year
+(``model.run_year()``) over ``--years`` years; ``peak MB`` the process's max RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_CHILD = r"""
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+cfg = json.loads(sys.argv[2])
+import numpy as np
+from simulator.model import EconomyModel
+from simulator.population import build_population
+from simulator.scenario import scenario_from_dict
+
+kind, n, years = cfg["kind"], cfg["n"], cfg["years"]
+data = {
+    "name": f"scale-{kind}-{n}",
+    "population": {"size": n, "source": "census"},
+    "planner": {"kind": "us_federal"},
+    "run": {"tax_years": years, "seed": 0, "mesa_agents": False},
+    "output": {"agents_table": False},
+}
+if kind != "rational":
+    data["workers"] = {"policy": "llm", "llm": {"pooling": {"budget": cfg["budget"]}}}
+    data["planner"] = {"kind": "llm"}
+    data["llm"] = {"backend": "scripted" if kind == "pooled-scripted" else "embedded", "cache": "off"}
+sc = scenario_from_dict(data)
+t0 = time.perf_counter()
+pop = build_population(sc.population, np.random.default_rng(0))
+t_pop = time.perf_counter() - t0
+m = EconomyModel(sc, pop, agent_objects=False)
+if kind == "pooled-embedded":
+    m.llm.generate([])  # build the stack; the model loads on first use inside the year
+times = []
+for _ in range(years):
+    t0 = time.perf_counter()
+    rec = m.run_year()
+    times.append(time.perf_counter() - t0)
+print(json.dumps({
+    "kind": kind, "n": n, "pop_s": t_pop, "year_s": times,
+    "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "calls": rec.get("pool_calls"), "cells": rec.get("pool_cells"),
+    "mean_hours": rec["mean_hours"],
+}), flush=True)
+"""
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs, {cpu}; "
+            f"Python {platform.python_version()}; load average {load:.1f}")
+
+
+def run_child(cfg: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(ROOT), json.dumps(cfg)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {**cfg, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--years", type=int, default=2)
+    ap.add_argument("--budget", type=int, default=500)
+    ap.add_argument("--embedded-size", type=int, default=10_000)
+    ap.add_argument("--embedded-budget", type=int, default=60)
+    ap.add_argument("--no-embedded", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    configs = [{"kind": k, "n": n, "years": args.years, "budget": args.budget}
+               for k in ("rational", "pooled-scripted") for n in args.sizes]
+    if not args.no_embedded:
+        configs.append({"kind": "pooled-embedded", "n": args.embedded_size, "years": 1,
+                        "budget": args.embedded_budget})
+    print(f"# {machine()}")
+    print(f"{'configuration':<17} {'workers':>10} {'budget':>6} {'pop s':>7} {'s/year':>8} "
+          f"{'peak MB':>8} {'calls/yr':>8}")
+    rows = []
+    for cfg in configs:
+        r = run_child(cfg)
+        rows.append(r)
+        if "error" in r:
+            print(f"{cfg['kind']:<17} {cfg['n']:>10,} error: {r['error']}", flush=True)
+            continue
+        per_year = sum(r["year_s"]) / len(r["year_s"])
+        budget = "-" if cfg["kind"] == "rational" else str(cfg["budget"])
+        calls = "-" if r["calls"] is None else f"{r['calls']:.0f}"
+        print(f"{cfg['kind']:<17} {cfg['n']:>10,} {budget:>6} {r['pop_s']:>7.1f} {per_year:>8.2f} "
+              f"{r['peak_mb']:>8.0f} {calls:>8}", flush=True)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,558 @@
+"""Archetype pooling: ask the language model for a budget of representatives per step.
+
+Workers are grouped into *cells* by the attributes that enter their prompt
+(``workers.llm.pooling.attributes``: population columns such as occupation, sex or
+education, and the derived ``age_band``, ``wage_band`` and ``hours_band`` — last year's
+hours).  Each step:
+
+1. **Cells.**  Every distinct combination of attribute values is a cell.  When there are
+   more cells than the call ``budget``, the smallest cells are merged: at level ``L``
+   (the first ``L`` attributes), every cell whose mass is below a threshold joins the
+   "rest" cell of its level-``L`` parent; the threshold is the smallest that brings the
+   count within the budget, and if even the whole level is too many the next attribute is
+   dropped.  Cells are never merged across the first attribute: a budget below the
+   number of its occupied values is a user error.
+2. **Allocation.**  Every cell gets one representative; the remaining calls go in
+   proportion to ``mass x spread`` (Neyman allocation), where ``spread`` is the standard
+   deviation of the cell's replies (as deviations, see below) the last time it was asked
+   (``prior_spread`` until then), capped at the cell's size; largest remainders break
+   ties.
+3. **Representatives.**  Within a cell, workers are ordered by a sort value (wage for the
+   hours question, post-tax income for the satisfaction question, pre-tax income for
+   ballots) and split into as many equal strata as the cell has representatives;
+   systematic sampling with one random offset per cell (``model.rng``) picks one
+   representative per stratum.  Every worker is assigned the representative of its own
+   stratum (the one nearest to it in that order); a representative keeps its own reply.
+4. **Carrying replies over** (:func:`carry_hours`, :func:`carry_choice`,
+   :func:`carry_ballots`): see each function and docs/agents.md.
+
+Everything here is vectorised numpy over workers; Python loops run over attributes,
+merge levels, a bisection on thresholds, and (elsewhere) the prompt strings of
+representatives only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.errors import UserError
+
+if TYPE_CHECKING:
+    from simulator.scenario import PoolingConfig, Scenario
+
+DERIVED = ("age_band", "wage_band", "hours_band")
+
+
+# --------------------------------------------------------------------------- validation
+def _static_levels(scenario: Scenario, name: str) -> int | None:
+    """Number of values attribute ``name`` can take, if known without the population."""
+    pc = scenario.workers.llm.pooling
+    if name == "age_band":
+        return len(pc.age_edges)
+    if name == "wage_band":
+        return len(pc.wage_edges)
+    if name == "hours_band":
+        return len(pc.hours_edges)
+    if scenario.population.source in ("census", "gb2"):
+        from personas.model import EDUCATION, SEXES
+
+        if name == "sex":
+            return len(SEXES)
+        if name == "education":
+            return len(EDUCATION)
+        if name in ("occupation", "occupation_name"):
+            return 22
+        if name == "state":
+            return 1 if scenario.population.census.state else 51
+    return None
+
+
+def check_pooling_config(scenario: Scenario, columns: list[str] | None = None) -> None:
+    """Raise ``ValueError`` (one line) for a pooling section that cannot work.
+
+    ``columns``: the population's columns when known (file sources); the Census and GB2
+    sources' columns are known statically.
+    """
+    from simulator.scenario import POOLING_BASE_COLUMNS, POOLING_CENSUS_COLUMNS
+
+    pc = scenario.workers.llm.pooling
+    if pc is None:
+        return
+    if scenario.workers.policy != "llm":
+        raise ValueError(
+            f"workers.llm.pooling needs workers.policy: llm (got {scenario.workers.policy!r}); "
+            "remove the pooling section or switch to LLM workers"
+        )
+    if columns is None and scenario.population.source in ("census", "gb2"):
+        columns = [*POOLING_BASE_COLUMNS, *POOLING_CENSUS_COLUMNS]
+    elif columns is not None:
+        columns = list(dict.fromkeys([*columns, *POOLING_BASE_COLUMNS]))
+    if columns is not None:
+        for a in pc.attributes:
+            if a not in DERIVED and a not in columns:
+                raise ValueError(
+                    f"workers.llm.pooling.attributes: {a!r} is not a population column "
+                    f"(columns: {', '.join(c for c in columns if c not in ('id', 'persona'))}; "
+                    f"derived: {', '.join(DERIVED)})"
+                )
+    if pc.budget == 0:
+        raise ValueError("workers.llm.pooling.budget: 0 calls a step cannot decide anything (need >= 1)")
+    floor = _static_levels(scenario, pc.attributes[0])
+    if floor is not None:
+        floor = min(floor, scenario.population.size)
+        if pc.budget < floor:
+            raise ValueError(
+                f"workers.llm.pooling.budget: {pc.budget} is below the {floor} cells left after "
+                f"merging (cells are never merged across the first attribute, "
+                f"{pc.attributes[0]!r}); raise the budget or put a coarser attribute first"
+            )
+
+
+def population_columns(path) -> list[str]:
+    """Column names of a population file, read without loading its rows."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        return list(pd.read_csv(path, nrows=0).columns)
+    except Exception as exc:  # noqa: BLE001 - malformed files are reported when loaded
+        raise UserError(f"{path}: cannot read population columns: {str(exc).splitlines()[0]}") from None
+
+
+# --------------------------------------------------------------------------- cells
+def attribute_codes(
+    population: pd.DataFrame, names: list[str], cfg: PoolingConfig, last_hours: np.ndarray
+) -> np.ndarray:
+    """Integer codes, shape ``(n, len(names))``, one column per cell attribute."""
+    n = len(population)
+    out = np.empty((n, len(names)), dtype=np.int64)
+    for j, name in enumerate(names):
+        if name == "age_band":
+            v, edges = population["age"].to_numpy(float), cfg.age_edges
+        elif name == "wage_band":
+            v, edges = population["wage"].to_numpy(float), cfg.wage_edges
+        elif name == "hours_band":
+            v, edges = np.asarray(last_hours, float), cfg.hours_edges
+        else:
+            if name not in population.columns:
+                raise UserError(f"workers.llm.pooling.attributes: {name!r} is not a population column")
+            col = population[name]
+            if isinstance(col.dtype, pd.CategoricalDtype):
+                out[:, j] = col.cat.codes.to_numpy(np.int64) + 1  # -1 (missing) -> 0
+            else:
+                out[:, j] = pd.factorize(col, sort=True)[0].astype(np.int64) + 1
+            continue
+        out[:, j] = np.clip(np.searchsorted(np.asarray(edges, float), v, side="right") - 1, 0, None)
+    return out
+
+
+def _combine(codes: np.ndarray) -> np.ndarray:
+    """One int64 key per row of ``codes`` (mixed radix; dense re-coding if it would overflow)."""
+    if codes.shape[1] == 0:
+        return np.zeros(codes.shape[0], dtype=np.int64)
+    radix = codes.max(axis=0) + 1
+    if float(np.prod(radix.astype(float))) < 2.0**62:
+        key = np.zeros(codes.shape[0], dtype=np.int64)
+        for j in range(codes.shape[1]):
+            key = key * radix[j] + codes[:, j]
+        return key
+    return np.unique(codes, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+
+@dataclass
+class Cells:
+    """A partition of the workers into cells.
+
+    ``of``: cell index of each worker, shape ``(n,)``; ``keys``: a hashable key per cell
+    (``(level, code tuple, rest)``, stable across steps while the population's attributes
+    are, used to remember each cell's spread); ``count``: workers per cell; ``mass``:
+    population weight per cell.
+    """
+
+    of: np.ndarray
+    keys: list[tuple]
+    count: np.ndarray
+    mass: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.keys)
+
+
+def build_cells(codes: np.ndarray, weights: np.ndarray, budget: int, first_name: str = "",
+                limit: int | None = None) -> Cells:
+    """Cells of the workers (rows of ``codes``), merged to at most ``budget`` cells.
+
+    See the module docstring for the merging rule.  When the occupied values of the first
+    attribute alone exceed ``budget`` they are kept as they are if they fit ``limit``
+    (the call budget; default ``budget``), else :class:`UserError`.
+    """
+    limit = budget if limit is None else limit
+    n, k = codes.shape
+    w = np.asarray(weights, float)
+    # per-worker cell at the current state: (level, key at level, rest flag)
+    level = k
+    key = _combine(codes)
+    uniq, of = np.unique(key, return_inverse=True)
+    first = np.zeros(uniq.size, dtype=np.int64)
+    first[of[::-1]] = np.arange(n)[::-1]  # a representative row of each cell
+    cell_codes = codes[first]
+    cell_level = np.full(uniq.size, k)
+    cell_rest = np.zeros(uniq.size, dtype=bool)
+    while uniq.size > budget:
+        if level <= 1:
+            if uniq.size <= limit:
+                break
+            raise UserError(
+                f"workers.llm.pooling.budget: {limit} is below the {uniq.size} occupied values of "
+                f"the first attribute {first_name!r}, across which cells are never merged"
+            )
+        level -= 1
+        mass = np.bincount(of, weights=w, minlength=uniq.size)
+        parent = _combine(cell_codes[:, :level])
+        # count after collapsing every cell with mass < t into its parent's rest cell
+        order = np.sort(np.unique(mass))
+
+        def count(t: float, mass=mass, parent=parent) -> int:
+            small = mass < t
+            return int((~small).sum() + np.unique(parent[small]).size)
+
+        full = np.unique(parent).size
+        if full > budget:
+            # the whole level is too many: collapse to the parent level and go on
+            thr = np.inf
+        else:
+            lo, hi = 0, order.size  # thresholds order[i] (collapse mass < order[i]); inf at size
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if count(order[mid]) <= budget:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            thr = order[lo] if lo < order.size else np.inf
+        small = mass < thr
+        # new per-cell identity: kept cells keep theirs; small ones become parent-rest cells
+        new_id_small = np.unique(parent[small], return_inverse=True)[1].reshape(-1)
+        n_small = int(new_id_small.max()) + 1 if small.any() else 0
+        cell_new = np.empty(uniq.size, dtype=np.int64)
+        cell_new[small] = new_id_small
+        cell_new[~small] = n_small + np.arange(int((~small).sum()))
+        m = n_small + int((~small).sum())
+        of = cell_new[of]
+        first2 = np.zeros(m, dtype=np.int64)
+        first2[of[::-1]] = np.arange(n)[::-1]
+        lvl = np.empty(m, dtype=np.int64)
+        rest = np.empty(m, dtype=bool)
+        lvl[cell_new[~small]] = cell_level[~small]
+        rest[cell_new[~small]] = cell_rest[~small]
+        lvl[:n_small] = level
+        rest[:n_small] = True
+        cell_level, cell_rest, cell_codes = lvl, rest, codes[first2]
+        uniq = np.arange(m)
+    keys = [
+        (int(lv), tuple(int(c) for c in cc[:lv]), bool(r))
+        for lv, cc, r in zip(cell_level, cell_codes, cell_rest, strict=True)
+    ]
+    count = np.bincount(of, minlength=len(keys))
+    mass = np.bincount(of, weights=w, minlength=len(keys))
+    return Cells(of=of.astype(np.int64), keys=keys, count=count, mass=mass)
+
+
+# --------------------------------------------------------------------------- allocation
+def neyman_allocation(mass: np.ndarray, count: np.ndarray, spread: np.ndarray, budget: int) -> np.ndarray:
+    """Representatives per cell: one each, the rest in proportion to ``mass * spread``.
+
+    At most ``count`` per cell; largest remainders round; calls left over when every cell
+    is full are not spent.  Returns an int array summing to ``min(budget, count.sum())``.
+    """
+    c = mass.size
+    if budget < c:
+        raise ValueError(f"budget {budget} below the number of cells {c}")
+    reps = np.ones(c, dtype=np.int64)
+    left = int(min(budget, count.sum()) - c)
+    score = np.maximum(mass, 0) * np.maximum(spread, 0) + 1e-12 * np.maximum(mass, 1e-300)
+    for _ in range(64):
+        if left <= 0:
+            break
+        room = count - reps
+        open_ = room > 0
+        if not open_.any():
+            break
+        s = np.where(open_, score, 0.0)
+        share = s / s.sum() * left
+        add = np.floor(share).astype(np.int64)
+        rest = left - int(add.sum())
+        if rest > 0:  # largest remainders
+            frac = np.where(open_, share - add, -1.0)
+            top = np.argsort(-frac, kind="stable")[:rest]
+            add[top[open_[top]]] += 1
+        add = np.minimum(add, room)
+        if add.sum() == 0:
+            break
+        reps += add
+        left -= int(add.sum())
+    return reps
+
+
+@dataclass
+class Plan:
+    """Who is asked this step and whose reply each worker takes.
+
+    ``reps``: worker indices of the representatives, ordered by (cell, stratum);
+    ``rep_cell``: their cells; ``slot``: for every worker, the index into ``reps`` of its
+    stratum's representative; ``cells``: the partition.
+    """
+
+    cells: Cells
+    reps: np.ndarray
+    rep_cell: np.ndarray
+    slot: np.ndarray
+    per_cell: np.ndarray
+    codes: np.ndarray | None = None
+
+
+def choose_representatives(
+    cells: Cells, per_cell: np.ndarray, sort_value: np.ndarray, rng: np.random.Generator
+) -> Plan:
+    """Systematic sampling within cells ordered by ``sort_value`` (see module docstring)."""
+    n = cells.of.size
+    order = np.lexsort((sort_value, cells.of))
+    start = np.concatenate([[0], np.cumsum(cells.count)[:-1]])
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - start[cells.of[order]]
+    cnt, k = cells.count, per_cell
+    # stratum of each worker within its cell, and the representative position of each stratum
+    stratum = (rank * k[cells.of]) // np.maximum(cnt[cells.of], 1)
+    rep_cell = np.repeat(np.arange(cells.n), k)
+    first_slot = np.concatenate([[0], np.cumsum(k)[:-1]])
+    j = np.arange(rep_cell.size) - first_slot[rep_cell]
+    u = rng.random(cells.n)
+    lo = (j * cnt[rep_cell]) // k[rep_cell]
+    hi = ((j + 1) * cnt[rep_cell]) // k[rep_cell]
+    pos = lo + np.minimum((u[rep_cell] * (hi - lo)).astype(np.int64), hi - lo - 1)
+    reps = order[start[rep_cell] + pos]
+    slot = first_slot[cells.of] + stratum
+    slot[reps] = np.arange(reps.size)  # a representative takes its own reply
+    return Plan(cells=cells, reps=reps, rep_cell=rep_cell, slot=slot, per_cell=k)
+
+
+def nearest_valid(plan: Plan, valid: np.ndarray) -> np.ndarray:
+    """For each representative slot, the nearest slot of the same cell with a valid reply
+    (itself when valid; -1 when the cell has none)."""
+    r = valid.size
+    idx = np.arange(r)
+    prev = np.where(valid, idx, -1)
+    prev = np.maximum.accumulate(prev)
+    nxt = np.where(valid, idx, r)
+    nxt = np.minimum.accumulate(nxt[::-1])[::-1]
+    cell = plan.rep_cell
+    ok_prev = (prev >= 0) & (cell[np.clip(prev, 0, r - 1)] == cell)
+    ok_next = (nxt < r) & (cell[np.clip(nxt, 0, r - 1)] == cell)
+    d_prev = np.where(ok_prev, idx - prev, np.iinfo(np.int64).max)
+    d_next = np.where(ok_next, nxt - idx, np.iinfo(np.int64).max)
+    out = np.where(d_prev <= d_next, prev, nxt)
+    return np.where(ok_prev | ok_next, out, -1)
+
+
+# --------------------------------------------------------------------------- carrying over
+def attribute_effects(codes: np.ndarray, plan: Plan, values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, int]:
+    """Additive attribute effects on ``values`` fitted on the representatives.
+
+    A weighted least-squares fit (weights: the workers each representative stands for)
+    of the representatives' ``values`` on an intercept and one indicator per value of
+    every cell attribute (main effects, minimum-norm solution, so values no
+    representative has get no effect).  Returns the prediction for every worker
+    (``(n,)``, from per-attribute lookups, no ``n x p`` matrix) and the number of
+    effective parameters (the design's rank).
+    """
+    n, k = codes.shape
+    radix = codes.max(axis=0) + 1
+    offset = np.concatenate([[1], 1 + np.cumsum(radix)[:-1]])
+    reps = plan.reps[valid]
+    r = reps.size
+    if r < 2:
+        mean = float(values[valid].mean()) if r else 0.0
+        return np.full(n, mean), 1
+    p = int(1 + radix.sum())
+    x = np.zeros((r, p))
+    x[:, 0] = 1.0
+    rows = np.arange(r)
+    for j in range(k):
+        x[rows, offset[j] + codes[reps, j]] = 1.0
+    w = np.bincount(plan.slot, minlength=plan.reps.size)[valid].astype(float)
+    sw = np.sqrt(np.maximum(w, 1e-12))
+    coef, _, rank, _ = np.linalg.lstsq(x * sw[:, None], values[valid] * sw, rcond=None)
+    pred = np.full(n, coef[0])
+    for j in range(k):
+        pred += coef[offset[j]:offset[j] + radix[j]][codes[:, j]]
+    return pred, int(rank)
+
+
+def carry_hours(
+    plan: Plan, rep_hours: np.ndarray, valid: np.ndarray, rational: np.ndarray,
+    fallback: np.ndarray, bounds: tuple[float, float], codes: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hours a week for every worker from its representative's reply.
+
+    The representative's *deviation from its own rational best response*
+    (``reply - rational[rep]``, hours a week) is carried to the worker: the worker takes
+    its own rational best response under the same schedule and rebate, plus the part of
+    the deviation its attributes predict (:func:`attribute_effects` fitted on this step's
+    representatives, when ``codes`` are given), plus its representative's residual
+    (deviation minus what the representative's attributes predict), rounded to whole
+    hours and clipped to ``bounds``.  A representative keeps its reply.  When a
+    representative's reply is unusable the nearest valid representative of the same cell
+    stands in; a cell with no valid reply gives its workers ``fallback``.  Returns
+    ``(hours, used)``.
+    """
+    src = nearest_valid(plan, valid)
+    dev_rep = rep_hours - rational[plan.reps]
+    if codes is not None and valid.sum() >= 2:
+        pred, _ = attribute_effects(codes, plan, np.where(valid, dev_rep, 0.0), valid)
+        resid = dev_rep - pred[plan.reps]
+    else:
+        pred, resid = np.zeros(rational.size), dev_rep
+    dev = np.where(src >= 0, resid[np.clip(src, 0, None)], 0.0)
+    s = plan.slot
+    used = src[s] >= 0
+    hours = np.where(used, np.rint(rational + pred + dev[s]), fallback)
+    hours[plan.reps[valid]] = rep_hours[valid]
+    return np.clip(hours, *bounds), used
+
+
+def carry_choice(plan: Plan, rep_value: np.ndarray, valid: np.ndarray, default: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A categorical answer (e.g. satisfied yes/no) for every worker: its stratum's
+    representative's answer.  The strata follow the within-cell order the plan was made
+    with (post-tax income for the satisfaction question: quantile matching within the
+    cell).  Unusable replies: nearest valid representative of the cell, else ``default``."""
+    src = nearest_valid(plan, valid)
+    got = src[plan.slot]
+    vals = np.where(got >= 0, rep_value[np.clip(got, 0, None)], default)
+    return vals, got >= 0
+
+
+def carry_ballots(plan: Plan, rep_ballots: np.ndarray, valid: np.ndarray, own_values: np.ndarray,
+                  rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """Ballots for every voter from its representative's, in *own-ranking* terms.
+
+    ``own_values``: shape ``(voters, m)``, what each platform means for each voter (its
+    take-home pay).  A representative's ballot is rewritten as positions in its own
+    ranking of the platforms (best first), and the voter casts the ballot at the same
+    positions of its own ranking: a representative that voted for its own best platform
+    makes its voters vote for theirs; one that ranked its own second-best first makes
+    them rank their own second-best first.  ``rep_ballots``: plurality ``(R,)`` platform
+    indices; borda ``(R, m)`` rankings; approval ``(R, m)`` booleans.  Representatives
+    keep their own ballots; voters whose cell has no valid ballot get ``None`` rows
+    marked unused (the caller applies its fallback).
+    """
+    order = np.argsort(-own_values, axis=1, kind="stable")  # platform at each own position
+    pos_of = np.argsort(order, axis=1, kind="stable")       # own position of each platform
+    reps = plan.reps
+    src = nearest_valid(plan, valid)
+    got = src[plan.slot]
+    use = np.clip(got, 0, None)
+    if rule == "plurality":
+        rep_pos = pos_of[reps, :][np.arange(reps.size), rep_ballots]     # (R,)
+        ballots = order[np.arange(order.shape[0]), rep_pos[use]]
+        ballots[reps[valid]] = rep_ballots[valid]
+    elif rule == "borda":
+        rep_pos = np.take_along_axis(pos_of[reps], rep_ballots, axis=1)    # (R, m) positions
+        ballots = np.take_along_axis(order, rep_pos[use], axis=1)
+        ballots[reps[valid]] = rep_ballots[valid]
+    else:
+        # approval: approve the same own positions
+        rep_pos_ok = np.take_along_axis(rep_ballots, order[reps], axis=1)  # by own position
+        ballots = np.take_along_axis(rep_pos_ok[use], pos_of, axis=1)
+        ballots[reps[valid]] = rep_ballots[valid]
+    return ballots, got >= 0
+
+
+# --------------------------------------------------------------------------- state
+@dataclass
+class PoolingState:
+    """What pooling remembers between steps: the spread of each cell's earlier replies,
+    per question (``"hours"``, ``"satisfaction"``, ``"vote"``) as ``(sd, replies)``, and
+    ``asks``, the count of hours questions asked so far (it seeds requests, see
+    :func:`simulator.policies.streaming.worker_seeds`).  Implements the checkpoint
+    convention (``checkpoint_state`` / ``restore_state``)."""
+
+    spreads: dict[str, dict[tuple, tuple[float, int]]] = field(default_factory=dict)
+    asks: int = 0
+
+    def spread_of(self, question: str, cells: Cells, prior: float, prior_df: float = 10.0) -> np.ndarray:
+        """Each cell's spread for the allocation: its last measured SD shrunk towards the
+        pooled SD of all cells, ``sqrt(((k - 1) s^2 + prior_df s_pool^2) / (k - 1 + prior_df))``
+        with ``k`` the replies it was measured on (an SD from two replies alone is too noisy
+        to steer calls); ``prior`` before any cell was measured."""
+        known = self.spreads.get(question, {})
+        if not known:
+            return np.full(cells.n, prior)
+        sds = np.array([v[0] for v in known.values()])
+        ks = np.array([v[1] for v in known.values()], dtype=float)
+        pooled = float(np.sqrt(np.sum((ks - 1) * sds**2) / max(np.sum(ks - 1), 1e-12)))
+        got = [known.get(key) for key in cells.keys]
+        sd = np.array([g[0] if g else pooled for g in got])
+        k = np.array([g[1] if g else 1 for g in got], dtype=float)
+        return np.sqrt(((k - 1) * sd**2 + prior_df * pooled**2) / (k - 1 + prior_df))
+
+    def remember(self, question: str, plan: Plan, values: np.ndarray, valid: np.ndarray) -> float:
+        """Store each asked cell's SD of ``values`` (over valid representatives) and how
+        many replies it rests on; return the mass-weighted mean within-cell SD (cells with
+        one valid reply count as 0)."""
+        c = plan.cells.n
+        cell = plan.rep_cell[valid]
+        v = values[valid].astype(float)
+        k = np.bincount(cell, minlength=c)
+        s1 = np.bincount(cell, weights=v, minlength=c)
+        s2 = np.bincount(cell, weights=v * v, minlength=c)
+        mean = s1 / np.maximum(k, 1)
+        var = np.maximum(s2 / np.maximum(k, 1) - mean**2, 0.0) * k / np.maximum(k - 1, 1)
+        sd = np.sqrt(var)
+        known = self.spreads.setdefault(question, {})
+        for i in np.flatnonzero(k >= 2):
+            known[plan.cells.keys[i]] = (float(sd[i]), int(k[i]))
+        m = plan.cells.mass
+        return float(np.sum(m * sd) / max(m.sum(), 1e-300))
+
+    def checkpoint_state(self) -> dict:
+        return {"spreads": {q: dict(d) for q, d in self.spreads.items()}, "asks": self.asks}
+
+    def restore_state(self, state: dict) -> None:
+        self.spreads = {q: dict(d) for q, d in state.get("spreads", {}).items()}
+        self.asks = int(state.get("asks", 0))
+
+
+def make_plan(
+    population: pd.DataFrame, cfg: PoolingConfig, weights: np.ndarray | None, last_hours: np.ndarray,
+    sort_value: np.ndarray, state: PoolingState, question: str, rng: np.random.Generator,
+    budget: int | None = None, subset: np.ndarray | None = None, scale: np.ndarray | None = None,
+) -> Plan:
+    """Cells, Neyman allocation and representatives for one question this step.
+
+    ``subset``: restrict to these workers (e.g. the voters); plan indices then refer to
+    positions in ``subset``.
+    """
+    pop = population if subset is None else population.iloc[subset]
+    lh = last_hours if subset is None else last_hours[subset]
+    codes = attribute_codes(pop, cfg.attributes, cfg, lh)
+    n = len(pop)
+    w = np.ones(n) if weights is None else (weights if subset is None else weights[subset])
+    b = int(cfg.budget if budget is None else budget)
+    cells = build_cells(codes, w, max(1, int(b * cfg.cell_share)), cfg.attributes[0], limit=b)
+    spread = state.spread_of(question, cells, cfg.prior_spread if question == "hours" else 0.5)
+    if scale is not None:
+        sc = np.asarray(scale if subset is None else scale[subset], float)
+        rms = np.sqrt(np.bincount(cells.of, weights=w * sc * sc, minlength=cells.n) / np.maximum(cells.mass, 1e-300))
+        spread = spread * rms
+    per_cell = neyman_allocation(cells.mass, cells.count, spread, b)
+    plan = choose_representatives(cells, per_cell, sort_value, rng)
+    plan.codes = codes
+    return plan
