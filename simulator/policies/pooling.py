@@ -407,7 +407,9 @@ def carry_hours(
     its own rational best response under the same schedule and rebate, plus the part of
     the deviation its attributes predict (:func:`attribute_effects` fitted on this step's
     representatives, when ``codes`` are given), plus its representative's residual
-    (deviation minus what the representative's attributes predict), rounded to whole
+    (deviation minus what the representative's attributes predict, scaled by
+    ``sqrt(r / (r - rank))`` for the ``rank`` parameters fitted on ``r`` replies, at most
+    2, so the carried residuals keep the replies' variance), rounded to whole
     hours and clipped to ``bounds``.  A representative keeps its reply.  When a
     representative's reply is unusable the nearest valid representative of the same cell
     stands in; a cell with no valid reply gives its workers ``fallback``.  Returns
@@ -416,8 +418,13 @@ def carry_hours(
     src = nearest_valid(plan, valid)
     dev_rep = rep_hours - rational[plan.reps]
     if codes is not None and valid.sum() >= 2:
-        pred, _ = attribute_effects(codes, plan, np.where(valid, dev_rep, 0.0), valid)
-        resid = dev_rep - pred[plan.reps]
+        pred, rank = attribute_effects(codes, plan, np.where(valid, dev_rep, 0.0), valid)
+        # in-sample residuals of a fit with ``rank`` parameters on ``r`` replies have
+        # (r - rank) / r of the noise variance: scale them back (the usual degrees-of-
+        # freedom correction, at most x2) so carried hours keep the replies' dispersion
+        r = int(valid.sum())
+        inflate = min(np.sqrt(r / (r - rank)), 2.0) if r > rank else 2.0
+        resid = (dev_rep - pred[plan.reps]) * inflate
     else:
         pred, resid = np.zeros(rational.size), dev_rep
     dev = np.where(src >= 0, resid[np.clip(src, 0, None)], 0.0)
