@@ -407,12 +407,12 @@ def _process_alive(pid: Any) -> bool:
 
 
 def _population(run_dir: Path) -> pd.DataFrame:
-    import pandas as pd
+    from simulator.results import read_parquet_checked
 
     path = run_dir / "population.parquet"
     if not path.exists():
         raise UserError(f"{run_dir}: population.parquet is missing; cannot continue the run")
-    return pd.read_parquet(path)
+    return read_parquet_checked(path)
 
 
 def resume_run(

@@ -1,0 +1,78 @@
+"""Defects found by the review of issues 9, 12, 14 and 15 (used as a new user would)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from simulator.cli.main import main
+from simulator.model import EconomyModel
+
+RATIONAL = {
+    "name": "review",
+    "population": {"size": 60},
+    "workers": {"policy": "rational"},
+    "planner": {"kind": "flat", "rate": 0.25},
+    "run": {"tax_years": 4, "seed": 2},
+}
+
+
+def _write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("econsim: error: "), err
+    return err[0]
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _stop_in_year(monkeypatch, year: int) -> None:
+    """SIGTERM-like stop (KeyboardInterrupt) at the start of tax year ``year``."""
+    real = EconomyModel.step
+
+    def step(self):
+        if self.year == year:
+            raise KeyboardInterrupt
+        real(self)
+
+    monkeypatch.setattr(EconomyModel, "step", step)
+
+
+def test_resume_and_fork_with_a_damaged_population_file_is_one_line(tmp_path, capsys, monkeypatch):
+    scen, run = _write(tmp_path, RATIONAL), tmp_path / "run"
+    _stop_in_year(monkeypatch, 2)
+    assert main(["run", str(scen), "--out", str(run), "--no-progress"]) == 130
+    monkeypatch.undo()
+    assert json.loads((run / "manifest.json").read_text())["status"] == "interrupted"
+    _truncate(run / "population.parquet")
+    capsys.readouterr()
+    assert main(["resume", str(run), "--no-progress"]) == 2
+    assert "population.parquet: damaged parquet file" in _one_error_line(capsys)
+    new = tmp_path / "fork"
+    assert main(["fork", str(run), "--at-year", "1", "--set", "planner.rate=0.3", "--out", str(new)]) == 2
+    assert "population.parquet: damaged parquet file" in _one_error_line(capsys)
+    assert not new.exists()
+
+
+def test_report_with_a_damaged_validity_table_is_one_line(tmp_path, capsys):
+    scen, run = _write(tmp_path, RATIONAL), tmp_path / "run"
+    assert main(["run", str(scen), "--out", str(run), "--no-progress"]) == 0
+    (run / "validity.parquet").write_bytes(b"PAR1 not really parquet")
+    capsys.readouterr()
+    assert main(["report", str(run)]) == 2
+    assert "validity.parquet: damaged parquet file" in _one_error_line(capsys)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(pytest.main([__file__, "-q"]))
