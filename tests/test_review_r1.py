@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import simulator.llm.factory as factory
 from simulator.cli.main import main
 from simulator.model import EconomyModel
 
@@ -72,6 +73,38 @@ def test_report_with_a_damaged_validity_table_is_one_line(tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", str(run)]) == 2
     assert "validity.parquet: damaged parquet file" in _one_error_line(capsys)
+
+
+def test_resume_and_fork_exit_3_when_the_run_degraded(tmp_path, monkeypatch):
+    """``econsim run`` exits 3 for completed_with_warnings; so must resume and fork."""
+    data = {
+        "name": "degraded",
+        "population": {"size": 8},
+        "workers": {"policy": "llm"},
+        "planner": {"kind": "flat", "rate": 0.2},
+        "run": {"tax_years": 3, "seed": 1},
+        "llm": {"backend": "scripted", "cache": "off", "max_retries": 0, "max_failure_rate": 1.0},
+    }
+    scen = _write(tmp_path, data)
+    real_demo = factory.demo_reply
+    monkeypatch.setattr(factory, "demo_reply",
+                        lambda r: real_demo(r) if r.seed % 2 == 0 else "garbage")
+    assert main(["run", str(scen), "--out", str(tmp_path / "full"), "--no-progress"]) == 3
+    run = tmp_path / "run"
+    real_step = EconomyModel.step
+
+    def step(self):
+        if self.year == 2:
+            raise KeyboardInterrupt
+        real_step(self)
+
+    monkeypatch.setattr(EconomyModel, "step", step)
+    assert main(["run", str(scen), "--out", str(run), "--no-progress"]) == 130
+    monkeypatch.setattr(EconomyModel, "step", real_step)
+    assert main(["resume", str(run), "--no-progress"]) == 3
+    assert json.loads((run / "manifest.json").read_text())["status"] == "completed_with_warnings"
+    assert main(["fork", str(run), "--at-year", "0", "--set", "planner.rate=0.3",
+                 "--out", str(tmp_path / "fork"), "--no-progress"]) == 3
 
 
 if __name__ == "__main__":  # pragma: no cover
