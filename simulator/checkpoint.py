@@ -388,7 +388,8 @@ def _no_checkpoint(run_dir: Path, manifest: dict) -> UserError:
         return UserError(f"{run_dir}: the run was made with output.checkpoints: off, so it has no checkpoint")
     return UserError(
         f"{run_dir}: no checkpoint (the run stopped before its first tax year ended); "
-        "start it again with econsim run"
+        f"start it again with econsim run (--out refuses an existing run: delete {run_dir} first "
+        "or choose another --out)"
     )
 
 

@@ -107,5 +107,19 @@ def test_resume_and_fork_exit_3_when_the_run_degraded(tmp_path, monkeypatch):
                  "--out", str(tmp_path / "fork"), "--no-progress"]) == 3
 
 
+def test_resume_without_checkpoint_says_how_to_start_again(tmp_path, capsys, monkeypatch):
+    """The advice must work: ``econsim run --out`` refuses a directory that holds a run."""
+    scen, run = _write(tmp_path, RATIONAL), tmp_path / "run"
+    _stop_in_year(monkeypatch, 0)
+    assert main(["run", str(scen), "--out", str(run), "--no-progress"]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["resume", str(run)]) == 2
+    line = _one_error_line(capsys)
+    assert "no checkpoint" in line and f"delete {run} first" in line
+    assert main(["run", str(scen), "--out", str(run), "--no-progress"]) == 2
+    assert "already holds a run" in _one_error_line(capsys)
+
+
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(pytest.main([__file__, "-q"]))
