@@ -532,6 +532,9 @@ def fork_run(
         )
     if new.compare:
         raise UserError("--set compare: a fork is one run; fork each variant's run directory instead")
+    from simulator.planners.search import check_scenario
+
+    check_scenario(new, f"--set {' '.join(overrides)}")  # search planners: is any schedule feasible?
     if new.run.tax_years <= at_year + 1:
         raise UserError(
             f"the fork has no tax year to run: run.tax_years is {new.run.tax_years} and it starts "

@@ -121,5 +121,18 @@ def test_resume_without_checkpoint_says_how_to_start_again(tmp_path, capsys, mon
     assert "already holds a run" in _one_error_line(capsys)
 
 
+def test_fork_to_a_search_planner_without_a_feasible_schedule_is_refused(tmp_path, capsys):
+    """As ``econsim validate`` and ``run`` refuse it: one line, exit 2, nothing written."""
+    scen, run = _write(tmp_path, RATIONAL), tmp_path / "run"
+    assert main(["run", str(scen), "--out", str(run), "--no-progress"]) == 0
+    new = tmp_path / "fork"
+    capsys.readouterr()
+    assert main(["fork", str(run), "--at-year", "1", "--set", "planner.kind=search",
+                 "--set", "planner.llm.revenue_floor=10000000", "--out", str(new)]) == 2
+    line = _one_error_line(capsys)
+    assert "planner.llm.revenue_floor" in line and "no feasible schedule" in line
+    assert not new.exists()
+
+
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(pytest.main([__file__, "-q"]))
