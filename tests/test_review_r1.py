@@ -134,5 +134,33 @@ def test_fork_to_a_search_planner_without_a_feasible_schedule_is_refused(tmp_pat
     assert not new.exists()
 
 
+def test_ctrl_c_during_an_openai_batch_leaves_no_pending_task(caplog):
+    """A SIGTERM/Ctrl-C while a batch waits on the server: closing the model must not
+    print asyncio's "Task was destroyed but it is pending!" (with the task's repr)."""
+    import gc
+    import logging
+    import signal
+
+    from test_run_health import FaultServer, ask, model_for
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with caplog.at_level(logging.ERROR, logger="asyncio"), FaultServer(mode="hang") as srv:
+            m = model_for(srv.base_url, timeout_s=20.0)
+            signal.setitimer(signal.ITIMER_REAL, 0.5)
+            with pytest.raises(KeyboardInterrupt):
+                m.generate(ask(3))
+            m.close()
+            del m
+            gc.collect()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert "pending" not in caplog.text, caplog.text
+
+
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(pytest.main([__file__, "-q"]))
