@@ -162,5 +162,43 @@ def test_ctrl_c_during_an_openai_batch_leaves_no_pending_task(caplog):
     assert "pending" not in caplog.text, caplog.text
 
 
+def test_failed_run_names_the_servers_error(tmp_path, capsys):
+    """A server that answers every request 404 (e.g. base_url without /v1): the one-line
+    failure says what the server answered, not only "kinds: request"."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotFound(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def _answer(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b'{"detail": "Not Found"}'
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        data = {**RATIONAL, "population": {"size": 4}, "workers": {"policy": "llm"}, "run": {"tax_years": 2},
+                "llm": {"backend": "openai", "base_url": url, "model": "m", "api_key_env": "HOME",
+                        "dialect": "none", "cache": "off", "max_retries": 0}}
+        scen = _write(tmp_path, data)
+        capsys.readouterr()
+        assert main(["run", str(scen), "--out", str(tmp_path / "run"), "--no-progress"]) == 1
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "run failed" in ln]
+    assert len(err) == 1 and "kinds: request" in err[0] and "first error: http 404" in err[0], err
+
+
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(pytest.main([__file__, "-q"]))
