@@ -376,6 +376,13 @@ def _read_manifest(run_dir: Path) -> dict:
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run directory")
     if not man.exists():
+        variants = sorted(p.name for p in run_dir.iterdir() if (p / "manifest.json").exists())
+        if variants:  # the root of a compare: run, one run directory per variant
+            raise UserError(
+                f"{run_dir}: a comparison, not one run; resume or fork a variant's directory "
+                f"({', '.join(str(run_dir / v) for v in variants)}); variants that never started "
+                "need the comparison run again into a new --out"
+            )
         raise UserError(f"{run_dir}: not a run directory (no manifest.json)")
     try:
         return json.loads(man.read_text(encoding="utf-8"))

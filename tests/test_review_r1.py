@@ -200,5 +200,26 @@ def test_failed_run_names_the_servers_error(tmp_path, capsys):
     assert len(err) == 1 and "kinds: request" in err[0] and "first error: http 404" in err[0], err
 
 
+def test_resume_on_the_root_of_an_interrupted_comparison_names_the_variants(tmp_path, capsys, monkeypatch):
+    data = {**RATIONAL, "compare": [{"label": "flat", "planner": {"kind": "flat"}},
+                                    {"label": "usf", "planner": {"kind": "us_federal"}}]}
+    scen, root = _write(tmp_path, data), tmp_path / "cmp"
+    real = EconomyModel.step
+
+    def step(self):  # stop in the second variant's tax year 2
+        if self.year == 2 and self.settings.planner.kind == "us_federal":
+            raise KeyboardInterrupt
+        real(self)
+
+    monkeypatch.setattr(EconomyModel, "step", step)
+    assert main(["run", str(scen), "--out", str(root), "--no-progress"]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["resume", str(root)]) == 2
+    line = _one_error_line(capsys)
+    assert "a comparison, not one run" in line and str(root / "usf") in line and str(root / "flat") in line
+    assert main(["resume", str(root / "usf"), "--no-progress"]) == 0
+
+
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(pytest.main([__file__, "-q"]))
