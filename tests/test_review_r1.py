@@ -221,5 +221,20 @@ def test_resume_on_the_root_of_an_interrupted_comparison_names_the_variants(tmp_
     assert main(["resume", str(root / "usf"), "--no-progress"]) == 0
 
 
+def test_checkpoints_off_written_bare_in_yaml(tmp_path, capsys):
+    """YAML reads a bare ``off`` as False; ``output.checkpoints: off`` must still mean off
+    (as ``llm.cache: off`` does), in a scenario file and in ``--set``."""
+    data = yaml.safe_load(yaml.safe_dump(RATIONAL) + "output:\n  checkpoints: off\n")
+    assert data["output"]["checkpoints"] is False
+    scen, run = _write(tmp_path, data), tmp_path / "run"
+    assert main(["validate", str(scen)]) == 0
+    assert main(["run", str(scen), "--out", str(run), "--no-progress"]) == 0
+    assert not (run / "checkpoints").exists() or not any((run / "checkpoints").iterdir())
+    ref = tmp_path / "ref"
+    assert main(["run", str(_write(tmp_path, RATIONAL)), "--out", str(ref), "--no-progress"]) == 0
+    assert main(["fork", str(ref), "--at-year", "1", "--set", "output.checkpoints=off",
+                 "--set", "planner.rate=0.3", "--out", str(tmp_path / "fork"), "--no-progress"]) == 0
+
+
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(pytest.main([__file__, "-q"]))
