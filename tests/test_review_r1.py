@@ -236,5 +236,30 @@ def test_checkpoints_off_written_bare_in_yaml(tmp_path, capsys):
                  "--set", "planner.rate=0.3", "--out", str(tmp_path / "fork"), "--no-progress"]) == 0
 
 
+def test_validity_of_a_model_that_never_answered_is_not_measurable():
+    """With every reply a fallback, consistency was 'within range' (the fallbacks agree with
+    themselves); past llm.max_failure_rate the LLM checks are not measurable (which a
+    validity_gate treats as failing)."""
+    from simulator.llm import build_llm
+    from simulator.llm.scripted import ScriptedTransportError
+    from simulator.scenario import scenario_from_dict
+    from simulator.validity.collect import run_validity
+    from simulator.validity.names import NOT_MEASURABLE, OUTSIDE
+
+    sc = scenario_from_dict({"name": "dead", "population": {"size": 20, "source": "census"},
+                             "workers": {"policy": "llm"}, "planner": {"kind": "flat"},
+                             "llm": {"backend": "scripted", "cache": "off", "max_retries": 0}}, "t")
+
+    def dead(request):
+        raise ScriptedTransportError("server down")
+
+    t = run_validity(sc, llm=build_llm(sc.llm, script=dead), progress=False).table.set_index("check")
+    assert t.loc["reliability.fallback", "value"] == 1.0
+    assert t.loc["reliability.fallback", "verdict"] == OUTSIDE
+    for check in ("consistency.seed", "consistency.order", "incentives.eti", "persona.wage"):
+        assert t.loc[check, "verdict"] == NOT_MEASURABLE, check
+        assert "100% of the replies fell back" in t.loc[check, "detail"], check
+
+
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(pytest.main([__file__, "-q"]))
