@@ -376,6 +376,13 @@ def _read_manifest(run_dir: Path) -> dict:
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run directory")
     if not man.exists():
+        variants = sorted(p.name for p in run_dir.iterdir() if (p / "manifest.json").exists())
+        if variants:  # the root of a compare: run, one run directory per variant
+            raise UserError(
+                f"{run_dir}: a comparison, not one run; resume or fork a variant's directory "
+                f"({', '.join(str(run_dir / v) for v in variants)}); variants that never started "
+                "need the comparison run again into a new --out"
+            )
         raise UserError(f"{run_dir}: not a run directory (no manifest.json)")
     try:
         return json.loads(man.read_text(encoding="utf-8"))
@@ -388,7 +395,8 @@ def _no_checkpoint(run_dir: Path, manifest: dict) -> UserError:
         return UserError(f"{run_dir}: the run was made with output.checkpoints: off, so it has no checkpoint")
     return UserError(
         f"{run_dir}: no checkpoint (the run stopped before its first tax year ended); "
-        "start it again with econsim run"
+        f"start it again with econsim run (--out refuses an existing run: delete {run_dir} first "
+        "or choose another --out)"
     )
 
 
@@ -407,12 +415,12 @@ def _process_alive(pid: Any) -> bool:
 
 
 def _population(run_dir: Path) -> pd.DataFrame:
-    import pandas as pd
+    from simulator.results import read_parquet_checked
 
     path = run_dir / "population.parquet"
     if not path.exists():
         raise UserError(f"{run_dir}: population.parquet is missing; cannot continue the run")
-    return pd.read_parquet(path)
+    return read_parquet_checked(path)
 
 
 def resume_run(
@@ -531,6 +539,9 @@ def fork_run(
         )
     if new.compare:
         raise UserError("--set compare: a fork is one run; fork each variant's run directory instead")
+    from simulator.planners.search import check_scenario
+
+    check_scenario(new, f"--set {' '.join(overrides)}")  # search planners: is any schedule feasible?
     if new.run.tax_years <= at_year + 1:
         raise UserError(
             f"the fork has no tax year to run: run.tax_years is {new.run.tax_years} and it starts "

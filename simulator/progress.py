@@ -44,7 +44,8 @@ def batch_progress(desc: str, n: int) -> Iterator[None]:
 
 def year_line(record: dict, total: int) -> None:
     """The plain line after each tax year: objective, hours, and fallbacks if any."""
-    text = (f"tax year {record['year'] + 1}/{total}: objective {record['objective']:.6g}, "
+    text = (f"tax year {record['year']} ({record['year'] + 1}/{total} done): "
+            f"objective {record['objective']:.6g}, "
             f"mean hours {record['mean_hours']:.1f}")
     if "fallback_rate" in record:
         text += f", fallback {record['fallback_rate']:.0%}"

@@ -93,11 +93,13 @@ class RunHealth:
                            "transport_failures": transport})
         if rate > self.max_failure_rate:
             kinds = sorted({r.error_kind or "unknown" for r in failed})
+            first = next((" ".join(str(r.error).split())[:160] for r in failed
+                          if getattr(r, "error", None)), None)  # e.g. "http 404: ..."
             raise RunFailed(
                 f"the language model failed {len(failed)} of {n} requests in a step of tax "
                 f"year {year} ({rate:.0%} > llm.max_failure_rate {self.max_failure_rate:.0%}; "
                 f"{transport} transport failures, {invalid} unusable replies; kinds: "
-                f"{', '.join(kinds)}): stopping. Check the model server "
+                f"{', '.join(kinds)}{f'; first error: {first}' if first else ''}): stopping. Check the model server "
                 f"({describe_llm(model)}) or raise llm.max_failure_rate"
             )
 

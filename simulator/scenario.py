@@ -462,6 +462,12 @@ class OutputConfig(_Strict):
         "and fork at any year), last (resume; fork at the last year only), off",
     )
 
+    @field_validator("checkpoints", mode="before")
+    @classmethod
+    def _yaml_off(cls, v):
+        # YAML 1.1 reads a bare `off` as False: accept it as the mode it names
+        return "off" if v is False else v
+
 
 class ExperimentConfig(_Strict):
     """Statistics of a multi-seed experiment (see ``docs/experiments.md``)."""

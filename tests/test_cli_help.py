@@ -21,6 +21,7 @@ def test_top_level_help_is_a_paragraph_with_the_exit_codes():
     assert "Entry point" not in text
     assert "language" in text and "scenario" in text
     assert "3 completed with warnings" in text and "2 a user error" in text
+    assert "130 / 143 stopped by Ctrl-C / SIGTERM" in text  # what main() returns then
 
 
 def test_every_command_has_an_example_and_every_argument_has_help():

@@ -415,7 +415,8 @@ def test_plain_progress_lines_when_stderr_is_not_a_terminal(tmp_path, capsys, mo
     run_scenario(sc, tmp_path, llm=build_llm(sc.llm, script=lambda r: '{"hours": 30}'
                                              if r.tag == "worker" else json.dumps({f"b{i + 1}": 0 for i in range(K)})))
     err = capsys.readouterr().err
-    assert "econsim: tax year 1/2: objective" in err and "econsim: tax year 2/2" in err
+    # numbered like the years table, the batch lines, fork --at-year and the stop message
+    assert "econsim: tax year 0 (1/2 done): objective" in err and "econsim: tax year 1 (2/2 done)" in err
     assert "year 0 workers: 40 prompts ..." in err and "40 prompts done in" in err
 
 

@@ -44,7 +44,8 @@ sets piecewise-linear marginal tax rates on the US federal brackets to maximise 
 welfare function, and revenue is rebated lump-sum. A run is described by a scenario YAML
 file (see `econsim scenarios`) and writes a run directory of parquet tables and a
 manifest. Exit status: 0 completed, 3 completed with warnings (some LLM replies failed
-or fell back), 1 failed (the language model failed too often, or a bug), 2 a user error.
+or fell back), 1 failed (the language model failed too often, or a bug), 2 a user error,
+130 / 143 stopped by Ctrl-C / SIGTERM (manifest interrupted: `econsim resume` continues it).
 """
 
 #: an example per sub-command, shown at the end of its ``--help``

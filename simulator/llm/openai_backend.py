@@ -134,7 +134,14 @@ class _LoopThread:
         self._thread.start()
 
     def run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return fut.result()
+        except BaseException:
+            # Ctrl-C / SIGTERM in the caller: cancel the task so that it is not left
+            # pending on the loop (asyncio prints "Task was destroyed but it is pending!")
+            fut.cancel()
+            raise
 
     def stop(self) -> None:
         if self.loop.is_running():

@@ -136,6 +136,7 @@ class CallRecord:
     ok: bool
     error_kind: str | None
     service_s: float | None = None
+    error: str | None = None  # the failure's text (e.g. "http 404: ..."), for the run's failure line
 
 
 def _agg(records: Sequence[CallRecord]) -> dict[str, Any]:
@@ -190,6 +191,7 @@ class Telemetry:
                     CallRecord(
                         self.period, q.tag, r.latency_s, r.cached, r.prompt_tokens,
                         r.completion_tokens, r.retries, r.ok, r.error_kind, r.service_s,
+                        None if r.ok else r.error,
                     )
                 )
 

@@ -29,7 +29,7 @@ from simulator.economy.elasticity import perturb_net_of_tax
 from simulator.economy.rebate import lump_sum_rebate
 from simulator.scenario import Scenario
 from simulator.validity import consistency, dispersion, incentives, persona, reliability
-from simulator.validity.names import LLM_ONLY
+from simulator.validity.names import INFO, LLM_ONLY
 from simulator.validity.report import ValidityReport
 from simulator.validity.result import CheckResult, not_applicable, unmeasurable
 
@@ -246,6 +246,13 @@ def run_validity(
         checks.append(consistency.order_check(h0, h_rev, levels, consistency.share_moved(h0, h_seed, weights),
                                               weights))
         checks += reliability.fallback_checks(replies)
+        fell = 1.0 - float(replies["answered"].mean()) if len(replies) else 0.0
+        if fell > scenario.llm.max_failure_rate:  # the numbers describe the fallbacks, not the model
+            why = (f"{fell:.0%} of the replies fell back (> llm.max_failure_rate "
+                   f"{scenario.llm.max_failure_rate:.0%}): the statistic would describe the fallback "
+                   "answers, not the model")
+            checks = [c if c.family == "reliability" or c.verdict == INFO
+                      else unmeasurable(c.check, why, c.n, c.rational) for c in checks]
     else:
         checks.append(persona.wage_check(h0, h_wage, wage_factor, np.zeros(n), weights, rat_wage))
         why = f"worker policy {policy.name!r} does not ask a language model"

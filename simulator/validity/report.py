@@ -115,7 +115,9 @@ def markdown_section(run_dir: str | Path) -> list[str]:
     path = Path(run_dir) / TABLE_FILE
     if not path.exists():
         return []
-    t = pd.read_parquet(path)
+    from simulator.results import read_parquet_checked
+
+    t = read_parquet_checked(path)
     t = t[t["verdict"] != INFO]
     lines = ["## Behavioural validity", "",
              f"Worker policy {t['policy'].iloc[0] if 'policy' in t and len(t) else '?'}; "
