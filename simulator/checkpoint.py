@@ -376,6 +376,12 @@ def _read_manifest(run_dir: Path) -> dict:
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run directory")
     if not man.exists():
+        if (run_dir / "experiment.json").exists():  # an experiment (compare:, sweep:, seeds)
+            raise UserError(
+                f"{run_dir}: an experiment, not one run; run the same `econsim run` command "
+                "again with this --out: finished runs are kept, and interrupted or failed ones "
+                "continue from their checkpoints (or resume one of its runs/<variant>/seed-<s>)"
+            )
         variants = sorted(p.name for p in run_dir.iterdir() if (p / "manifest.json").exists())
         if variants:  # the root of a compare: run, one run directory per variant
             raise UserError(

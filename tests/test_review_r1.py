@@ -200,7 +200,7 @@ def test_failed_run_names_the_servers_error(tmp_path, capsys):
     assert len(err) == 1 and "kinds: request" in err[0] and "first error: http 404" in err[0], err
 
 
-def test_resume_on_the_root_of_an_interrupted_comparison_names_the_variants(tmp_path, capsys, monkeypatch):
+def test_resume_on_the_root_of_an_interrupted_comparison_says_how_to_continue(tmp_path, capsys, monkeypatch):
     data = {**RATIONAL, "compare": [{"label": "flat", "planner": {"kind": "flat"}},
                                     {"label": "usf", "planner": {"kind": "us_federal"}}]}
     scen, root = _write(tmp_path, data), tmp_path / "cmp"
@@ -212,13 +212,15 @@ def test_resume_on_the_root_of_an_interrupted_comparison_names_the_variants(tmp_
         real(self)
 
     monkeypatch.setattr(EconomyModel, "step", step)
-    assert main(["run", str(scen), "--out", str(root), "--no-progress"]) == 130
+    # --jobs 1: in this process, so the interruption above applies
+    assert main(["run", str(scen), "--out", str(root), "--no-progress", "--jobs", "1"]) == 130
     monkeypatch.undo()
     capsys.readouterr()
     assert main(["resume", str(root)]) == 2
     line = _one_error_line(capsys)
-    assert "a comparison, not one run" in line and str(root / "usf") in line and str(root / "flat") in line
-    assert main(["resume", str(root / "usf"), "--no-progress"]) == 0
+    assert "an experiment, not one run" in line and "run the same `econsim run` command" in line
+    # the interrupted run itself resumes from its checkpoint
+    assert main(["resume", str(root / "runs" / "usf" / "seed-0"), "--no-progress"]) == 0
 
 
 def test_checkpoints_off_written_bare_in_yaml(tmp_path, capsys):
