@@ -220,7 +220,8 @@ def test_resume_on_the_root_of_an_interrupted_comparison_says_how_to_continue(tm
     line = _one_error_line(capsys)
     assert "an experiment, not one run" in line and "run the same `econsim run` command" in line
     # the interrupted run itself resumes from its checkpoint
-    assert main(["resume", str(root / "runs" / "usf" / "seed-0"), "--no-progress"]) == 0
+    (run_dir,) = (root / "runs" / "usf").glob("seed-*")
+    assert main(["resume", str(run_dir), "--no-progress"]) == 0
 
 
 def test_checkpoints_off_written_bare_in_yaml(tmp_path, capsys):
