@@ -155,11 +155,9 @@ def mark_interrupted(writer: RunWriter, model: EconomyModel | None, exc: BaseExc
     done = finished_years(writer.dir)
     n_done = done[-1] + 1 if done else 0
     if model is not None and model.settings.output.agents_table and n_done:
-        from simulator.model import EconomyModel
+        from simulator.agent_sample import agents_table
 
-        view = copy.copy(model)
-        view.agent_years = model.agent_years[:n_done]
-        writer.write_table("agents", EconomyModel.agents_frame(view))
+        writer.write_table("agents", agents_table(model, n_done))
     why = f"signal {exc.args[0]}" if isinstance(exc, RunInterrupted) else "interrupted by the user"
     total = model.settings.run.tax_years if model is not None else writer.manifest.get("scenario", {}).get(
         "run", {}).get("tax_years", "?")

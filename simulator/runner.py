@@ -190,12 +190,17 @@ def comparison_table(table: pd.DataFrame) -> str:
 
 
 def _save_progress(writer: RunWriter, model: EconomyModel, final: bool) -> None:
+    # output.agents_sample: the per-agent tables hold a fixed subsample of workers
+    from simulator import agent_sample
+
     writer.write_table("years", model.years_frame())
     writer.write_table("steps", model.datacollector.get_model_vars_dataframe())
-    for name, df in model_extra_tables(model).items():
+    for name, df in agent_sample.restrict(model, model_extra_tables(model)).items():
         writer.write_table(name, df)
     if final and model.settings.output.agents_table:
-        writer.write_table("agents", model.agents_frame())
+        writer.write_table("agents", agent_sample.agents_table(model))
+    if (entry := agent_sample.manifest_entry(model)) is not None:
+        writer.manifest["agents_sample"] = entry
     writer.manifest["years_completed"] = len(model.history)
     writer.write_manifest()
 

@@ -456,6 +456,12 @@ class RunConfig(_Strict):
 class OutputConfig(_Strict):
     dir: Path | None = Field(None, description="run directory; default runs/<name>-<timestamp>")
     agents_table: bool = Field(True, description="write agents.parquet (one row per agent per year)")
+    agents_sample: int | None = Field(
+        None, ge=1,
+        description="keep only this many workers (a fixed random sample drawn from the run seed, the same "
+        "every year, with population and sample weights) in agents.parquet and the other per-agent tables "
+        "(satisfaction, ballots); null or at least the population: every worker; aggregates always use all",
+    )
     checkpoints: Literal["every_year", "last", "off"] = Field(
         "every_year",
         description="checkpoints/year-K.pkl written at the end of tax years: every_year (resume, "
@@ -467,6 +473,13 @@ class OutputConfig(_Strict):
     def _yaml_off(cls, v):
         # YAML 1.1 reads a bare `off` as False: accept it as the mode it names
         return "off" if v is False else v
+
+    @field_validator("agents_sample", mode="before")
+    @classmethod
+    def _sample_not_bool(cls, v):
+        if isinstance(v, bool):
+            raise ValueError("output.agents_sample is a number of workers (or null), not true/false")
+        return v
 
 
 class ExperimentConfig(_Strict):

@@ -350,10 +350,13 @@ def test_million_scenario_runs_small_on_the_scripted_backend(tmp_path):
     path = Path(__file__).resolve().parents[1] / "scenarios" / "million.yaml"
     full = load_scenario(path)
     assert full.population.size == 1_000_000 and full.workers.llm.pooling.budget >= 8
-    sc = load_scenario(path, ["population.size=2000", "run.tax_years=2", "llm.backend=scripted", "llm.cache=off"])
+    sc = load_scenario(path, ["population.size=2000", "run.tax_years=2", "llm.backend=scripted", "llm.cache=off",
+                              "output.agents_sample=300"])
     res = run_scenario(sc, tmp_path, progress=False)
     y = res.years
     assert (y["pool_calls"] <= sc.workers.llm.pooling.budget).all()
     assert (y["pool_cells"] <= sc.workers.llm.pooling.budget * sc.workers.llm.pooling.cell_share).all()
-    assert not (tmp_path / "agents.parquet").exists()
+    a = res.agents  # per-agent rows of a fixed sample of workers only
+    assert len(a) == 2 * 300 and a["id"].nunique() == 300
+    assert set(a.loc[a["year"] == 0, "id"]) == set(a.loc[a["year"] == 1, "id"])
     assert y["llm_requests"].iloc[1] == y["pool_calls"].iloc[1] + 1  # + one planner call
