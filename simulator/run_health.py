@@ -20,6 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+#: the words of the openai backend's circuit breaker (a hung server); the run's failure
+#: line prefers that error to the first one
+BREAKER_MARK = "server stopped answering"
+
 #: exit status of ``econsim run`` per final manifest status
 EXIT_CODES = {"completed": 0, "completed_with_warnings": 3, "failed": 1}
 
@@ -93,8 +97,9 @@ class RunHealth:
                            "transport_failures": transport})
         if rate > self.max_failure_rate:
             kinds = sorted({r.error_kind or "unknown" for r in failed})
-            first = next((" ".join(str(r.error).split())[:160] for r in failed
-                          if getattr(r, "error", None)), None)  # e.g. "http 404: ..."
+            errors = [str(r.error) for r in failed if getattr(r, "error", None)]
+            errors = [e for e in errors if BREAKER_MARK in e] or errors
+            first = " ".join(errors[0].split())[:200] if errors else None  # e.g. "http 404: ..."
             raise RunFailed(
                 f"the language model failed {len(failed)} of {n} requests in a step of tax "
                 f"year {year} ({rate:.0%} > llm.max_failure_rate {self.max_failure_rate:.0%}; "
@@ -139,4 +144,4 @@ def describe_llm(model: Any) -> str:
     return f"backend {cfg.backend}{where}"
 
 
-__all__ = ["EXIT_CODES", "RunFailed", "RunHealth", "warning_line"]
+__all__ = ["BREAKER_MARK", "EXIT_CODES", "RunFailed", "RunHealth", "warning_line"]

@@ -175,8 +175,14 @@ def test_llama_server_dialects_and_kill_mid_batch(smollm2_file, tmp_path):
         assert len(out) == 40 and failed, "the server was killed, some requests must fail"
         print(f"killed mid-batch: {len(out) - len(failed)} ok, {len(failed)} failed: {failed[0].error}")
         for r in failed:
-            assert r.error_kind == "transport" and r.retries == 2 and r.value is None
-            assert "connection" in r.error or "timeout" in r.error or "http" in r.error
+            assert r.error_kind == "transport" and r.retries <= 2 and r.value is None
+            assert "connection" in r.error or "timeout" in r.error or "http" in r.error or (
+                f"server stopped answering at {base}" in r.error and r.retries == 0)
+        # the breaker opens only after 4 (the concurrency) requests in a row failed after
+        # their retries; the requests not yet sent then end at once
+        assert sum(r.retries == 2 for r in failed) >= 4
+        if len(failed) > 8:
+            assert any("server stopped answering" in r.error for r in failed)
         for r in out:
             if r.ok:
                 assert 0 <= r.value["hours"] <= 100

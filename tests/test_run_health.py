@@ -225,6 +225,100 @@ def test_server_timings_give_queue_wait_and_service_apart():
     assert row["latency_p50_s"] >= 0.2 and row["queue_p50_s"] == pytest.approx(row["latency_p50_s"] - 0.05, abs=0.05)
 
 
+# --------------------------------------------------------------------------- hung server
+def bounded(fn, limit_s: float):
+    """``fn()`` in a thread; fails if it has not returned within ``limit_s`` (without the
+    breaker, a hung server holds a batch for timeout x tries per wave)."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["out"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            box["exc"] = exc
+
+    t = threading.Thread(target=target, daemon=True)
+    t0 = time.perf_counter()
+    t.start()
+    t.join(limit_s)
+    assert not t.is_alive(), f"still waiting on the hung server after {limit_s} s"
+    if "exc" in box:
+        raise box["exc"]
+    return box["out"], time.perf_counter() - t0
+
+
+def test_a_timeout_is_retried_at_most_once():
+    with FaultServer("hang") as srv:
+        m = model_for(srv.base_url, timeout_s=0.5, retry=RetryPolicy(max_retries=3, base_s=0.01, cap_s=0.02))
+        (out,), _ = bounded(lambda: m.generate(ask(1)), 10)
+        m.close()
+        assert srv.posts == 2  # 1 + one retry, not 1 + max_retries
+    assert out.error_kind == "transport" and out.retries == 1 and "timeout after 0.5 s" in out.error
+
+
+def test_a_hung_server_trips_the_breaker_and_the_next_batch_tries_again():
+    """40 requests at concurrency 4, read timeout 1 s, 3 retries: without the breaker 10
+    waves x 4 tries x 1 s = 40 s and 160 requests; with it, the first wave times out
+    twice, the breaker opens after 4 failures in a row, and the rest end at once."""
+    with FaultServer("hang") as srv:
+        m = model_for(srv.base_url, timeout_s=1.0, concurrency=4,
+                      retry=RetryPolicy(max_retries=3, base_s=0.01, cap_s=0.02))
+        out, wall = bounded(lambda: m.generate(ask(40)), 15)
+        posts = srv.posts
+        assert wall < 6, wall
+        assert all(r.error_kind == "transport" for r in out)
+        # the first wave twice (4 x 2), plus at most the 3 requests that took a slot
+        # freed before the 4th failure opened the breaker (none of them retried)
+        assert 8 <= posts <= 11, posts
+        skipped = [r for r in out if "server stopped answering" in r.error]
+        assert len(skipped) >= 40 - 11 and all(r.retries == 0 for r in skipped)
+        assert skipped[0].error.startswith(
+            f"transport: server stopped answering at {srv.base_url}: 4 requests in a row timed out")
+        # the server is back: the next batch is sent
+        srv.mode = "ok"
+        again = m.generate(ask(8))
+        m.close()
+    assert all(r.ok for r in again) and srv.posts == posts + 8
+
+
+def test_breaker_counts_in_a_row_and_can_be_turned_off():
+    from simulator.llm.openai_backend import _Breaker
+    from simulator.llm.types import Response
+
+    b = _Breaker(3)
+    fail = Response(error="transport: connection error (x)", error_kind="transport")
+    for r in (fail, fail, Response(text="ok"), fail, fail):
+        b.ended(r, "URL")
+    assert b.open is None  # a reply in between starts the count again
+    b.ended(fail, "URL")
+    assert b.open.startswith("transport: server stopped answering at URL: 3 requests in a row failed (transport)")
+    off = _Breaker(0)
+    for _ in range(50):
+        off.ended(fail, "URL")
+    assert off.open is None
+    llm = build_llm({"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:1/v1", "cache": "off",
+                     "concurrency": 1, "read_timeout_retries": 0, "breaker_after": 0})
+    inner = llm.inner.inner
+    assert inner.breaker_after == 0 and inner.read_timeout_retries == 0
+    assert OpenAIModel(model="m", api_key="x", concurrency=1).breaker_after == 2  # at least 2
+    assert OpenAIModel(model="m", api_key="x", concurrency=16).breaker_after == 16
+
+
+def test_a_run_against_a_hung_server_fails_quickly(tmp_path):
+    with FaultServer("hang") as srv:
+        sc = scenario(population={"size": 40}, planner={"kind": "us_federal"},
+                      llm={"backend": "openai", "model": "m", "base_url": srv.base_url, "dialect": "none",
+                           "timeout_s": 1.0, "concurrency": 4, "max_retries": 3})
+        with pytest.raises(RunFailed) as err:
+            bounded(lambda: run_scenario(sc, tmp_path / "run", progress=False), 20)
+        assert srv.posts <= 11
+    msg = str(err.value)
+    assert "40 of 40 requests" in msg and "40 transport failures" in msg
+    assert f"server stopped answering at {srv.base_url}: 4 requests in a row timed out" in msg
+    res = load_run(tmp_path / "run")
+    assert res.status == "failed" and res.years["transport_failure_rate"].tolist() == [1.0]
+
+
 # --------------------------------------------------------------------------- runs
 def scenario(**kw):
     base = {

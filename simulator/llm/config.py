@@ -122,6 +122,15 @@ class LLMConfig(BaseModel):
         5.0, gt=0, description="openai: connect timeout, far shorter than the read timeout, so a "
         "dead server is found in seconds"
     )
+    read_timeout_retries: int = Field(
+        1, ge=0, le=20, description="openai: a timed-out request is sent again at most this many "
+        "times (a hung server; other transport failures get max_retries)"
+    )
+    breaker_after: int | None = Field(
+        None, ge=0, le=4096, description="openai: after this many requests in a row end in a "
+        "transport failure, the batch's other requests are not sent (None: concurrency, at least 2; "
+        "0: never); the next batch tries again"
+    )
     max_failure_rate: float = Field(
         0.5, ge=0, le=1,
         description="largest share of a step's LLM requests that may fail (transport failure or "

@@ -93,6 +93,8 @@ def build_backend(
             timeout_s=config.timeout_s,
             connect_timeout_s=config.connect_timeout_s,
             retry=retry,
+            read_timeout_retries=config.read_timeout_retries,
+            breaker_after=config.breaker_after,
         )
     if config.backend == "vllm":
         from simulator.llm.vllm_backend import VLLMModel

@@ -7,6 +7,12 @@ and counts them: HTTP 429, 5xx, timeouts and connection errors are retried with
 exponential backoff and full jitter; other 4xx are recorded at once.  Nothing raises out
 of :meth:`OpenAIModel.generate` for a failed request: it becomes ``Response.error``.
 
+A hung server (it accepts connections and never answers) fails fast: a timeout is retried
+at most ``read_timeout_retries`` times (default once), and a per-batch circuit breaker
+stops sending once ``breaker_after`` requests in a row (default: the concurrency bound, at
+least 2) have ended in a transport failure with no success in between; the batch's other
+requests end at once as transport failures naming the server.  The next batch tries again.
+
 Structured output speaks the server's *dialect*:
 
 - ``openai_json_schema``: ``response_format={"type": "json_schema", ...}`` (OpenAI, vLLM);
@@ -25,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
 import os
 import random
 import threading
@@ -38,6 +45,9 @@ from simulator.llm.constraints import choices_as_schema, parse_reply
 from simulator.llm.grammar import compile_grammar
 from simulator.llm.types import Choices, JsonSchema, LanguageModel, ModelInfo, Request, Response
 from simulator.llm.wrappers import RetryPolicy
+from simulator.run_health import BREAKER_MARK
+
+log = logging.getLogger(__name__)
 
 #: placeholder key sent to servers on this machine when the key variable is unset
 LOCAL_PLACEHOLDER_KEY = "sk-no-key-required"
@@ -196,6 +206,30 @@ def _batch_bar(n: int) -> Any:
     return tqdm(total=n, desc="LLM replies", unit="req", leave=False, file=sys.stderr)
 
 
+class _Breaker:
+    """A batch's circuit breaker: opens once ``after`` requests in a row have ended in a
+    transport failure (no reply of any kind in between); ``after`` 0 never opens.
+    ``open`` is then the error text every request not yet sent ends with."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.in_a_row = 0
+        self.timeouts = 0
+        self.open: str | None = None
+
+    def ended(self, r: Response, where: str) -> None:
+        if r.error_kind != "transport":
+            self.in_a_row = self.timeouts = 0  # the server answered
+            return
+        self.in_a_row += 1
+        self.timeouts += (r.error or "").startswith("transport: timeout")
+        if self.after and self.open is None and self.in_a_row >= self.after:
+            how = "timed out" if self.timeouts == self.in_a_row else "failed (transport)"
+            self.open = (f"transport: {BREAKER_MARK} at {where}: {self.in_a_row} requests in a row "
+                         f"{how}; the batch's other requests were not sent (llm.breaker_after)")
+            log.warning("econsim: %s", self.open)  # once per batch; each request records it too
+
+
 class OpenAIModel(LanguageModel):
     """See module docstring.  ``api_key`` is held only inside the client (never in repr)."""
 
@@ -211,6 +245,8 @@ class OpenAIModel(LanguageModel):
         retry: RetryPolicy | None = None,
         connect_timeout_s: float = 5.0,
         health_check: bool = True,
+        read_timeout_retries: int = 1,
+        breaker_after: int | None = None,
     ) -> None:
         try:
             import openai
@@ -224,6 +260,11 @@ class OpenAIModel(LanguageModel):
         self.timeout_s = timeout_s
         self.connect_timeout_s = min(connect_timeout_s, timeout_s)
         self.health_check = health_check
+        #: a timed-out request is sent again at most this many times (other transport
+        #: failures follow ``retry``)
+        self.read_timeout_retries = read_timeout_retries
+        #: the batch stops sending after this many transport failures in a row (0: never)
+        self.breaker_after = max(2, concurrency) if breaker_after is None else breaker_after
         self._healthy = False
         #: (status, message) pairs this server has already answered and will answer again:
         #: a dialect it does not speak; later requests failing the same way are not retried
@@ -300,10 +341,15 @@ class OpenAIModel(LanguageModel):
     async def _batch(self, requests: list[Request]) -> list[Response]:
         sem = self._sem
         bar = _batch_bar(len(requests))
+        breaker = _Breaker(self.breaker_after)
 
         async def one(r: Request) -> Response:
             async with sem:
-                out = await self._one(r)
+                if breaker.open is not None:  # the server stopped answering: not sent
+                    out = Response(error=breaker.open, error_kind="transport")
+                else:
+                    out = await self._one(r, breaker)
+                    breaker.ended(out, self.where())  # before the slot is released
             if bar is not None:
                 bar.update(1)
             return out
@@ -341,9 +387,9 @@ class OpenAIModel(LanguageModel):
             return f"transport: truncated or malformed response body ({type(exc).__name__}: {exc})", True
         return f"backend: {type(exc).__name__}: {exc}", False
 
-    async def _one(self, r: Request) -> Response:
+    async def _one(self, r: Request, breaker: _Breaker | None = None) -> Response:
         kwargs = build_chat_kwargs(r, self.model, self.dialect)
-        retries = 0
+        retries = timeouts = 0
         t0 = time.perf_counter()
         while True:
             try:
@@ -351,10 +397,17 @@ class OpenAIModel(LanguageModel):
                 _check_body(completion)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded error
                 text, retryable = self._classify(exc)
+                if isinstance(exc, self._openai.APITimeoutError):
+                    # a hung server: waiting timeout_s again and again only delays the verdict
+                    timeouts += 1
+                    retryable = retryable and timeouts <= self.read_timeout_retries
+                if breaker is not None and breaker.open is not None:
+                    retryable = False  # the batch has given up on this server
                 if retryable and retries < self.retry.max_retries:
                     await asyncio.sleep(self.retry.delay(retries, self._rng))
-                    retries += 1
-                    continue
+                    if breaker is None or breaker.open is None:
+                        retries += 1
+                        continue
                 kind = ("transport" if text.startswith("transport") or (retryable and text.startswith("http"))
                         else "request" if text.startswith("http") else "backend")
                 return Response(
