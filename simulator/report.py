@@ -64,7 +64,9 @@ def column_format(values: Sequence[Any] | pd.Series) -> Callable[[Any], str]:
 
     Integers and values of 1,000 or more: thousands separators, no decimals; values in
     [0.001, 1000): four significant digits of the largest value, the same decimals for
-    every row; smaller: scientific notation.  Missing values print as ``–``.
+    every row; smaller: scientific notation.  Where that would leave a value fewer than
+    three significant digits (or magnitudes span more than 1,000x), each value gets four
+    significant digits instead, never an exponent.  Missing values print as ``–``.
     """
     arr = pd.to_numeric(pd.Series(list(values)), errors="coerce").to_numpy(dtype=float)
     finite = arr[np.isfinite(arr)]
@@ -72,8 +74,12 @@ def column_format(values: Sequence[Any] | pd.Series) -> Callable[[Any], str]:
         return lambda v: "–"
     m = float(np.max(np.abs(finite)))
     nonzero = np.abs(finite[finite != 0])
-    if nonzero.size and m / float(nonzero.min()) > 1000 and not np.all(finite == np.round(finite)):
-        # magnitudes too far apart for common decimals: 4 significant digits each, never exponents
+    common = 0 if m >= 1000 else max(0, 3 - math.floor(math.log10(m))) if m >= 1e-3 else None
+    if nonzero.size and not np.all(finite == np.round(finite)) and (
+            m / float(nonzero.min()) > 1000
+            or (common is not None and float(nonzero.min()) < 10.0 ** (2 - common))):
+        # magnitudes too far apart for common decimals (the smallest would keep fewer than
+        # three significant digits): 4 significant digits each, never exponents
         def sig(v: Any) -> str:
             try:
                 x = float(v)

@@ -79,3 +79,16 @@ def test_failed_report_leaves_no_folder(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert not (tmp_path / "empty" / "report").exists()
+
+
+def test_column_format_keeps_small_values_readable_beside_large_ones():
+    """The CE % column of the differences table (utilitarian -2.72 %, saez 7.48 %, optimum
+    6.80 %, inverse-income sum 1,397 %): whole numbers would show 7 and 7 for two
+    different welfare gains and -3 beside a CI of [-3.028, -2.106]."""
+    col = [-2.720, 17.63, 1397.2, 7.4868, 6.8057]
+    fmt = column_format(col)
+    shown = [fmt(v) for v in col]
+    assert shown[3] != shown[4]
+    for v, s in zip(col, shown, strict=True):  # at least 3 significant digits, never exponents
+        assert "e" not in s and abs(float(s.replace(",", "")) - v) <= 0.005 * abs(v), (v, s)
+    assert shown[2] == "1,397"
