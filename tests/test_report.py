@@ -92,3 +92,19 @@ def test_column_format_keeps_small_values_readable_beside_large_ones():
     for v, s in zip(col, shown, strict=True):  # at least 3 significant digits, never exponents
         assert "e" not in s and abs(float(s.replace(",", "")) - v) <= 0.005 * abs(v), (v, s)
     assert shown[2] == "1,397"
+
+
+def test_decile_chart_keeps_each_variants_colour():
+    """The decile chart has no baseline bars; its variants keep the colours they have in
+    the over-years and schedule figures (flat was drawn blue there, orange elsewhere)."""
+    import matplotlib.colors as mcolors
+
+    from simulator.report_html import fig_deciles
+
+    inc = pd.DataFrame([{"variant": v, "grouping": "income_decile", "group": str(g), "d_post_tax_pct": 1.0 + g}
+                        for v in ("flat", "saez") for g in range(1, 11)])
+    fig = fig_deciles(inc, ["us_federal", "flat", "saez"])
+    bars = fig.axes[0].containers
+    assert [c.get_label() for c in bars] == ["flat", "saez"]
+    assert mcolors.same_color(bars[0].patches[0].get_facecolor(), "C1")
+    assert mcolors.same_color(bars[1].patches[0].get_facecolor(), "C2")
