@@ -168,7 +168,11 @@ def fig_income_histogram(pre_tax: np.ndarray, post_tax: np.ndarray, year: int) -
     ax = fig.subplots()
     ax.stairs(c_pre, edges, fill=True, alpha=0.5, label=f"pre-tax ({int(c_pre.sum())} workers)")
     ax.stairs(c_post, edges, fill=True, alpha=0.5, label=f"post-tax + rebate ({int(c_post.sum())})")
-    ax.set_xscale("symlog", linthresh=max(edges[1], 1.0))
+    linthresh = max(edges[1], 1.0)
+    ax.set_xscale("symlog", linthresh=linthresh)
+    # $0, then powers of ten past the linear first bin (a $1k tick beside $0 overlapped it)
+    ax.set_xticks([0.0] + [10.0 ** k for k in range(math.ceil(math.log10(linthresh)),
+                                                     math.floor(math.log10(edges[-1])) + 1)])
     ax.xaxis.set_major_formatter(FuncFormatter(_dollars))
     ax.set_xlabel(r"income (\$/yr); first bin from \$0")
     ax.set_ylabel("workers")

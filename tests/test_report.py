@@ -108,3 +108,18 @@ def test_decile_chart_keeps_each_variants_colour():
     assert [c.get_label() for c in bars] == ["flat", "saez"]
     assert mcolors.same_color(bars[0].patches[0].get_facecolor(), "C1")
     assert mcolors.same_color(bars[1].patches[0].get_facecolor(), "C2")
+
+
+def test_income_histogram_ticks_do_not_crowd_zero():
+    """Ticks: $0, then powers of ten from the first log bin on; none inside the linear
+    first bin, where a $1k label overlapped $0."""
+    from simulator.report import fig_income_histogram
+
+    rng = np.random.default_rng(0)
+    pre = np.concatenate([[0.0], rng.lognormal(10.5, 0.6, 500)])  # lowest positive ~ $5k-$10k
+    fig = fig_income_histogram(pre, pre * 0.8 + 20_000, 3)
+    ax = fig.axes[0]
+    lo = float(np.sort(np.concatenate([pre, pre * 0.8 + 20_000]))[1])
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks[0] == 0 and all(t >= lo for t in ticks[1:]), (ticks, lo)
+    assert ax.get_xlim()[1] < 10 * max(pre * 0.8 + 20_000)  # the axis ends near the data
