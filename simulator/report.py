@@ -64,7 +64,9 @@ def column_format(values: Sequence[Any] | pd.Series) -> Callable[[Any], str]:
 
     Integers and values of 1,000 or more: thousands separators, no decimals; values in
     [0.001, 1000): four significant digits of the largest value, the same decimals for
-    every row; smaller: scientific notation.  Missing values print as ``–``.
+    every row; smaller: scientific notation.  Where that would leave a value fewer than
+    three significant digits (or magnitudes span more than 1,000x), each value gets four
+    significant digits instead, never an exponent.  Missing values print as ``–``.
     """
     arr = pd.to_numeric(pd.Series(list(values)), errors="coerce").to_numpy(dtype=float)
     finite = arr[np.isfinite(arr)]
@@ -72,8 +74,12 @@ def column_format(values: Sequence[Any] | pd.Series) -> Callable[[Any], str]:
         return lambda v: "–"
     m = float(np.max(np.abs(finite)))
     nonzero = np.abs(finite[finite != 0])
-    if nonzero.size and m / float(nonzero.min()) > 1000 and not np.all(finite == np.round(finite)):
-        # magnitudes too far apart for common decimals: 4 significant digits each, never exponents
+    common = 0 if m >= 1000 else max(0, 3 - math.floor(math.log10(m))) if m >= 1e-3 else None
+    if nonzero.size and not np.all(finite == np.round(finite)) and (
+            m / float(nonzero.min()) > 1000
+            or (common is not None and float(nonzero.min()) < 10.0 ** (2 - common))):
+        # magnitudes too far apart for common decimals (the smallest would keep fewer than
+        # three significant digits): 4 significant digits each, never exponents
         def sig(v: Any) -> str:
             try:
                 x = float(v)
@@ -162,7 +168,11 @@ def fig_income_histogram(pre_tax: np.ndarray, post_tax: np.ndarray, year: int) -
     ax = fig.subplots()
     ax.stairs(c_pre, edges, fill=True, alpha=0.5, label=f"pre-tax ({int(c_pre.sum())} workers)")
     ax.stairs(c_post, edges, fill=True, alpha=0.5, label=f"post-tax + rebate ({int(c_post.sum())})")
-    ax.set_xscale("symlog", linthresh=max(edges[1], 1.0))
+    linthresh = max(edges[1], 1.0)
+    ax.set_xscale("symlog", linthresh=linthresh)
+    # $0, then powers of ten past the linear first bin (a $1k tick beside $0 overlapped it)
+    ax.set_xticks([0.0] + [10.0 ** k for k in range(math.ceil(math.log10(linthresh)),
+                                                     math.floor(math.log10(edges[-1])) + 1)])
     ax.xaxis.set_major_formatter(FuncFormatter(_dollars))
     ax.set_xlabel(r"income (\$/yr); first bin from \$0")
     ax.set_ylabel("workers")

@@ -251,16 +251,20 @@ def fig_schedules(final: pd.DataFrame, labels: list[str]) -> Figure:
     return fig
 
 
-def fig_deciles(inc: pd.DataFrame) -> Figure:
+def fig_deciles(inc: pd.DataFrame, order: list[str] | None = None) -> Figure:
+    """Change in post-tax income by decile; ``order``: every variant label (baseline
+    included) so that each variant keeps its colour from the other figures."""
     d = inc[(inc["grouping"] == "income_decile") & (inc["group"] != "all")]
     variants = list(dict.fromkeys(d["variant"]))
+    order = list(order) if order else variants
     fig = Figure(figsize=(8.0, 3.8))
     ax = fig.subplots()
     width = 0.8 / max(len(variants), 1)
     for j, v in enumerate(variants):
         g = d[d["variant"] == v]
         x = g["group"].astype(int).to_numpy()
-        ax.bar(x - 0.4 + width / 2 + j * width, g["d_post_tax_pct"], width, label=v)
+        ax.bar(x - 0.4 + width / 2 + j * width, g["d_post_tax_pct"], width, label=v,
+               color=f"C{(order.index(v) if v in order else j) % 10}")
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(1, 11))
     ax.set_xlabel("pre-tax income decile (baseline)")
@@ -320,7 +324,7 @@ def experiment_context(exp, st: dict[str, pd.DataFrame]) -> dict[str, Any]:
     inc = st["incidence"]
     decile_view = None
     if len(inc):
-        figs["deciles"] = fig_deciles(inc)
+        figs["deciles"] = fig_deciles(inc, list(dict.fromkeys(st["years"]["variant"])))
         d = inc[inc["grouping"] == "income_decile"]
         decile_view = incidence_view(d)
     base_run = exp.run(exp.baseline, int(final.loc[final["variant"] == exp.baseline, "seed"].min())) \

@@ -126,8 +126,16 @@ class Browser:
     def goto(self, url: str) -> None:
         self.send("Page.navigate", url=url)
 
-    def evaluate(self, expression: str):
-        res = self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+    def open(self, path: str | Path) -> None:
+        """Load a local file and wait until it has finished loading."""
+        uri = Path(path).resolve().as_uri()
+        self.goto(uri)
+        self.wait_for(f"location.href === {json.dumps(uri)} && document.readyState === 'complete'",
+                      self.timeout, f"{uri} to load")
+
+    def evaluate(self, expression: str, await_promise: bool = False):
+        res = self.send("Runtime.evaluate", expression=expression, returnByValue=True,
+                        awaitPromise=await_promise)
         if "exceptionDetails" in res:
             raise RuntimeError(f"JavaScript error: {res['exceptionDetails'].get('text')}")
         return res.get("result", {}).get("value")

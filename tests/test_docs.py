@@ -34,3 +34,19 @@ def test_readme_two_commands_and_ci():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     for doc in ("architecture", "economics", "scenarios", "personas", "inference", "api", "benchmarks"):
         assert (ROOT / "docs" / f"{doc}.md").exists(), doc
+
+
+def test_readme_tour_fork_source_is_a_run_the_tour_made(tmp_path, monkeypatch):
+    """The tour forks a run of the comparison it made: that path must be a run directory
+    of the experiment layout (runs/<variant>/seed-<s>)."""
+    import re
+
+    from simulator.cli.main import main
+
+    readme = (ROOT / "README.md").read_text()
+    made = re.search(r"econsim run rational_baselines --out (\S+)", readme).group(1)
+    source = re.search(r"econsim fork (\S+)", readme).group(1)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "rational_baselines", "--set", "population.size=40", "--set", "run.tax_years=2",
+                 "--set", "planner.optimum_max_agents=40", "--out", made, "--no-progress", "--jobs", "1"]) == 0
+    assert (tmp_path / source / "manifest.json").exists(), f"README forks {source}, which the tour did not make"

@@ -239,3 +239,56 @@ def test_failed_runs_are_recorded_and_run_again(tmp_path, capsys):
     assert main(["run", str(f), "--out", str(tmp_path / "e"), "--no-progress"]) == 0
     idx = pd.read_parquet(tmp_path / "e" / "index.parquet")
     assert list(idx["status"]) == ["completed", "completed"]
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_pool_experiment_promptly_and_it_continues(tmp_path):
+    """SIGTERM to `econsim run` (pool of 2): it stops within seconds with exit 143, leaves
+    no worker process behind, marks the experiment interrupted, and the same command
+    resumes the interrupted runs from their checkpoints."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    scen = tmp_path / "s.yaml"
+    scen.write_text(json.dumps({"population": {"size": 20000, "source": "census"},
+                                "run": {"tax_years": 25, "seeds": 2},
+                                "compare": [{"label": "us"}, {"label": "flat30", "planner": {"kind": "flat", "rate": 0.3}}]}))
+    out = tmp_path / "e"
+    cmd = [sys.executable, "-m", "simulator.cli.main", "run", str(scen), "--out", str(out), "--jobs", "2",
+           "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 240
+        while not list(out.glob("runs/*/seed-*/checkpoints/year-0002.pkl")):
+            assert proc.poll() is None and time.time() < deadline, "no run reached its third tax year"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)  # to the main process only, as `kill PID` does
+        rc = proc.wait(timeout=60)
+        time.sleep(2)
+        left = subprocess.run(["ps", "-o", "pid=,cmd=", "-g", str(proc.pid)], capture_output=True, text=True).stdout
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert rc == 128 + signal.SIGTERM, proc.stdout.read().decode()
+    assert left.strip() == "", f"processes left running after the experiment stopped:\n{left}"
+    assert json.loads((out / "experiment.json").read_text())["status"] == "interrupted"
+    idx = pd.read_parquet(out / "index.parquet")
+    assert not idx["status"].isin(["completed", "completed_with_warnings"]).all()
+    stopped = [p for p in out.glob("runs/*/seed-*/manifest.json")
+               if json.loads(p.read_text())["status"] == "interrupted"
+               and json.loads(p.read_text())["years_completed"] >= 1]
+    assert stopped, "no run was left interrupted with a checkpoint"
+
+    assert main(["run", str(scen), "--out", str(out), "--jobs", "2", "--no-progress"]) == 0
+    idx = pd.read_parquet(out / "index.parquet")
+    assert (idx["status"] == "completed").all()
+    for p in stopped:  # resumed from its checkpoint, not run again from scratch
+        m = json.loads(p.read_text())
+        assert m["status"] == "completed" and m.get("resumed") and m["years_completed"] == 25

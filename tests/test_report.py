@@ -79,3 +79,47 @@ def test_failed_report_leaves_no_folder(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert not (tmp_path / "empty" / "report").exists()
+
+
+def test_column_format_keeps_small_values_readable_beside_large_ones():
+    """The CE % column of the differences table (utilitarian -2.72 %, saez 7.48 %, optimum
+    6.80 %, inverse-income sum 1,397 %): whole numbers would show 7 and 7 for two
+    different welfare gains and -3 beside a CI of [-3.028, -2.106]."""
+    col = [-2.720, 17.63, 1397.2, 7.4868, 6.8057]
+    fmt = column_format(col)
+    shown = [fmt(v) for v in col]
+    assert shown[3] != shown[4]
+    for v, s in zip(col, shown, strict=True):  # at least 3 significant digits, never exponents
+        assert "e" not in s and abs(float(s.replace(",", "")) - v) <= 0.005 * abs(v), (v, s)
+    assert shown[2] == "1,397"
+
+
+def test_decile_chart_keeps_each_variants_colour():
+    """The decile chart has no baseline bars; its variants keep the colours they have in
+    the over-years and schedule figures (flat was drawn blue there, orange elsewhere)."""
+    import matplotlib.colors as mcolors
+
+    from simulator.report_html import fig_deciles
+
+    inc = pd.DataFrame([{"variant": v, "grouping": "income_decile", "group": str(g), "d_post_tax_pct": 1.0 + g}
+                        for v in ("flat", "saez") for g in range(1, 11)])
+    fig = fig_deciles(inc, ["us_federal", "flat", "saez"])
+    bars = fig.axes[0].containers
+    assert [c.get_label() for c in bars] == ["flat", "saez"]
+    assert mcolors.same_color(bars[0].patches[0].get_facecolor(), "C1")
+    assert mcolors.same_color(bars[1].patches[0].get_facecolor(), "C2")
+
+
+def test_income_histogram_ticks_do_not_crowd_zero():
+    """Ticks: $0, then powers of ten from the first log bin on; none inside the linear
+    first bin, where a $1k label overlapped $0."""
+    from simulator.report import fig_income_histogram
+
+    rng = np.random.default_rng(0)
+    pre = np.concatenate([[0.0], rng.lognormal(10.5, 0.6, 500)])  # lowest positive ~ $5k-$10k
+    fig = fig_income_histogram(pre, pre * 0.8 + 20_000, 3)
+    ax = fig.axes[0]
+    lo = float(np.sort(np.concatenate([pre, pre * 0.8 + 20_000]))[1])
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks[0] == 0 and all(t >= lo for t in ticks[1:]), (ticks, lo)
+    assert ax.get_xlim()[1] < 10 * max(pre * 0.8 + 20_000)  # the axis ends near the data

@@ -20,6 +20,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 import time
@@ -109,6 +110,16 @@ def _recorded(path: Path, work: Any, reraise: type[BaseException] = KeyboardInte
     return run_status(path)
 
 
+#: Set in a pool's worker processes: once the experiment is interrupted, queued runs
+#: are not started (see :meth:`PoolExecutor.interrupt`).
+_STOP: Any = None
+
+
+def _init_worker(stop: Any) -> None:
+    global _STOP
+    _STOP = stop
+
+
 def run_task(scenario_data: dict[str, Any], path: str, llm: Any = None) -> dict[str, Any]:
     """Run one (variant, seed) into ``path`` unless it already finished there.
 
@@ -118,7 +129,14 @@ def run_task(scenario_data: dict[str, Any], path: str, llm: Any = None) -> dict[
     status = run_status(path)
     if status["status"] in FINISHED:
         return status
-    return _continue_run(scenario_data, path, llm)
+    if _STOP is not None and _STOP.is_set():
+        return {**status, "reason": "not started: the experiment was interrupted"}
+    try:
+        return _continue_run(scenario_data, path, llm)
+    except KeyboardInterrupt:
+        if _STOP is None:  # in this process: the experiment stops
+            raise
+        return run_status(path)  # a pool worker: report the interrupted run, don't pickle the signal
 
 
 def _task_data(task: Task) -> dict[str, Any]:
@@ -154,7 +172,10 @@ class PoolExecutor:
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
-        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"))
+        ctx = get_context("spawn")
+        self.stop = ctx.Event()
+        self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
+                                        initializer=_init_worker, initargs=(self.stop,))
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "jobs": self.jobs}
@@ -178,6 +199,16 @@ class PoolExecutor:
         finally:
             for f in pending:
                 f.cancel()
+
+    def interrupt(self) -> None:
+        """Stop now: queued runs are not started, running ones get SIGTERM (each
+        closes as ``interrupted`` at its last checkpoint)."""
+        self.stop.set()
+        for proc in list((self.pool._processes or {}).values()):
+            try:
+                os.kill(proc.pid, signal.SIGTERM)
+            except (ProcessLookupError, AttributeError):
+                pass
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -409,6 +440,9 @@ def run_experiment(
           f"{len(tasks)} runs" + (f" ({kept} finished earlier, kept)" if kept else "")
           + f"; executor {executor.kind}", file=stream)
     done = 0
+    from simulator.checkpoint import StopGuard
+
+    guard = StopGuard().install()  # SIGTERM, like Ctrl-C, stops the experiment cleanly
     try:
         for t, res in executor.run(todo):
             rows[(t.variant, t.seed)] = res
@@ -420,9 +454,15 @@ def run_experiment(
                   + (f": {res['reason']}" if res["status"] not in FINISHED and res.get("reason") else ""),
                   file=stream)
     except KeyboardInterrupt:
+        guard.hold()
+        if hasattr(executor, "interrupt"):
+            executor.interrupt()
         meta.update(status="interrupted", reason="interrupted by the user", finished=_now())
         _write_json(root / "experiment.json", meta)
         executor.close()
+        atomic_write_parquet(root / "index.parquet",
+                             _index_frame({(t.variant, t.seed): run_status(t.path) for t in tasks}, plan))
+        print(f"experiment interrupted: run the same command again to continue ({root})", file=stream)
         raise
     except BaseException as exc:
         meta.update(status="failed", reason=f"{type(exc).__name__}: {exc}", finished=_now())
@@ -431,6 +471,8 @@ def run_experiment(
         if created and not any((root / "runs").glob("*/seed-*/manifest.json")):
             shutil.rmtree(root, ignore_errors=True)
         raise
+    finally:
+        guard.uninstall()
     executor.close()
     index = _index_frame(rows, plan)
     atomic_write_parquet(root / "index.parquet", index)
