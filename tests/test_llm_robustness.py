@@ -121,3 +121,30 @@ def test_a_killed_embedded_worker_fails_the_batch_instead_of_hanging():
         assert all(r.ok for r in again)
     finally:
         m.close()
+
+
+@needs_llama
+@pytest.mark.embedded
+@pytest.mark.timeout(300)
+def test_an_interrupted_pool_batch_stops_at_once_instead_of_finishing():
+    """Ctrl-C / SIGTERM (KeyboardInterrupt in the main thread) during a pooled batch ends
+    the workers: close() then returns at once instead of waiting for the whole batch."""
+    from simulator.llm.embedded import EmbeddedModel
+
+    m = EmbeddedModel(processes=2, threads=1, min_batch_for_pool=4)
+    try:
+        reqs = [Request.chat(f"Worker {i}: hours?", constraint=HOURS, seed=i, max_tokens=8)
+                for i in range(400)]
+        m.generate(reqs[:4])  # start the pool
+        workers = list(m._pool._processes.values())
+        threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # a real Ctrl-C
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            m.generate(reqs)  # 400 prompts: far more than 3 s on 2 cores
+        m.close()
+        assert time.monotonic() - t0 < 20
+        for p in workers:
+            p.join(timeout=10)
+            assert not p.is_alive()
+    finally:
+        m.close()

@@ -426,6 +426,9 @@ class EmbeddedModel(LanguageModel):
                 self._terminate_pool()
                 err = f"transport: embedded worker pool failed: {type(exc).__name__}: {exc}"
                 results = [(j.index, "", 0, 0, 0.0, err) for j in jobs]
+            except BaseException:  # Ctrl-C / SIGTERM mid-batch: nobody will read these results
+                self._terminate_pool()  # so close() does not wait for the workers to finish them
+                raise
         else:
             results = [self._engine.run(j) for j in jobs]
         out: list[Response | None] = [None] * len(requests)
