@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-import numpy as np
+import json
+import os
+import subprocess
+import sys
 
+import numpy as np
+import pytest
+from test_checkpoint import ROOT, _start_cli, _wait_for, assert_same_run
+
+from simulator.checkpoint import checkpoint_path, finished_years
 from simulator.llm.factory import build_llm
 from simulator.model import EconomyModel
-from simulator.scenario import load_scenario
+from simulator.results import load_run
+from simulator.runner import run_scenario
+from simulator.scenario import load_scenario, scenario_from_dict
 
 BASE = ["llm.backend=scripted", "llm.cache=off", "population.size=300", "planner.kind=us_federal",
         "run.tax_years=3", "workers.llm.pooling.budget=40"]
@@ -27,3 +37,42 @@ def test_pooling_check_is_a_measurement_that_does_not_change_the_run():
     assert with_check.history[1]["pool_check_n"] == 30
     for y in range(3):
         assert np.array_equal(with_check.agent_years[y]["hours"], without.agent_years[y]["hours"]), y
+
+
+# --------------------------------------------------------------------------- checkpoint
+POOLED = {
+    "name": "pooled-ckpt",
+    "population": {"size": 3000, "source": "census"},
+    "workers": {"policy": "llm", "llm": {"bounded": True, "history": 2,
+                                         "pooling": {"budget": 60, "check": 25}}},
+    "planner": {"kind": "llm"},
+    "democracy": {"enabled": True, "election_every": 2, "winner_mode": "planner"},
+    "run": {"tax_years": 6, "seed": 5, "steps_per_year": 2},
+    "llm": {"backend": "scripted", "cache": "off"},
+}
+
+
+@pytest.mark.slow
+def test_pooled_run_sigkilled_then_resumed_equals_uninterrupted(tmp_path):
+    """A pooled run (hours, satisfaction and ballots asked of representatives, check on)
+    SIGKILLed after its first checkpoint and resumed equals the uninterrupted run in
+    every table but timing columns: the pooling state (Neyman spreads, ask counter) is
+    part of the checkpoint."""
+    ref = tmp_path / "ref"
+    run_scenario(scenario_from_dict(POOLED, "test"), ref, progress=False, stream=open(os.devnull, "w"))
+    years = load_run(ref).years
+    assert years["pool_check_n"].gt(0).all() and years["pool_calls"].gt(years["pool_representatives"]).all()
+    assert load_run(ref).tables["llm"]["tag"].isin(["voter"]).any()
+    out = tmp_path / "run"
+    proc = _start_cli(tmp_path, POOLED, out)
+    _wait_for(checkpoint_path(out, 1), proc)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert json.loads((out / "manifest.json").read_text())["status"] == "running"
+    assert finished_years(out)[-1] < 5
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "simulator.cli.main", "resume", str(out), "--no-progress"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert load_run(out).status == "completed"
+    assert_same_run(out, ref)
