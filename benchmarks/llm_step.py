@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pooled-budget", type=int, default=16)
     ap.add_argument("--backends", nargs="+", default=["embedded", "server"], choices=["embedded", "server"])
     args = ap.parse_args(argv)
+    if min(args.prompts, args.pooled_n, args.pooled_budget) < 1:
+        ap.error("--prompts, --pooled-n and --pooled-budget must be >= 1")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs; "
           f"load average {load:.1f}")

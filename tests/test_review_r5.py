@@ -76,3 +76,50 @@ def test_pooled_run_sigkilled_then_resumed_equals_uninterrupted(tmp_path):
     assert done.returncode == 0, done.stderr
     assert load_run(out).status == "completed"
     assert_same_run(out, ref)
+
+
+# --------------------------------------------------------------------------- benchmarks
+def _bench(name):
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", Path(ROOT) / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("name,argv", [
+    ("llm_step", ["--prompts", "0"]),
+    ("llm_step", ["--pooled-n", "-5"]),
+    ("llm_step", ["--pooled-budget", "0"]),
+    ("scale", ["--sizes", "0", "--no-embedded"]),
+    ("scale", ["--years", "0", "--no-embedded"]),
+    ("scale", ["--budget", "0", "--no-embedded"]),
+    ("scale", ["--embedded-budget", "0"]),
+    ("vllm_gpu", ["--model", "m", "--params", "8", "--gpu", "h200", "--tensor-parallel-size", "0"]),
+    ("vllm_gpu", ["--model", "m", "--params", "8", "--gpu", "h200", "--batch", "0"]),
+])
+def test_benchmark_argument_errors_exit_2_before_running(name, argv, capsys):
+    mod = _bench(name)
+    with pytest.raises(SystemExit) as e:
+        mod.main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr()
+    assert "error:" in err.err and not err.out  # nothing measured, nothing printed as a result
+
+
+def test_vllm_gpu_without_vllm_is_one_line_exit_2(capsys, monkeypatch):
+    import builtins
+    real_import = builtins.__import__
+
+    def no_vllm(name, *a, **k):
+        if name == "vllm" or name.startswith("vllm."):
+            raise ImportError("No module named 'vllm'")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_vllm)
+    monkeypatch.delitem(sys.modules, "vllm", raising=False)
+    mod = _bench("vllm_gpu")
+    rc = mod.main(["--model", "/nonexistent", "--params", "8", "--gpu", "h200", "--workers", "10"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "needs vLLM" in err[0], err
