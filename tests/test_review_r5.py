@@ -123,3 +123,64 @@ def test_vllm_gpu_without_vllm_is_one_line_exit_2(capsys, monkeypatch):
     rc = mod.main(["--model", "/nonexistent", "--params", "8", "--gpu", "h200", "--workers", "10"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "needs vLLM" in err[0], err
+
+
+# --------------------------------------------------------------------------- vLLM through a run
+from test_llm_vllm import FakeLLM, fake_vllm  # noqa: E402,F401  (fixture: a fake vllm package)
+
+
+def _vllm_scenario(tmp_path, engine_args, pooling=None):
+    import yaml
+    llm_workers = {"history": 1, "temperature": 0.7}
+    if pooling:
+        llm_workers["pooling"] = pooling
+    data = {"name": "vllm-e2e", "population": {"size": 40, "source": "census"},
+            "workers": {"policy": "llm", "llm": llm_workers}, "planner": {"kind": "us_federal"},
+            "run": {"tax_years": 3, "seed": 1},
+            "llm": {"backend": "vllm", "model": "/models/x", "cache": "off",
+                    "vllm": {"engine_args": engine_args}}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("pooling", [None, {"budget": 30, "check": 5}])
+def test_a_run_whose_vllm_engine_dies_ends_failed_non_zero(fake_vllm, tmp_path, capsys, pooling):  # noqa: F811
+    """Chunked prefill on + seeded sampling kills the (fake) engine in the first step: the run
+    stops through the failure policy (status failed, exit 1) naming the engine's cause, and
+    the dead engine is called once, not once per request or per retry."""
+    from simulator.cli.main import main as cli_main
+
+    out = tmp_path / "run"
+    rc = cli_main(["run", str(_vllm_scenario(tmp_path, {"enable_chunked_prefill": True}, pooling)),
+                   "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "failed"
+    assert "CPU Generator does not use offset" in man["reason"], man["reason"]
+    assert "CPU Generator does not use offset" in err
+    assert len(FakeLLM.instances) == 1 and len(FakeLLM.instances[0].calls) == 1
+
+
+def test_a_run_on_vllm_with_the_cpu_default_completes(fake_vllm, tmp_path, capsys):  # noqa: F811
+    from simulator.cli.main import main as cli_main
+
+    out = tmp_path / "run"
+    rc = cli_main(["run", str(_vllm_scenario(tmp_path, {})), "--out", str(out), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    assert load_run(out).status == "completed"
+
+
+def test_unknown_vllm_engine_arg_in_a_run_is_one_line_exit_2_before_loading(fake_vllm, tmp_path, capsys):  # noqa: F811
+    from simulator.cli.main import main as cli_main
+
+    out = tmp_path / "run"
+    rc = cli_main(["run", str(_vllm_scenario(tmp_path, {"enable_chunked_prefil": False})),
+                   "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "enable_chunked_prefil" in err[0], err
+    assert FakeLLM.instances == []  # refused before any engine was built
+    # (the runner records the refusal as a failed run, as for any error while the model is built)
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "failed" and "enable_chunked_prefil" in man["reason"]
