@@ -184,3 +184,18 @@ def test_unknown_vllm_engine_arg_in_a_run_is_one_line_exit_2_before_loading(fake
     # (the runner records the refusal as a failed run, as for any error while the model is built)
     man = json.loads((out / "manifest.json").read_text())
     assert man["status"] == "failed" and "enable_chunked_prefil" in man["reason"]
+
+
+@pytest.mark.parametrize("budget", ["0", "12"])
+def test_vllm_gpu_benchmark_runs_end_to_end_on_the_fake_engine(fake_vllm, capsys, budget):  # noqa: F811
+    """The script's plumbing without a GPU: one step through econsim's vLLM backend (the
+    fake engine), its printed figures consistent with the calls it made."""
+    mod = _bench("vllm_gpu")
+    rc = mod.main(["--model", "/models/x", "--params", "8", "--gpu", "h100", "--workers", "40",
+                   "--budget", budget])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    calls = sum(len(p) for p, _ in FakeLLM.instances[0].calls)
+    assert f"workers 40, calls {calls}," in out
+    assert calls == 40 if budget == "0" else calls <= 12
+    assert "decode limit" in out and "prefix-cache hit rate n/a" in out
