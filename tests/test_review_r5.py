@@ -199,3 +199,22 @@ def test_vllm_gpu_benchmark_runs_end_to_end_on_the_fake_engine(fake_vllm, capsys
     assert f"workers 40, calls {calls}," in out
     assert calls == 40 if budget == "0" else calls <= 12
     assert "decode limit" in out and "prefix-cache hit rate n/a" in out
+
+
+def test_validate_counts_the_first_attributes_values_in_a_population_file(tmp_path, capsys):
+    """A budget below the occupied values of a file column that comes first is refused by
+    validate (one line, exit 2), not only once the run has started."""
+    import pandas as pd
+
+    from simulator.cli.main import main as cli_main
+
+    pd.DataFrame({"wage": np.linspace(300, 3000, 30), "region": list("abc") * 10}).to_csv(
+        tmp_path / "p.csv", index=False)
+    path = tmp_path / "s.yaml"
+    path.write_text("population: {source: file, path: p.csv}\n"
+                    "workers: {policy: llm, llm: {pooling: {budget: 2, attributes: [region, wage_band]}}}\n")
+    rc = cli_main(["validate", str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "budget: 2 is below the 3" in err[0] and "'region'" in err[0], err
+    path.write_text(path.read_text().replace("budget: 2", "budget: 3"))
+    assert cli_main(["validate", str(path)]) == 0
