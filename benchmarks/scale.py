@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['peak_mb']:>8.0f} {calls:>8}", flush=True)
     if args.json:
         print(json.dumps(rows, indent=2))
-    return 0
+    return 1 if any("error" in r for r in rows) else 0
 
 
 if __name__ == "__main__":

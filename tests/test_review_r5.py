@@ -218,3 +218,18 @@ def test_validate_counts_the_first_attributes_values_in_a_population_file(tmp_pa
     assert rc == 2 and len(err) == 1 and "budget: 2 is below the 3" in err[0] and "'region'" in err[0], err
     path.write_text(path.read_text().replace("budget: 2", "budget: 3"))
     assert cli_main(["validate", str(path)]) == 0
+
+
+def test_benchmarks_exit_non_zero_when_nothing_was_measured(monkeypatch, capsys):
+    scale = _bench("scale")
+    monkeypatch.setattr(scale, "run_child", lambda cfg: {**cfg, "error": "MemoryError"})
+    assert scale.main(["--sizes", "1000", "--no-embedded"]) == 1
+    assert "error: MemoryError" in capsys.readouterr().out
+    step = _bench("llm_step")
+
+    def broken(*a, **k):
+        raise RuntimeError("no model")
+
+    monkeypatch.setattr(step, "measure", broken)
+    assert step.main(["--backends", "embedded"]) == 1
+    assert "embedded: skipped (RuntimeError: no model)" in capsys.readouterr().out
