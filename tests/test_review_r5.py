@@ -161,6 +161,7 @@ def test_a_run_whose_vllm_engine_dies_ends_failed_non_zero(fake_vllm, tmp_path, 
     assert "CPU Generator does not use offset" in man["reason"], man["reason"]
     assert "CPU Generator does not use offset" in err
     assert len(FakeLLM.instances) == 1 and len(FakeLLM.instances[0].calls) == 1
+    assert FakeLLM.instances[0].shut  # the runner shut the dead engine down
 
 
 def test_a_run_on_vllm_with_the_cpu_default_completes(fake_vllm, tmp_path, capsys):  # noqa: F811
