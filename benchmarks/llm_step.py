@@ -168,9 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pooled-budget", type=int, default=16)
     ap.add_argument("--backends", nargs="+", default=["embedded", "server"], choices=["embedded", "server"])
     args = ap.parse_args(argv)
+    if min(args.prompts, args.pooled_n, args.pooled_budget) < 1:
+        ap.error("--prompts, --pooled-n and --pooled-budget must be >= 1")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs; "
           f"load average {load:.1f}")
+    measured = 0
     for backend in args.backends:
         server = None
         try:
@@ -188,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         base = rows[0][1]
         for name, rate, note in rows:
             print(f"{name:<32} {rate:>10.2f} {rate / base:>8.1f}  {note}", flush=True)
-    return 0
+        measured += 1
+    return 0 if measured else 1
 
 
 if __name__ == "__main__":

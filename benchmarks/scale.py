@@ -106,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-embedded", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if min(*args.sizes, args.years, args.budget) < 1:
+        ap.error("--sizes, --years and --budget must be >= 1")
+    if not args.no_embedded and min(args.embedded_size, args.embedded_budget) < 1:
+        ap.error("--embedded-size and --embedded-budget must be >= 1")
     configs = [{"kind": k, "n": n, "years": args.years, "budget": args.budget}
                for k in ("rational", "pooled-scripted") for n in args.sizes]
     if not args.no_embedded:
@@ -128,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['peak_mb']:>8.0f} {calls:>8}", flush=True)
     if args.json:
         print(json.dumps(rows, indent=2))
-    return 0
+    return 1 if any("error" in r for r in rows) else 0
 
 
 if __name__ == "__main__":

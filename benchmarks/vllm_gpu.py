@@ -83,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--workers, --params and --max-tokens must be positive")
     if args.budget < 0:
         ap.error("--budget must be >= 0")
+    if args.tensor_parallel_size < 1 or (args.batch is not None and args.batch < 1):
+        ap.error("--tensor-parallel-size and --batch must be >= 1")
     return args
 
 
@@ -103,6 +105,16 @@ def prefix_hit_rate(llm) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from simulator.errors import UserError
+
+    try:
+        return _measure(args)
+    except UserError as exc:  # no vLLM, a model it cannot load, bad engine options: one line
+        print(f"vllm_gpu.py: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _measure(args: argparse.Namespace) -> int:
     from simulator.llm import build_llm
     from simulator.model import EconomyModel
     from simulator.policies.streaming import VLLM_CHUNK

@@ -52,7 +52,11 @@ def ask_hours_pooled(
     if check and pc.check:
         others = np.setdiff1d(np.arange(model.n_workers), plan.reps, assume_unique=True)
         if others.size:
-            checked = np.sort(model.rng.choice(others, min(pc.check, others.size), replace=False))
+            # a stream of its own (run seed, ask number): the check observes the run without
+            # consuming model.rng, so check: N leaves every decision of the run unchanged
+            rng = np.random.default_rng(np.random.SeedSequence(
+                [model.settings.run.seed, 0x434845434B, policy.pool_state.asks]))
+            checked = np.sort(rng.choice(others, min(pc.check, others.size), replace=False))
     who = np.concatenate([plan.reps, checked])
     replies, ok = policy._ask(model, schedule, rebate, explore, who)
     r = plan.reps.size

@@ -104,12 +104,32 @@ def check_pooling_config(scenario: Scenario, columns: list[str] | None = None) -
     floor = _static_levels(scenario, pc.attributes[0])
     if floor is not None:
         floor = min(floor, scenario.population.size)
+    elif columns is not None and scenario.population.source == "file" and pc.attributes[0] in columns:
+        floor = _file_column_levels(scenario.population.path, pc.attributes[0])
+    if floor is not None:
         if pc.budget < floor:
             raise ValueError(
                 f"workers.llm.pooling.budget: {pc.budget} is below the {floor} cells left after "
                 f"merging (cells are never merged across the first attribute, "
                 f"{pc.attributes[0]!r}); raise the budget or put a coarser attribute first"
             )
+
+
+def _file_column_levels(path, name: str) -> int | None:
+    """Distinct values (a missing value counts as one, as in :func:`attribute_codes`) of
+    column ``name`` of a population file; ``None`` when it cannot be read here (the
+    population loader reports that)."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        if path.suffix == ".parquet":
+            col = pd.read_parquet(path, columns=[name])[name]
+        else:
+            col = pd.read_csv(path, usecols=[name])[name]
+    except Exception:  # noqa: BLE001 - malformed files are reported when loaded
+        return None
+    return int(col.nunique(dropna=False))
 
 
 def population_columns(path) -> list[str]:
