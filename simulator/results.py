@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -121,6 +122,7 @@ class RunWriter:
             raise UserError(f"output path {self.dir} exists and is not a directory")
         if (self.dir / "experiment.json").exists():
             raise UserError(f"{self.dir} holds an experiment (experiment.json); choose another --out")
+        self.created_dir = not self.dir.exists()
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -167,6 +169,29 @@ class RunWriter:
         atomic_write_parquet(self.dir / f"{name}.parquet", df)
         if f"{name}.parquet" not in self.manifest["files"]:
             self.manifest["files"].append(f"{name}.parquet")
+
+    #: what a run writes before its first tax year; a user error then leaves nothing else
+    START_FILES = ("manifest.json", "population.parquet", "checkpoints")
+
+    def discard_if_empty(self) -> bool:
+        """After a user error before the first tax year: remove what this writer wrote
+        (manifest, population, an empty checkpoint folder) and the directory if it made
+        it, so no half-made run is left.  Keeps everything when anything else is there
+        (e.g. a validity gate's tables).  Returns whether it removed the run."""
+        names = {p.name for p in self.dir.iterdir()} if self.dir.is_dir() else set()
+        names = {n for n in names if not n.endswith(".tmp")}
+        ckpt = self.dir / "checkpoints"
+        if not names <= set(self.START_FILES) or (ckpt.is_dir() and any(ckpt.iterdir())):
+            return False
+        for n in names:
+            path = self.dir / n
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        if self.created_dir:
+            try:
+                self.dir.rmdir()
+            except OSError:
+                pass
+        return True
 
     def finish(self, status: str, reason: str | None = None, **extra: Any) -> None:
         self.manifest.update(status=status, reason=reason, finished=_now(), **extra)

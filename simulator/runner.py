@@ -129,6 +129,8 @@ def run_scenario(
         raise
     except UserError as exc:
         writer.finish("failed", str(exc))
+        if start is None and (model is None or not model.history):
+            writer.discard_if_empty()  # a user error before any tax year leaves no half-made run
         raise
     except Exception as exc:
         if model is not None:

@@ -618,3 +618,23 @@ def test_validate_rejects_planner_rates_outside_0_1(value, capsys):
                "--set", f"planner.rates={value}"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "planner.rates must lie in [0, 1]" in err[0]
+
+
+def test_an_unreachable_server_leaves_no_half_made_run(tmp_path, capsys):
+    """A user error before the first tax year (here: nobody answers at the URL) is one line,
+    exit 2, and leaves no run directory behind; an existing empty --out folder stays empty."""
+    from simulator.cli.main import main
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    args = ["run", "quickstart", "--no-progress", "--set", "llm.backend=openai",
+            "--set", f"llm.base_url={url}", "--set", "llm.model=m", "--set", "llm.cache=off",
+            "--set", "population.size=4", "--set", "run.tax_years=1"]
+    assert main([*args, "--out", str(tmp_path / "new")]) == 2
+    err = capsys.readouterr().err
+    assert url in err and err.count("\n") == 1
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "mine").mkdir()
+    assert main([*args, "--out", str(tmp_path / "mine")]) == 2
+    assert (tmp_path / "mine").is_dir() and not any((tmp_path / "mine").iterdir())
