@@ -89,6 +89,7 @@ def test_rate_change_applies_at_once_and_bad_input_keeps_the_last_valid_state():
     state = (m.economy, dict(m.settings), m.last("revenue"), m.steps)
     msg = m.apply(rate_6=137.0)
     assert msg and "planner.rates" in msg and "[0, 1]" in msg and m.error == msg
+    assert msg.startswith("rate_6 = 137 % is outside 0-100 %")  # in the page's own unit first
     assert (m.economy, m.settings, m.last("revenue"), m.steps) == state  # nothing moved
     assert m.settings_ref == m.settings  # Mesa's Reset rebuilds from the last valid settings
     assert m.apply(min_hours=70.0, max_hours=50.0).startswith("page: economy.hours_bounds")

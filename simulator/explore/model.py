@@ -422,7 +422,10 @@ class ExploreModel(mesa.Model):
              self.baseline_welfare, self.baseline_deciles, self.datacollector, self.steps) = old
             self.settings_ref.clear()
             self.settings_ref.update(self.settings)
-            self.error = describe_error(exc)
+            # the page's rate controls are in percent: say so first (the scenario is in fractions)
+            pct = [f"{k} = {float(v):g} % is outside 0-100 %" for k, v in sorted(changes.items())
+                   if k.startswith("rate") and isinstance(v, int | float) and not 0 <= float(v) <= 100]
+            self.error = "; ".join([*pct, describe_error(exc)])
             return self.error
         self.error = None
         self.last_apply_s = time.perf_counter() - t0
