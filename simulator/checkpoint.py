@@ -573,6 +573,10 @@ def fork_run(
         for note in restore_model(model, ckpt):
             model.note(note)
         save_checkpoint(model, writer)  # the fork can be resumed (and forked) from its start
+        if new.validity_gate and list(new.validity_gate) != list(old.validity_gate):
+            from simulator.validity.gate import enforce_gate
+
+            enforce_gate(model, out, progress=progress)  # a gate the fork adds is checked now
         return model
 
     print(f"econsim: forking {parent} after tax year {at_year} into {out}"

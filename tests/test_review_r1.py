@@ -266,3 +266,22 @@ def test_validity_of_a_model_that_never_answered_is_not_measurable():
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(pytest.main([__file__, "-q"]))
+
+
+def test_a_fork_that_adds_a_validity_gate_is_checked(tmp_path, capsys):
+    """``fork --set validity_gate=[...]`` runs the gate on the forked state before the fork's
+    first tax year (rational workers fail the dispersion checks by construction: everyone
+    near one hours value), instead of ignoring it."""
+    scen, parent = _write(tmp_path, RATIONAL), tmp_path / "parent"
+    assert main(["run", str(scen), "--out", str(parent), "--no-progress"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "gated"
+    assert main(["fork", str(parent), "--at-year", "1", "--set", "validity_gate=[dispersion]",
+                 "--out", str(out), "--no-progress"]) == 2
+    line = _one_error_line(capsys)
+    assert "validity gate failed" in line and "dispersion" in line
+    assert (out / "validity.parquet").exists()
+    assert json.loads((out / "manifest.json").read_text())["status"] == "failed"
+    # the same fork without the gate runs
+    assert main(["fork", str(parent), "--at-year", "1", "--out", str(tmp_path / "plain"),
+                 "--no-progress"]) == 0
