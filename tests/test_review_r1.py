@@ -285,3 +285,18 @@ def test_a_fork_that_adds_a_validity_gate_is_checked(tmp_path, capsys):
     # the same fork without the gate runs
     assert main(["fork", str(parent), "--at-year", "1", "--out", str(tmp_path / "plain"),
                  "--no-progress"]) == 0
+
+
+def test_validate_warns_when_starting_rates_break_the_planner_constraints(tmp_path, capsys):
+    """Starting rates outside ``planner.llm.rate_bounds`` are stepped back at ``max_step`` a
+    year, breaking the bounds meanwhile: ``validate`` says so, and how many years it takes
+    (0.9 down to 0.2 at 0.05 a year: 14 years)."""
+    data = {**RATIONAL, "tax": {"initial_rates": [0.9, 0.0, 0.1, 0.1, 0.1, 0.1, 0.1]},
+            "planner": {"kind": "search", "llm": {"rate_bounds": [0.1, 0.2], "max_step": 0.05,
+                                                   "monotone": True}}}
+    assert main(["validate", str(_write(tmp_path, data))]) == 0
+    warn = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("warning: ")]
+    assert len(warn) == 2 and "needs 14 tax year(s)" in warn[0] and "monotone" in warn[1]
+    for name in ("rational", "bounded", "democratic", "rational_baselines", "quickstart", "million"):
+        assert main(["validate", name]) == 0
+        assert "warning" not in capsys.readouterr().out, name

@@ -98,6 +98,11 @@ def validate(args: argparse.Namespace) -> int:
               f"(baseline {plan.baseline})")
     print(f"{path}: ok ({scenario.name}: {scenario.population.size:,} workers, "
           f"planner {scenario.planner.kind}, workers {scenario.workers.policy})")
+    from simulator.planners.llm import constraint_warnings
+
+    for label, variant in scenario.variants(str(path)):
+        for w in constraint_warnings(variant):
+            print(f"warning: {label}: {w}" if scenario.compare else f"warning: {w}")
     return 0
 
 

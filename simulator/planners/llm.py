@@ -24,7 +24,7 @@ from simulator.economy.tax import TaxSchedule
 from simulator.llm import Request, integer_field, json_object_constraint
 from simulator.planners import Planner
 from simulator.prompts import histogram_text, money, rebate_phrase, table
-from simulator.scenario import LLMPlannerOptions
+from simulator.scenario import LLMPlannerOptions, Scenario
 
 if TYPE_CHECKING:
     from simulator.model import EconomyModel
@@ -48,6 +48,33 @@ def objective_text(value: float) -> str:
     """An objective value with 6 significant digits whatever its scale (0.0131234,
     10.4897, 61073.3): fixed decimals would leave 3 digits of a 0.013 objective."""
     return f"{value:.6g}"
+
+
+def constraint_warnings(scenario: Scenario) -> list[str]:
+    """Warnings (one line each) when a constrained planner (``llm``, ``search``, or an
+    election's winners) starts from rates its own constraints exclude: it then breaks
+    ``rate_bounds`` (or ``monotone``) for the years it needs, at ``max_step`` a year, to
+    step back into range.  Empty for unconstrained planners and for consistent settings."""
+    from simulator.model import build_base_schedule
+
+    if scenario.planner.kind not in ("llm", "search") and not scenario.democracy.enabled:
+        return []
+    o = scenario.planner.llm
+    start = np.asarray(build_base_schedule(scenario).rates, dtype=float)
+    lo, hi = o.rate_bounds
+    out = []
+    gap = float(np.max(np.maximum(lo - start, start - hi)))
+    if gap > 1e-12:
+        years = int(np.ceil(gap / o.max_step - 1e-9))
+        out.append(
+            f"planner.llm.rate_bounds [{lo:g}, {hi:g}] excludes starting rates "
+            f"{', '.join(f'{r:g}' for r in start)}: at max_step {o.max_step:g} the planner needs "
+            f"{years} tax year(s) to step into range and breaks the bounds meanwhile"
+        )
+    if o.monotone and np.any(np.diff(start) < -1e-12):
+        out.append("planner.llm.monotone: the starting rates are not non-decreasing; the planner "
+                   "breaks monotonicity until max_step lets it repair them")
+    return out
 
 
 def project_rates(
