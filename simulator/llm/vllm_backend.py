@@ -377,25 +377,6 @@ def _model_revision(model: str) -> str:
     """A hash of a local model folder's config and weight index (sizes and names), so the
     cache key changes when the weights do; a hub id is used as given."""
     import hashlib
-    import os
-
-    if not os.path.isdir(model):
-        return model
-    h = hashlib.sha256()
-    for name in sorted(os.listdir(model)):
-        path = os.path.join(model, name)
-        if os.path.isfile(path):
-            h.update(f"{name}:{os.path.getsize(path)}".encode())
-            if name.endswith((".json", ".txt")) and os.path.getsize(path) < 5_000_000:
-                with open(path, "rb") as f:
-                    h.update(f.read())
-    return h.hexdigest()
-
-
-def _model_revision(model: str) -> str:
-    """A hash of a local model folder's config and weight index (sizes and names), so the
-    cache key changes when the weights do; a hub id is used as given."""
-    import hashlib
 
     if not os.path.isdir(model):
         return model
