@@ -57,7 +57,37 @@ def _completion(content: str | None, prompt_tokens: int = 7, completion_tokens: 
     }
 
 
-class ScriptedChatServer:
+class LocalHTTPServer:
+    """A threaded HTTP server on a free 127.0.0.1 port serving ``handler`` (a
+    BaseHTTPRequestHandler class); a context manager.  Subclasses build their handler
+    and call ``super().__init__(handler)``; :meth:`release` runs before shutdown (to
+    free requests a test left hanging)."""
+
+    def __init__(self, handler: type) -> None:
+        self.port = free_port()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        self.httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def release(self) -> None:
+        """Hook: let hanging handlers finish before shutdown."""
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+class ScriptedChatServer(LocalHTTPServer):
     """Modes (a word ``MODE:<name>`` in the last message):
 
     ok (``{"hours": 40}``), malformed, empty, null, overrange, fence, badbody, 400,
@@ -130,23 +160,7 @@ class ScriptedChatServer:
                 else:
                     reply("?")
 
-        self.port = free_port()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> ScriptedChatServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(Handler)
 
 
 @pytest.fixture

@@ -14,12 +14,12 @@ import stat
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest_llm import free_port
+from conftest_llm import LocalHTTPServer
 
 from simulator.errors import UserError
 from simulator.llm import Request, build_llm, integer_field, json_object_constraint
@@ -46,7 +46,7 @@ def _completion(content: str) -> bytes:
     }).encode()
 
 
-class FaultServer:
+class FaultServer(LocalHTTPServer):
     """A chat-completions server whose POST behaviour is ``mode``:
 
     ok, hang (never answers), truncate (Content-Length larger than the body, then close),
@@ -110,24 +110,10 @@ class FaultServer:
                     with outer._lock:
                         outer.in_flight -= 1
 
-        self.port = free_port()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(Handler)
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> FaultServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
+    def release(self) -> None:
         self._release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(timeout=5)
 
 
 def model_for(url: str, **kw) -> OpenAIModel:
