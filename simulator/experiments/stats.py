@@ -27,10 +27,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import brentq
 
+from simulator.economy import equivalent
 from simulator.economy.tax import TaxSchedule
-from simulator.economy.welfare import Outcome, social_welfare
+from simulator.economy.welfare import Outcome
 
 #: welfare functions reported (``swf_<name>`` columns of ``years.parquet``); higher is better
 SWF_METRICS: tuple[str, ...] = (
@@ -129,15 +129,6 @@ def best_variants(final: pd.DataFrame, metrics: Sequence[str] = SWF_METRICS) -> 
 
 
 # --------------------------------------------------------------------------- CE
-def _welfare_at(lam: float, agents: pd.DataFrame, utility, swf: str, params: dict, weights) -> float:
-    c = agents["post_tax"].to_numpy(dtype=float) * (1.0 + lam)
-    h = agents["hours"].to_numpy(dtype=float)
-    out = Outcome(hours=h, pre_tax=agents["pre_tax"].to_numpy(dtype=float),
-                  tax=agents["tax"].to_numpy(dtype=float), rebate=0.0, post_tax=c,
-                  utility=np.asarray(utility(c, h), dtype=float), weights=weights)
-    return social_welfare(swf, out, **params)
-
-
 def consumption_equivalent(
     base_agents: pd.DataFrame,
     target_welfare: float,
@@ -150,36 +141,22 @@ def consumption_equivalent(
 
     The ``lambda`` with ``W(u(c_b (1 + lambda), l_b)) = target_welfare``: scaling every
     worker's post-tax income (dollars a year) in the baseline by ``1 + lambda`` at
-    unchanged hours gives the target welfare.  ``nan`` when welfare does not move with
-    consumption (``equality_productivity``: scale-free) or no ``lambda`` in
-    (-0.999, 1e6) reaches the target.
+    unchanged hours gives the target welfare (the core's
+    :func:`simulator.economy.equivalent.consumption_equivalent` on the baseline's agent
+    rows).  ``nan`` when welfare does not move with consumption (``equality_productivity``:
+    scale-free) or no ``lambda`` in (-0.999, 1e6) reaches the target.
     """
-    params = params or {}
     if swf in ("equality_productivity", "revenue") or not np.isfinite(target_welfare):
         return float("nan")
-
-    def f(lam: float) -> float:
-        return _welfare_at(lam, base_agents, utility, swf, params, weights) - target_welfare
-
-    f0 = f(0.0)
-    if f0 == 0.0:
-        return 0.0
-    if f0 < 0:  # need more consumption
-        lo, hi = 0.0, 0.5
-        while f(hi) < 0:
-            lo, hi = hi, hi * 2.0 + 1.0
-            if hi > 1e6:
-                return float("nan")
-    else:
-        lo, hi = -0.5, 0.0
-        while f(lo) > 0:
-            hi, lo = lo, (lo - 1.0) / 2.0
-            if lo > -1e-12 or lo < -0.999:
-                lo = -0.999
-                if f(lo) > 0:
-                    return float("nan")
-                break
-    return float(brentq(f, lo, hi, xtol=1e-12, rtol=1e-10))
+    c = base_agents["post_tax"].to_numpy(dtype=float)
+    h = base_agents["hours"].to_numpy(dtype=float)
+    out = Outcome(hours=h, pre_tax=base_agents["pre_tax"].to_numpy(dtype=float),
+                  tax=base_agents["tax"].to_numpy(dtype=float), rebate=0.0, post_tax=c,
+                  utility=np.asarray(utility(c, h), dtype=float), weights=weights)
+    try:
+        return equivalent.consumption_equivalent(out, target_welfare, utility, swf, params, max_gain=1e6)
+    except ValueError:
+        return float("nan")
 
 
 # --------------------------------------------------------------------------- incidence
