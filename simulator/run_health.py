@@ -25,6 +25,9 @@ from typing import Any
 BREAKER_MARK = "server stopped answering"
 
 #: exit status of ``econsim run`` per final manifest status
+#: a question (request tag) asked this many times in a step is checked on its own
+MIN_TAG_REQUESTS = 10
+
 EXIT_CODES = {"completed": 0, "completed_with_warnings": 3, "failed": 1}
 
 
@@ -95,13 +98,31 @@ class RunHealth:
         year = model.history[-1]["year"] if model.step_in_year == 0 and model.history else model.year
         self.steps.append({"year": year, "requests": n, "failures": len(failed),
                            "transport_failures": transport})
+        # one population-scale question (hours, satisfaction, ballots, ...) failing on its
+        # own must not hide behind the others of the step: each tag asked of at least
+        # MIN_TAG_REQUESTS agents is held to the bound too
+        worst_tag, worst = None, rate
+        tags: dict[str, list[int]] = {}
+        for r in new:
+            c = tags.setdefault(str(getattr(r, "tag", None) or "untagged"), [0, 0])
+            c[0] += 1
+            c[1] += not r.ok
+        for tag, (m, f) in tags.items():
+            if m >= MIN_TAG_REQUESTS and f / m > self.max_failure_rate and f / m > worst:
+                worst_tag, worst = tag, f / m
+        if worst_tag is not None:
+            failed = [r for r in failed if str(getattr(r, "tag", None) or "untagged") == worst_tag]
+            n, rate = tags[worst_tag][0], worst
+            transport = sum(r.error_kind == "transport" for r in failed)
+            invalid = sum(r.error_kind == "invalid" for r in failed)
         if rate > self.max_failure_rate:
             kinds = sorted({r.error_kind or "unknown" for r in failed})
             errors = [str(r.error) for r in failed if getattr(r, "error", None)]
             errors = [e for e in errors if BREAKER_MARK in e] or errors
             first = " ".join(errors[0].split())[:200] if errors else None  # e.g. "http 404: ..."
             raise RunFailed(
-                f"the language model failed {len(failed)} of {n} requests in a step of tax "
+                f"the language model failed {len(failed)} of {n} "
+                f"{f'{worst_tag!r} ' if worst_tag is not None else ''}requests in a step of tax "
                 f"year {year} ({rate:.0%} > llm.max_failure_rate {self.max_failure_rate:.0%}; "
                 f"{transport} transport failures, {invalid} unusable replies; kinds: "
                 f"{', '.join(kinds)}{f'; first error: {first}' if first else ''}): stopping. Check the model server "

@@ -179,6 +179,9 @@ def scripted_worker(utility=IsoelasticUtility(), bounds=(0.0, 100.0), noise_sd=2
             take = _num(re.search(r"took home \$([\d,]+)", user).group(1))
             r = np.random.default_rng(req.seed).random()
             return "yes" if r < min(0.95, take / 80_000) else "no"
+        if req.tag == "voter":  # a seeded pick among the letters offered
+            opts = req.constraint.options
+            return opts[int(np.random.default_rng(req.seed).integers(len(opts)))]
         sched = cache.get(system)
         if sched is None:
             rows = _SCHED.findall(system)

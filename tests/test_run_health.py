@@ -624,3 +624,23 @@ def test_an_unreachable_server_leaves_no_half_made_run(tmp_path, capsys):
     (tmp_path / "mine").mkdir()
     assert main([*args, "--out", str(tmp_path / "mine")]) == 2
     assert (tmp_path / "mine").is_dir() and not any((tmp_path / "mine").iterdir())
+
+
+def test_one_question_failing_alone_stops_the_run(tmp_path):
+    """Every satisfaction reply unusable while every hours reply is fine: the step's overall
+    failure rate (about 1/2 with as many hours as satisfaction requests, diluted further by
+    exploration steps) stays under the bound, but the satisfaction question is lost
+    entirely; the run must stop and name it."""
+    sc = scenario(workers={"llm": {"bounded": True, "welfare_on": "adjusted"}},
+                  planner={"kind": "us_federal"}, population={"size": 12},
+                  run={"tax_years": 2, "steps_per_year": 2})
+
+    def script(req):
+        if req.tag == "satisfaction":
+            return "maybe"  # never a valid yes/no
+        return '{"hours": 35}'
+
+    with pytest.raises(RunFailed, match="'satisfaction' requests") as err:
+        run_scenario(sc, tmp_path / "run", progress=False, llm=build_llm(sc.llm, script=script))
+    assert "failed 12 of 12" in str(err.value)
+    assert load_run(tmp_path / "run").status == "failed"
