@@ -17,7 +17,9 @@ from simulator.economy.optimum import optimal_schedule, welfare_of_rates
 from simulator.economy.outcome import evaluate
 from simulator.economy.utility import IsoelasticUtility
 from simulator.economy.welfare import social_welfare
+from simulator.llm import build_llm
 from simulator.model import EconomyModel
+from simulator.runner import run_scenario
 from simulator.scenario import load_scenario, scenario_from_dict, shipped_scenarios_dir
 
 cma = pytest.importorskip("cma", reason="planner.kind search needs the optional extra econsim[search] (package cma)")
@@ -315,3 +317,39 @@ def test_shipped_paper_scenarios_have_a_search_variant():
         # same objective and constraints as the LLM planner it is compared with
         assert variants["search"].planner.objective == sc.planner.objective
         assert variants["search"].planner.llm == sc.planner.llm
+
+
+def test_counterfactual_years_where_llm_workers_fell_back_are_not_told(tmp_path, monkeypatch):
+    """Counterfactual years answered by LLM workers: when most replies are unusable the
+    value is not told to the optimiser (the candidate waits in the queue), the trial row
+    says so with its fallback rate, and the fallbacks count in the year's fallback rate
+    and the run's warning (not "0.0% fell back")."""
+    import simulator.planners.search as search_mod
+
+    flag = {"cf": False}
+    real = search_mod.counterfactual_outcome
+
+    def cf(model, sched):
+        flag["cf"] = True
+        try:
+            return real(model, sched)
+        finally:
+            flag["cf"] = False
+
+    monkeypatch.setattr(search_mod, "counterfactual_outcome", cf)
+    sc = scenario_from_dict({
+        "population": {"size": 40, "source": "census"}, "workers": {"policy": "llm"},
+        "planner": {"kind": "search", "search": {"evaluations_per_year": 2}},
+        "run": {"tax_years": 4, "seed": 2},
+        "llm": {"backend": "scripted", "cache": "off", "max_retries": 0},
+    })
+    res = run_scenario(sc, tmp_path / "run", progress=False,
+                       llm=build_llm(sc.llm, script=lambda r: "nonsense" if flag["cf"] else '{"hours": 35}'))
+    trials = res.tables["search"]
+    cfs = trials[trials["kind"] == "counterfactual"]
+    assert len(cfs) == 3 and (cfs["fallback_rate"] == 1.0).all() and not cfs["told"].any()
+    y = res.years.set_index("year")
+    # years 1-3: 40 real replies, all usable, and 40 counterfactual ones, all fallen back
+    assert y.loc[1:, "fallback_rate"].tolist() == [0.5, 0.5, 0.5] and y.loc[0, "fallback_rate"] == 0.0
+    assert res.status == "completed_with_warnings"
+    assert "42.9% of worker replies fell back" in res.manifest["warnings"][0]  # 120 of 280

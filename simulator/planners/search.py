@@ -246,10 +246,24 @@ class SearchPlanner(Planner):
             rates, notes = self._project(model, proposed)
             out = counterfactual_outcome(model, model.schedule.with_rates(rates))
             value = social_welfare(obj.swf, out, **obj.params())
-            row = self._row(model, "counterfactual", proposed, rates, notes, True)
-            self._tell(rates, value)
+            # LLM workers answer a counterfactual year too; their fallbacks count in the year's
+            # fallback rate, and a year where most of them fell back teaches the optimiser
+            # nothing: the candidate goes back in the queue instead of being told
+            fb = float(getattr(model.policy, "last_respond_fallback_rate", 0.0) or 0.0) \
+                if getattr(model.policy, "name", "") == "llm" else 0.0
+            if fb:
+                n = float(model.n_workers)
+                model.step_stats["fallbacks"] = model.step_stats.get("fallbacks", 0.0) + fb * n
+                model.step_stats["worker_replies"] = model.step_stats.get("worker_replies", 0.0) + n
+            usable = fb <= model.settings.llm.max_failure_rate
+            row = self._row(model, "counterfactual", proposed, rates, notes, usable)
+            row["fallback_rate"] = fb
+            if usable:
+                self._tell(rates, value)
+                cf_values.append(value)
+            else:
+                self.queue.insert(0, np.asarray(proposed, dtype=float))
             self._record(row, value)
-            cf_values.append(value)
         if e == 1:
             proposed, told = self._candidate(), True
         else:  # the optimiser's estimate: its mean, or before its first update the best seen
