@@ -380,3 +380,21 @@ def test_gate_names_are_validated_and_not_applicable_passes(tmp_path):
     sc = scenario(policy="rational", size=12, validity_gate=["persona.sensitivity", "reliability"])
     res = run_scenario(sc, tmp_path / "r", progress=False)
     assert len(res.years) == 1
+
+
+@pytest.mark.parametrize(("garbage_every", "code"), [(1, 1), (4, 3), (0, 0)])
+def test_cli_exit_status_says_when_the_model_did_not_answer(tmp_path, capsys, monkeypatch, garbage_every, code):
+    """Every reply unusable: exit 1 (the checks describe fallbacks); some: exit 3; none: 0."""
+    import simulator.llm.factory as factory
+    from simulator.cli.main import main
+
+    real = factory.demo_reply
+    monkeypatch.setattr(factory, "demo_reply", lambda r: "garbage" if garbage_every and r.seed % garbage_every == 0
+                        else real(r))
+    path = tmp_path / "s.yaml"
+    path.write_text("name: v\npopulation: {size: 12}\nworkers: {policy: llm}\nrun: {tax_years: 1}\n"
+                    "llm: {backend: scripted, cache: 'off', max_retries: 0}\n")
+    assert main(["behaviour", str(path), "--no-progress"]) == code
+    err = capsys.readouterr().err
+    assert ("the checks describe the fallbacks" in err) == (code == 1)
+    assert ("warning:" in err) == (code == 3)

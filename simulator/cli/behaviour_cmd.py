@@ -62,4 +62,25 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UserError(f"--out {args.out}: cannot write: {exc.strerror or exc}") from None
         print(f"validity table: {path}")
-    return 0
+    return _exit_status(report, scenario.llm.max_failure_rate)
+
+
+def _exit_status(report, max_failure_rate: float) -> int:
+    """Like ``econsim run``: 1 when more than ``llm.max_failure_rate`` of the model's
+    replies fell back (the report then describes the fallbacks, not the model), 3 when
+    some did, 0 when every reply was usable or the workers are not LLM workers."""
+    import math
+
+    row = report.table[report.table["check"] == "reliability.fallback"]
+    share = float(row["value"].iloc[0]) if len(row) else float("nan")
+    if math.isnan(share) or share == 0:
+        return 0
+    import sys
+
+    if share > max_failure_rate:
+        print(f"econsim: behaviour: {share:.0%} of the model's replies fell back "
+              f"(> llm.max_failure_rate {max_failure_rate:.0%}): the checks describe the "
+              "fallbacks, not the model", file=sys.stderr)
+        return 1
+    print(f"warning: {share:.1%} of the model's replies fell back", file=sys.stderr)
+    return 3
