@@ -347,7 +347,8 @@ def experiment_report(root: Path, out: Path, baseline: str | None = None) -> Pat
     for name in ("final", "differences", "ce", "incidence", "tax_rates"):
         if len(st[name]):
             st[name].to_parquet(out / f"{name}.parquet", index=False)
-    lines = [f"# {ctx['title']}", "", ctx["subtitle"], "",
+    alerts = [f"- **{a}**" for a in exp.alerts()]
+    lines = [f"# {ctx['title']}", "", ctx["subtitle"], "", *alerts, *([""] if alerts else []),
              f"Final tax year, mean over seeds; differences from **{exp.baseline}** on the same "
              f"seeds with {ctx['level']} % bootstrap intervals. ★ best variant of each welfare function.",
              "", _md_table(ctx["means_view"]), "", "## Differences from the baseline", "",

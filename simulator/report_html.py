@@ -349,6 +349,10 @@ def experiment_context(exp, st: dict[str, pd.DataFrame]) -> dict[str, Any]:
 def render_experiment(ctx: dict[str, Any]) -> str:
     exp, st, figs = ctx["exp"], ctx["st"], ctx["figures"]
     sections = []
+    alerts = exp.alerts()
+    if alerts:  # failed, interrupted or degraded runs say so first
+        sections.append(("status", "Runs that did not complete cleanly",
+                         "".join(f"<p><strong>{_e(a)}</strong></p>" for a in alerts)))
     best_txt = ", ".join(f"{SWF_LABELS.get(m, m)}: {v}" for m, v in ctx["best"].items())
     sections.append(("summary", "Summary",
         f"<p>Final tax year, mean over seeds. ★ marks the best variant of each welfare function "

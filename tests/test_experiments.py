@@ -292,3 +292,37 @@ def test_sigterm_stops_a_pool_experiment_promptly_and_it_continues(tmp_path):
     for p in stopped:  # resumed from its checkpoint, not run again from scratch
         m = json.loads(p.read_text())
         assert m["status"] == "completed" and m.get("resumed") and m["years_completed"] == 25
+
+
+def test_report_of_an_experiment_with_failed_and_degraded_runs_says_so_first(tmp_path, monkeypatch):
+    """A failed run leaves means over fewer seeds and a degraded one is less reliable:
+    both report pages name them first, with the experiment's status."""
+    import simulator.llm as llm_mod
+    from simulator.llm.scripted import ScriptedTransportError
+    from simulator.report import write_report
+
+    count = {"n": 0}
+
+    def script(r):
+        if r.tag == "worker":
+            count["n"] += 1
+            if count["n"] > 60:  # the second seed's model dies
+                raise ScriptedTransportError("down")
+            if count["n"] % 10 == 0:  # the first seed loses one reply in ten
+                raise ScriptedTransportError("reset")
+        return '{"hours": 35}'
+
+    real = llm_mod.build_llm
+    monkeypatch.setattr(llm_mod, "build_llm", lambda cfg, **k: real(cfg, **{**k, "script": script}))
+    sc = scenario_from_dict({"population": {"size": 30, "source": "census"},
+                             "workers": {"policy": "llm"}, "planner": {"kind": "flat", "rate": 0.2},
+                             "run": {"tax_years": 2, "seed": 2, "seeds": 2},
+                             "llm": {"backend": "scripted", "cache": "off", "max_retries": 0}})
+    root = tmp_path / "exp"
+    assert run_experiment(sc, root, jobs=1).status == "failed"
+    page = write_report(root).read_text()
+    assert "- **experiment failed: 1 of 2 runs did not finish" in page
+    assert "scenario seed 2: completed_with_warnings: degraded run: 10.0% of worker replies fell back" in page
+    assert "scenario seed 3: failed: " in page and "(left out of the statistics)" in page
+    html = (root / "report" / "report.html").read_text()
+    assert 'id="status"' in html and "scenario seed 3: failed" in html

@@ -47,6 +47,28 @@ class Experiment:
             self._runs[path] = load_run(path)
         return self._runs[path]
 
+    def alerts(self) -> list[str]:
+        """What a reader must see first: the experiment's status when it is not a plain
+        success, and one line per run that failed, was interrupted or completed with
+        warnings (its reason or warnings), so means over fewer seeds never pass silently."""
+        out = []
+        status = self.meta.get("status")
+        if status not in (None, "completed"):
+            out.append(f"experiment {status}" + (f": {self.meta['reason']}" if self.meta.get("reason") else ""))
+        for r in self.index.itertuples():
+            if r.status == "completed":
+                continue
+            what = getattr(r, "reason", None)
+            what = what if isinstance(what, str) and what else None
+            if r.status == "completed_with_warnings":
+                try:
+                    what = "; ".join(load_run(r.path).manifest.get("warnings") or []) or what
+                except UserError:
+                    pass
+            out.append(f"{r.variant} seed {int(r.seed)}: {r.status}" + (f": {what}" if what else "")
+                       + ("" if r.status in FINISHED else " (left out of the statistics)"))
+        return out
+
     def scenario(self, variant: str) -> dict[str, Any]:
         """The resolved scenario of a variant (from the manifest of one of its runs)."""
         row = self.finished()
