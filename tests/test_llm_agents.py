@@ -384,3 +384,18 @@ def test_shipped_isoelastic_variants_have_interior_hours():
                 continue
             h, _ = equilibrium(build_base_schedule(sc), wages, build_utility(sc))
             assert 15 < np.median(h) < 60, (f.name, label, np.median(h))
+
+
+def test_ballot_text_matches_the_letters_voter_by_voter():
+    import numpy as np
+
+    from simulator.planners.democracy import LETTERS, ballot_text
+
+    rng = np.random.default_rng(0)
+    plur = rng.integers(0, 4, 50)
+    assert ballot_text(plur, 4, "plurality").tolist() == [LETTERS[b] for b in plur]
+    borda = np.array([rng.permutation(4) for _ in range(50)])
+    assert ballot_text(borda, 4, "borda").tolist() == ["".join(LETTERS[j] for j in b) for b in borda]
+    appr = rng.random((50, 4)) < 0.3
+    assert ballot_text(appr, 4, "approval").tolist() == [
+        "".join(LETTERS[j] for j in range(4) if b[j]) or "-" for b in appr]

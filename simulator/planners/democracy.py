@@ -33,6 +33,24 @@ if TYPE_CHECKING:
 LETTERS = "ABCDEFGHIJKLMNOPQRST"
 
 
+def ballot_text(ballots: np.ndarray, m: int, rule: str) -> np.ndarray:
+    """Ballots as letters, vectorised over voters: plurality ``(n,)`` platform indices ->
+    ``"B"``; borda ``(n, m)`` rankings -> ``"BAC"``; approval ``(n, m)`` booleans ->
+    the approved letters in order, ``"-"`` for none."""
+    letters = np.array(list(LETTERS[:m]))
+    b = np.asarray(ballots)
+    if rule == "plurality":
+        return letters[b.astype(int)]
+    if rule == "borda":
+        cols = [letters[b[:, j].astype(int)] for j in range(m)]
+    else:
+        cols = [np.where(b[:, j].astype(bool), letters[j], "") for j in range(m)]
+    out = cols[0].astype(object)
+    for c in cols[1:]:
+        out = out + c.astype(object)
+    return np.where(out == "", "-", out).astype(str) if rule == "approval" else out.astype(str)
+
+
 def winner_planner(options, own: int, persona: str) -> LLMPlanner:
     """The in-context planner of an elected worker ``own``, judged by its own utility."""
     return LLMPlanner(
@@ -79,7 +97,7 @@ class Democracy(Planner):
         if self.config.selection == "random":
             return np.sort(model.rng.choice(n, m, replace=False))
         asked = np.sort(model.rng.choice(n, min(n, 4 * m), replace=False))
-        personas = model.population["persona"].astype(str)
+        personas = model.population["persona"]
         reqs = [
             Request.chat(
                 f"{personas.iat[i]}\nAn election for who sets income taxes is coming. "
@@ -105,7 +123,7 @@ class Democracy(Planner):
         brackets = "; ".join(
             f"b{i + 1} from {money(t)}" for i, t in enumerate(sched.thresholds)
         )
-        personas = model.population["persona"].astype(str)
+        personas = model.population["persona"]
         o = model.outcome
         reqs = []
         for c in cands:
@@ -147,7 +165,7 @@ class Democracy(Planner):
         # a rational fallback ballot: the platform with the best own take-home pay
         # (the rebate is the same for everyone, so it does not change the ranking much)
         own_best = np.argmax(take_home, axis=1)
-        personas = model.population["persona"].astype(str)
+        personas = model.population["persona"]
         table_rows = [
             f"{LETTERS[j]}: rates % {'/'.join(f'{100 * r:.0f}' for r in plats[j])}"
             for j in range(m)
@@ -219,12 +237,7 @@ class Democracy(Planner):
             model.policy.pool_state.remember("vote", plan, (ballots[plan.reps] == own_best[plan.reps]).astype(float)
                                              if cfg.rule == "plurality" else rep_valid.astype(float), rep_valid)
             model.step_stats["pool_calls"] = model.step_stats.get("pool_calls", 0.0) + float(len(asked))
-        if cfg.rule == "plurality":
-            shown = [LETTERS[b] for b in ballots]
-        elif cfg.rule == "borda":
-            shown = ["".join(LETTERS[j] for j in b) for b in ballots]
-        else:
-            shown = ["".join(LETTERS[j] for j in range(m) if b[j]) or "-" for b in ballots]
+        shown = ballot_text(ballots, m, cfg.rule)
         weights = None if model.weights is None else model.weights[voters]
         winner_idx, scores = RULES[cfg.rule](ballots, m, model.rng, weights)
         winner = int(cands[winner_idx])
