@@ -113,8 +113,12 @@ def _provenance(scenario: dict[str, Any], meta_rows: list[tuple[str, Any]], vers
 
 
 def _llm_used(scenario: dict[str, Any]) -> bool:
-    return (scenario.get("workers", {}).get("policy") == "llm" or scenario.get("planner", {}).get("kind") == "llm"
-            or scenario.get("democracy", {}).get("enabled", False) or scenario.get("population", {}).get("enrich", False))
+    from simulator.scenario import Scenario
+
+    try:
+        return Scenario.model_validate(scenario).uses_llm
+    except ValueError:  # a manifest of another version: show the LLM rows rather than hide them
+        return True
 
 
 def _model_rows(scenario: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -21,6 +21,9 @@ from simulator.economy.welfare import SWF_NAMES
 from simulator.errors import UserError
 from simulator.llm.config import LLMConfig
 
+#: lower edges of the age bands (years) used by pooling cells and incidence tables
+AGE_EDGES = (16, 25, 35, 45, 55, 65)
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -318,7 +321,7 @@ class PoolingConfig(_Strict):
         0, ge=0, description="each tax year also ask this many random non-representative workers "
         "one call each and record the pooled-vs-direct error (mean hours, revenue, objective)",
     )
-    age_edges: list[float] = Field([16, 25, 35, 45, 55, 65], description="age_band lower edges (years)")
+    age_edges: list[float] = Field(list(AGE_EDGES), description="age_band lower edges (years)")
     wage_edges: list[float] = Field(
         [0, 900, 1_200, 1_600, 2_300, 3_600, 6_000, 12_000],
         description="wage_band lower edges ($/yr per weekly hour; about the Census deciles 1-9 and percentiles 95, 99)"
@@ -529,6 +532,12 @@ class Scenario(_Strict):
 
         gate_checks(v)
         return v
+
+    @property
+    def uses_llm(self) -> bool:
+        """Whether any agent (workers, planner, elections, persona enrichment) asks the LLM."""
+        return (self.workers.policy == "llm" or self.planner.kind == "llm"
+                or self.democracy.enabled or self.population.enrich)
 
     def variants(self, source: str = "<scenario>") -> list[tuple[str, Scenario]]:
         """The comparison variants as full scenarios (the base itself if none)."""

@@ -285,9 +285,7 @@ class RayExecutor:
 
 
 def _uses_embedded_llm(scenario: Scenario) -> bool:
-    uses = (scenario.workers.policy == "llm" or scenario.planner.kind == "llm"
-            or scenario.democracy.enabled or scenario.population.enrich)
-    return uses and scenario.llm.backend == "embedded"
+    return scenario.uses_llm and scenario.llm.backend == "embedded"
 
 
 def auto_jobs(plan: ExperimentPlan, todo: int) -> int:

@@ -31,6 +31,7 @@ import pandas as pd
 from simulator.economy import equivalent
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.welfare import Outcome
+from simulator.scenario import AGE_EDGES
 
 #: welfare functions reported (``swf_<name>`` columns of ``years.parquet``); higher is better
 SWF_METRICS: tuple[str, ...] = (
@@ -49,7 +50,6 @@ GROUP_COLUMNS: dict[str, str] = {
     "education": "education",
     "state": "state",
 }
-AGE_EDGES = (16, 25, 35, 45, 55, 65)
 
 
 # --------------------------------------------------------------------------- bootstrap
