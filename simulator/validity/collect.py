@@ -177,14 +177,13 @@ def run_validity(
     schedules = [perturb_net_of_tax(base, d) for d in perts]
     # the ETI holds the rebate at its baseline: the response to the own marginal rate, as in
     # the tax-return literature (the income effect is measured on its own below)
+    rat_incomes = np.stack([w * best_response(s, w, model.utility, rebate0, bounds) for s in schedules], axis=1)
     try:
-        rat_eti = incentives.eti_from_incomes(
-            base, perts, np.stack([w * best_response(s, w, model.utility, rebate0, bounds)
-                                   for s in schedules], axis=1), weights)
+        rat_eti = incentives.eti_from_incomes(base, perts, rat_incomes, weights)
     except ValueError:
         rat_eti = None
-    rat_wage = persona.movement(rat_h0, best_response(base, w * wage_factor, model.utility, rebate0, bounds),
-                                weights)[0]
+    rat_h_wage = best_response(base, w * wage_factor, model.utility, rebate0, bounds)
+    rat_wage = persona.movement(rat_h0, rat_h_wage, weights)[0]
 
     # --- the scenario's workers
     replies = None
@@ -219,8 +218,7 @@ def run_validity(
         incomes = np.stack([w * c for c in cols], axis=1)
     elif policy.name == "rational":
         h0, h_rebate = rat_h0, rat_h1
-        incomes = np.stack([w * best_response(s, w, model.utility, rebate0, bounds) for s in schedules], axis=1)
-        h_wage = best_response(base, w * wage_factor, model.utility, rebate0, bounds)
+        incomes, h_wage = rat_incomes, rat_h_wage  # the rational benchmark is the policy itself
     else:  # fixed hours (or any other non-LLM policy): its own respond()
         incomes = np.stack([np.asarray(policy.respond(model, s), float) for s in schedules], axis=1)
         h0 = incomes[:, perts.index(0.0)] / np.where(w > 0, w, 1.0)
