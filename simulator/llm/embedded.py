@@ -420,7 +420,10 @@ class EmbeddedModel(LanguageModel):
         use_pool = mp.parent_process() is None
         if use_pool and self.processes > 1 and len(jobs) >= self.min_batch_for_pool:
             try:
-                parts = self._get_pool().map(_worker_run, _chunks(jobs, self.processes))
+                pool = self._get_pool()
+                parts = pool.map(_worker_run, _chunks(jobs, self.processes))
+                # the workers of this batch, by handle (the pool may forget them when it breaks)
+                self._procs = list((getattr(pool, "_processes", None) or {}).values())
                 results = [x for part in parts for x in part]
             except Exception as exc:  # noqa: BLE001 - a crashed worker must not lose the run
                 self._terminate_pool()
@@ -456,10 +459,18 @@ class EmbeddedModel(LanguageModel):
     def _terminate_pool(self) -> None:
         if self._pool is not None:
             pool, self._pool = self._pool, None
+            procs = {p.pid: p for p in [*getattr(self, "_procs", []),
+                                        *(getattr(pool, "_processes", None) or {}).values()]}
+            self._procs = []
             try:
-                for proc in list(getattr(pool, "_processes", {}).values()):
+                for proc in procs.values():
                     proc.terminate()  # our own worker processes, by handle
                 pool.shutdown(wait=False, cancel_futures=True)
+                for proc in procs.values():  # a worker busy in C code: make sure it is gone
+                    proc.join(timeout=2)
+                    if proc.is_alive():
+                        proc.kill()
+                        proc.join(timeout=2)
             except Exception:  # noqa: BLE001
                 pass
 
