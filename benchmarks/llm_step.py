@@ -90,8 +90,8 @@ def llm_config(backend: str, base_url: str | None, cache: str, cache_path: str |
 
 
 def worker_requests(n: int, seed: int = 0):
-    from simulator.model import EconomyModel
-    from simulator.scenario import scenario_from_dict
+    from simulator.config.loading import scenario_from_dict
+    from simulator.sim.model import EconomyModel
 
     sc = scenario_from_dict({
         "population": {"size": n, "source": "census"},
@@ -105,9 +105,9 @@ def worker_requests(n: int, seed: int = 0):
 
 def pooled_step(config, n: int, budget: int) -> tuple[float, int]:
     """Wall seconds of one pooled worker step of ``n`` workers, and the calls it made."""
+    from simulator.config.loading import scenario_from_dict
     from simulator.llm import build_llm
-    from simulator.model import EconomyModel
-    from simulator.scenario import scenario_from_dict
+    from simulator.sim.model import EconomyModel
 
     sc = scenario_from_dict({
         "population": {"size": n, "source": "census"},

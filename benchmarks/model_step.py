@@ -8,7 +8,7 @@ equilibrium expectations (the self-consistent rebate is solved every year), the 
 isoelastic utility, one step per tax year.  For each population source and size it
 reports, separately:
 
-* ``pop s``: drawing the population (``simulator.population.build_population``, i.e.
+* ``pop s``: drawing the population (``simulator.sim.population.build_population``, i.e.
   ``personas.generate`` with personas rendered as text), after the persona calibration
   tables were built once (reported separately, as in ``benchmarks/personas.py``);
 * ``model s``: ``EconomyModel(...)`` on that population with ``agent_objects=True``
@@ -36,9 +36,9 @@ _CHILD = r"""
 import gc, json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
 import numpy as np
-from simulator.model import EconomyModel
-from simulator.population import build_population
-from simulator.scenario import scenario_from_dict
+from simulator.sim.model import EconomyModel
+from simulator.sim.population import build_population
+from simulator.config.loading import scenario_from_dict
 
 source, years = sys.argv[2], int(sys.argv[3])
 sizes = [int(x) for x in sys.argv[4].split(",")]

@@ -37,9 +37,9 @@ import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
 cfg = json.loads(sys.argv[2])
 import numpy as np
-from simulator.model import EconomyModel
-from simulator.population import build_population
-from simulator.scenario import scenario_from_dict
+from simulator.sim.model import EconomyModel
+from simulator.sim.population import build_population
+from simulator.config.loading import scenario_from_dict
 
 kind, n, years = cfg["kind"], cfg["n"], cfg["years"]
 data = {

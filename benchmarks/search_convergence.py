@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from simulator.config.loading import load_scenario, shipped_scenarios_dir  # noqa: E402
 from simulator.economy.equivalent import consumption_equivalent  # noqa: E402
 from simulator.economy.optimum import optimal_schedule  # noqa: E402
-from simulator.model import EconomyModel  # noqa: E402
-from simulator.scenario import load_scenario, shipped_scenarios_dir  # noqa: E402
+from simulator.sim.model import EconomyModel  # noqa: E402
 
 
 def baseline_scenario(size: int, years: int, seed: int, evaluations: int):

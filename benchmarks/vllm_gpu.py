@@ -91,7 +91,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def prefix_hit_rate(llm) -> float | None:
     """vLLM's prefix-cache hit rate from ``LLM.get_metrics()`` where available."""
     try:
-        from simulator.policies.streaming import backend_of
+        from simulator.sim.workers.streaming import backend_of
 
         engine = backend_of(llm).llm  # the vllm.LLM object of econsim's vLLM backend
         metrics = {m.name: m for m in engine.get_metrics()}
@@ -115,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _measure(args: argparse.Namespace) -> int:
+    from simulator.config.loading import scenario_from_dict
     from simulator.llm import build_llm
-    from simulator.model import EconomyModel
-    from simulator.policies.streaming import VLLM_CHUNK
-    from simulator.scenario import scenario_from_dict
+    from simulator.sim.model import EconomyModel
+    from simulator.sim.workers.streaming import VLLM_CHUNK
 
     workers = {"policy": "llm"}
     if args.budget:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.scenario import scenario_from_dict
+from simulator.config.loading import scenario_from_dict
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.agent_sample import SAMPLE_STREAM, sample_positions
-from simulator.checkpoint import finished_years, resume_run
+from simulator.config.loading import scenario_from_dict
 from simulator.errors import UserError
-from simulator.model import EconomyModel
 from simulator.results import load_run
-from simulator.runner import run_scenario
-from simulator.scenario import scenario_from_dict
+from simulator.run.agent_sample import SAMPLE_STREAM, sample_positions
+from simulator.run.checkpoint import finished_years, resume_run
+from simulator.run.runner import run_scenario
+from simulator.sim.model import EconomyModel
 
 N, POP, YEARS, SEED = 12, 40, 3, 3
 
@@ -184,7 +184,7 @@ def test_million_scenarios_sample_ten_thousand_workers():
     root = Path(__file__).resolve().parents[1]
     a, b = root / "scenarios" / "million.yaml", root / "simulator" / "scenarios" / "million.yaml"
     assert a.read_text() == b.read_text()
-    from simulator.scenario import load_scenario
+    from simulator.config.loading import load_scenario
 
     sc = load_scenario(a)
     assert sc.output.agents_table is True and sc.output.agents_sample == 10_000

@@ -17,14 +17,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from simulator.checkpoint import checkpoint_path, finished_years, fork_run, resume_run
 from simulator.cli.main import main
+from simulator.config.loading import scenario_from_dict
 from simulator.errors import UserError
-from simulator.model import EconomyModel
-from simulator.report import write_report
+from simulator.report.markdown import write_report
 from simulator.results import load_run
-from simulator.runner import run_scenario
-from simulator.scenario import scenario_from_dict
+from simulator.run.checkpoint import checkpoint_path, finished_years, fork_run, resume_run
+from simulator.run.runner import run_scenario
+from simulator.sim.model import EconomyModel
 
 ROOT = Path(__file__).resolve().parents[1]
 

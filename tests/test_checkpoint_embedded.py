@@ -12,10 +12,10 @@ import pytest
 from conftest_llm import needs_llama
 from test_checkpoint import ROOT, _start_cli, _wait_for, assert_same_run
 
-from simulator.checkpoint import checkpoint_path, finished_years, resume_run
+from simulator.config.loading import scenario_from_dict
 from simulator.results import load_run
-from simulator.runner import run_scenario
-from simulator.scenario import scenario_from_dict
+from simulator.run.checkpoint import checkpoint_path, finished_years, resume_run
+from simulator.run.runner import run_scenario
 
 pytestmark = [needs_llama, pytest.mark.embedded, pytest.mark.slow, pytest.mark.timeout(900)]
 

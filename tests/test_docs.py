@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from simulator.scenario import Scenario
+from simulator.config.schema import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 

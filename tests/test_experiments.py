@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 from simulator.cli.main import main
+from simulator.config.loading import scenario_from_dict
 from simulator.errors import UserError
 from simulator.experiments import load_experiment, plan_experiment, run_experiment
 from simulator.experiments.summary import experiment_stats
 from simulator.results import load_run
-from simulator.runner import run_scenario
-from simulator.scenario import scenario_from_dict
+from simulator.run.runner import run_scenario
 
 BASE = {"population": {"size": 80, "source": "census"}, "run": {"tax_years": 2, "seeds": 2},
         "compare": [{"label": "us"}, {"label": "flat30", "planner": {"kind": "flat", "rate": 0.3}}]}
@@ -226,7 +226,7 @@ def test_failed_runs_are_recorded_and_run_again(tmp_path, capsys):
     f = tmp_path / "s.yaml"
     f.write_text(json.dumps({"population": {"source": "file", "path": str(pop)},
                              "run": {"tax_years": 1, "seeds": [0, 1]}}))
-    from simulator.scenario import load_scenario
+    from simulator.config.loading import load_scenario
 
     sc = load_scenario(f)
     pop.unlink()  # every run now fails when it reads the population
@@ -299,7 +299,7 @@ def test_report_of_an_experiment_with_failed_and_degraded_runs_says_so_first(tmp
     both report pages name them first, with the experiment's status."""
     import simulator.llm as llm_mod
     from simulator.llm.scripted import ScriptedTransportError
-    from simulator.report import write_report
+    from simulator.report.markdown import write_report
 
     count = {"n": 0}
 

@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from simulator.config.loading import scenario_from_dict
+from simulator.config.schema import LLMPlannerOptions
 from simulator.llm import build_llm
-from simulator.model import EconomyModel
-from simulator.planners.llm import project_rates
-from simulator.runner import run_scenario
-from simulator.scenario import LLMPlannerOptions, scenario_from_dict
-from simulator.voting import approval, borda, plurality, rankings_as_strings
+from simulator.run.runner import run_scenario
+from simulator.sim.model import EconomyModel
+from simulator.sim.planners.llm import project_rates
+from simulator.sim.voting import approval, borda, plurality, rankings_as_strings
 
 
 def llm_scenario(**sections):
@@ -242,7 +243,7 @@ def test_cached_run_replays_exactly_with_zero_model_calls(tmp_path):
 
 
 def test_behaviour_command_with_scripted_llm(capsys):
-    from simulator.behaviour import measure_behaviour
+    from simulator.sim.behaviour import measure_behaviour
 
     sc = llm_scenario(population={"size": 30})
 
@@ -341,7 +342,7 @@ def test_weighted_population_uses_weights_everywhere(tmp_path):
 def test_every_shipped_scenario_validates():
     from pathlib import Path
 
-    from simulator.scenario import load_scenario
+    from simulator.config.loading import load_scenario
 
     files = sorted((Path(__file__).resolve().parents[1] / "scenarios").glob("*.yaml"))
     assert len(files) >= 5
@@ -372,9 +373,9 @@ def test_shipped_isoelastic_variants_have_interior_hours():
     """Guards against a variant inheriting another utility's calibration (e.g. psi)."""
     from pathlib import Path
 
+    from simulator.config.builders import build_base_schedule, build_utility
+    from simulator.config.loading import load_scenario
     from simulator.economy.best_response import equilibrium
-    from simulator.model import build_base_schedule, build_utility
-    from simulator.scenario import load_scenario
 
     rng = np.random.default_rng(0)
     wages = rng.lognormal(np.log(1_300), 0.8, 500)
@@ -389,7 +390,7 @@ def test_shipped_isoelastic_variants_have_interior_hours():
 def test_ballot_text_matches_the_letters_voter_by_voter():
     import numpy as np
 
-    from simulator.planners.democracy import LETTERS, ballot_text
+    from simulator.sim.planners.democracy import LETTERS, ballot_text
 
     rng = np.random.default_rng(0)
     plur = rng.integers(0, 4, 50)

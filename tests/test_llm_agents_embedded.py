@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from conftest_llm import needs_llama
 
-from simulator.runner import run_scenario
-from simulator.scenario import scenario_from_dict
+from simulator.config.loading import scenario_from_dict
+from simulator.run.runner import run_scenario
 
 pytestmark = [needs_llama, pytest.mark.embedded, pytest.mark.timeout(600)]
 

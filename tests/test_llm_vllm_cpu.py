@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _scenario(name: str, **over):
-    from simulator.scenario import load_scenario
+    from simulator.config.loading import load_scenario
 
     sets = [f"{k}={json.dumps(v)}" for k, v in over.items()]
     return load_scenario(ROOT / "scenarios" / f"{name}.yaml", sets)
@@ -64,7 +64,7 @@ def _say(msg: str) -> None:
 
 def _worker_step(llm, n: int = 64):
     """One step of ``n`` LLM workers at temperature 0.7 with seeds; (hours, fallbacks, s)."""
-    from simulator.model import EconomyModel
+    from simulator.sim.model import EconomyModel
 
     sc = _scenario("quickstart", **{"population.size": n, "run.tax_years": 1,
                                     "planner.kind": "us_federal"})
@@ -150,7 +150,7 @@ class TestInProcess:
         assert len(set(h1.tolist())) > 1  # seeded sampling, not one constant answer
 
     def test_planner_and_vote(self, engine):
-        from simulator.model import EconomyModel
+        from simulator.sim.model import EconomyModel
 
         sc = _scenario("democratic", **{
             "population.size": 8, "run.tax_years": 2, "run.steps_per_year": 1,

@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.agents import WorkerAgent
 from simulator.cli.main import main
 from simulator.economy.best_response import equilibrium
 from simulator.economy.outcome import evaluate
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.welfare import social_welfare
-from simulator.model import EconomyModel
 from simulator.results import load_run
-from simulator.runner import run_scenario
+from simulator.run.runner import run_scenario
+from simulator.sim.agents import WorkerAgent
+from simulator.sim.model import EconomyModel
 
 
 def test_seeded_run_is_bit_for_bit_reproducible(make_scenario, tmp_path):
@@ -145,7 +145,7 @@ def test_population_from_file(tmp_path, make_scenario):
     pop.to_csv(tmp_path / "pop.csv", index=False)
     sc_path = tmp_path / "s.yaml"
     sc_path.write_text("population: {source: file, path: pop.csv}\nrun: {tax_years: 1}\n")
-    from simulator.scenario import load_scenario
+    from simulator.config.loading import load_scenario
 
     sc = load_scenario(sc_path)
     m = EconomyModel(sc)
@@ -160,7 +160,7 @@ def test_population_from_file(tmp_path, make_scenario):
 
 
 def test_failed_run_keeps_completed_years(make_scenario, tmp_path, monkeypatch):
-    from simulator.policies import RationalPolicy
+    from simulator.sim.workers import RationalPolicy
 
     calls = {"n": 0}
     original = RationalPolicy.decide
@@ -238,8 +238,8 @@ def test_cli_missing_file_and_bad_flags(capsys, tmp_path):
 
 
 def test_comparison_runs_variants_on_one_population(tmp_path, make_scenario):
-    from simulator.runner import run_comparison
-    from simulator.scenario import scenario_from_dict
+    from simulator.config.loading import scenario_from_dict
+    from simulator.run.runner import run_comparison
 
     sc = scenario_from_dict(
         {
@@ -259,7 +259,7 @@ def test_comparison_runs_variants_on_one_population(tmp_path, make_scenario):
 
 
 def test_yaml_off_means_cache_off(tmp_path):
-    from simulator.scenario import load_scenario
+    from simulator.config.loading import load_scenario
 
     f = tmp_path / "s.yaml"
     f.write_text("llm: {cache: off}\n")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.scenario import resolve_scenario_path, shipped_scenarios_dir
+from simulator.config.loading import resolve_scenario_path, shipped_scenarios_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 

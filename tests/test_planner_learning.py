@@ -18,10 +18,10 @@ import re
 import numpy as np
 import pytest
 
+from simulator.config.loading import scenario_from_dict
 from simulator.llm import build_llm
 from simulator.llm.factory import demo_reply
-from simulator.model import EconomyModel
-from simulator.scenario import scenario_from_dict
+from simulator.sim.model import EconomyModel
 
 K = 7
 
@@ -82,7 +82,7 @@ def test_a_hill_climbing_planner_learns_and_a_random_one_does_not(seed):
 
 
 def test_planner_prompt_prints_the_objective_to_six_digits():
-    from simulator.planners.llm import LLMPlanner
+    from simulator.sim.planners.llm import LLMPlanner
 
     sc = scenario_from_dict({
         "population": {"size": 20, "source": "census"},

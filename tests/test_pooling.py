@@ -12,13 +12,15 @@ import pandas as pd
 import pytest
 
 from simulator.cli.main import main as cli_main
+from simulator.config.loading import scenario_from_dict
 from simulator.economy.best_response import best_response
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.utility import IsoelasticUtility
 from simulator.llm import build_llm
-from simulator.model import EconomyModel
-from simulator.policies import streaming
-from simulator.policies.pooling import (
+from simulator.sim.model import EconomyModel
+from simulator.sim.population import build_population
+from simulator.sim.workers import streaming
+from simulator.sim.workers.pool_plan import (
     Cells,
     Plan,
     PoolingState,
@@ -29,8 +31,6 @@ from simulator.policies.pooling import (
     choose_representatives,
     neyman_allocation,
 )
-from simulator.population import build_population
-from simulator.scenario import scenario_from_dict
 
 
 # --------------------------------------------------------------------------- unit rules
@@ -347,8 +347,8 @@ def test_pooling_off_spellings():
 def test_million_scenario_runs_small_on_the_scripted_backend(tmp_path):
     from pathlib import Path
 
-    from simulator.runner import run_scenario
-    from simulator.scenario import load_scenario
+    from simulator.config.loading import load_scenario
+    from simulator.run.runner import run_scenario
 
     path = Path(__file__).resolve().parents[1] / "scenarios" / "million.yaml"
     full = load_scenario(path)

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 
 from simulator.cli.main import main
-from simulator.report import column_format, income_histogram
+from simulator.config.loading import scenario_from_dict
+from simulator.report.markdown import column_format, income_histogram
 from simulator.results import load_run
-from simulator.runner import run_comparison, run_scenario
-from simulator.scenario import scenario_from_dict
+from simulator.run.runner import run_comparison, run_scenario
 
 
 def test_run_report(tmp_path, capsys):
@@ -99,7 +99,7 @@ def test_decile_chart_keeps_each_variants_colour():
     the over-years and schedule figures (flat was drawn blue there, orange elsewhere)."""
     import matplotlib.colors as mcolors
 
-    from simulator.report_html import fig_deciles
+    from simulator.report.html import fig_deciles
 
     inc = pd.DataFrame([{"variant": v, "grouping": "income_decile", "group": str(g), "d_post_tax_pct": 1.0 + g}
                         for v in ("flat", "saez") for g in range(1, 11)])
@@ -113,7 +113,7 @@ def test_decile_chart_keeps_each_variants_colour():
 def test_income_histogram_ticks_do_not_crowd_zero():
     """Ticks: $0, then powers of ten from the first log bin on; none inside the linear
     first bin, where a $1k label overlapped $0."""
-    from simulator.report import fig_income_histogram
+    from simulator.report.markdown import fig_income_histogram
 
     rng = np.random.default_rng(0)
     pre = np.concatenate([[0.0], rng.lognormal(10.5, 0.6, 500)])  # lowest positive ~ $5k-$10k

@@ -10,10 +10,10 @@ import pytest
 from cdp_browser import Browser, find_chromium
 
 from simulator.cli.main import main
+from simulator.config.loading import scenario_from_dict
 from simulator.experiments import run_experiment
-from simulator.report import column_format
-from simulator.runner import run_scenario
-from simulator.scenario import scenario_from_dict
+from simulator.report.markdown import column_format
+from simulator.run.runner import run_scenario
 
 IMAGES = ("Promise.all(Array.from(document.images).map(i => i.decode().then(() => true, () => false)))"
           ".then(ok => Array.from(document.images).map((i, k) => "

@@ -10,7 +10,7 @@ import yaml
 
 import simulator.llm.factory as factory
 from simulator.cli.main import main
-from simulator.model import EconomyModel
+from simulator.sim.model import EconomyModel
 
 RATIONAL = {
     "name": "review",
@@ -243,11 +243,11 @@ def test_validity_of_a_model_that_never_answered_is_not_measurable():
     """With every reply a fallback, consistency was 'within range' (the fallbacks agree with
     themselves); past llm.max_failure_rate the LLM checks are not measurable (which a
     validity_gate treats as failing)."""
+    from simulator.config.loading import scenario_from_dict
+    from simulator.config.validity_names import NOT_MEASURABLE, OUTSIDE
     from simulator.llm import build_llm
     from simulator.llm.scripted import ScriptedTransportError
-    from simulator.scenario import scenario_from_dict
     from simulator.validity.collect import run_validity
-    from simulator.validity.names import NOT_MEASURABLE, OUTSIDE
 
     sc = scenario_from_dict({"name": "dead", "population": {"size": 20, "source": "census"},
                              "workers": {"policy": "llm"}, "planner": {"kind": "flat"},

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from conftest_llm import LocalHTTPServer
 
+from simulator.config.loading import scenario_from_dict
 from simulator.errors import UserError
 from simulator.llm import Request, build_llm, integer_field, json_object_constraint
 from simulator.llm.openai_backend import OpenAIModel
@@ -28,9 +29,8 @@ from simulator.llm.scripted import ScriptedModel, ScriptedTransportError
 from simulator.llm.types import LanguageModel
 from simulator.llm.wrappers import RetryPolicy
 from simulator.results import load_run
-from simulator.run_health import RunFailed
-from simulator.runner import run_scenario
-from simulator.scenario import scenario_from_dict
+from simulator.run.runner import run_scenario
+from simulator.sim.health import RunFailed
 
 HOURS = json_object_constraint(hours=integer_field(0, 100))
 K = 7
@@ -367,7 +367,7 @@ def test_a_server_that_dies_fails_the_run_with_exit_1(tmp_path, capsys, monkeypa
     assert planner["projection"].iloc[-1] == "no reply (transport failure): kept"
     assert res.years["planner_transport_failures_total"].iloc[-1] == 1
     # the CLI: one line, exit status 1
-    import simulator.runner as runner_mod
+    import simulator.run.runner as runner_mod
     from simulator.cli.main import main
 
     real = runner_mod.run_scenario
@@ -410,7 +410,7 @@ def test_failures_below_the_bound_end_completed_with_warnings_and_exit_3(tmp_pat
     assert res.manifest["warnings"] and "10.0% of worker replies fell back" in res.manifest["warnings"][0]
     out = capsys.readouterr().out
     assert "warning: degraded run: 10.0% of worker replies fell back" in out
-    from simulator.report import write_report
+    from simulator.report.markdown import write_report
 
     page = write_report(res.path, None).read_text()
     assert "- warning: degraded run" in page and "completed_with_warnings" in page
@@ -420,7 +420,7 @@ def test_failures_below_the_bound_end_completed_with_warnings_and_exit_3(tmp_pat
     # exit status 3 from the CLI, and status 0 when every reply is usable
     import yaml
 
-    import simulator.runner as runner_mod
+    import simulator.run.runner as runner_mod
     from simulator.cli.main import main
 
     real = runner_mod.run_scenario

@@ -170,7 +170,7 @@ def test_optimum_is_coordinatewise_optimal_after_polish():
 
 # --------------------------------------------------------------------------- issue 9
 def _gb2_scenario(planner: dict, years: int):
-    from simulator.scenario import scenario_from_dict
+    from simulator.config.loading import scenario_from_dict
 
     return scenario_from_dict({
         "population": {"size": 400, "source": "gb2"},
@@ -184,7 +184,7 @@ def _gb2_scenario(planner: dict, years: int):
 def test_measured_elasticity_holds_the_rebate_fixed():
     """The Saez planner's measured elasticity is the response to the net-of-tax rate with
     last year's rebate held fixed, not re-solved (which adds the rebate's income effect)."""
-    from simulator.model import EconomyModel
+    from simulator.sim.model import EconomyModel
 
     m = EconomyModel(_gb2_scenario({"kind": "saez", "elasticity": "measured"}, 2), agent_objects=False)
     m.run(1)
@@ -205,7 +205,7 @@ def test_saez_with_measured_elasticity_ends_near_the_optimum():
     the elasticity each year at its own schedule ends within 0.5 % of consumption of the
     numerical optimum (utilitarian welfare of log utility: a difference of mean log
     consumption).  With the rebate re-solved in the measurement it ends 0.53 % below."""
-    from simulator.model import EconomyModel
+    from simulator.sim.model import EconomyModel
 
     saez = EconomyModel(_gb2_scenario({"kind": "saez", "elasticity": "measured",
                                        "saez_weights": "objective", "saez_remeasure_every": 1}, 6),

@@ -12,19 +12,19 @@ import pytest
 from scipy.optimize import minimize_scalar
 
 from simulator.cli.main import main
+from simulator.config.loading import load_scenario, scenario_from_dict, shipped_scenarios_dir
 from simulator.economy.equivalent import consumption_equivalent
 from simulator.economy.optimum import optimal_schedule, welfare_of_rates
 from simulator.economy.outcome import evaluate
 from simulator.economy.utility import IsoelasticUtility
 from simulator.economy.welfare import social_welfare
 from simulator.llm import build_llm
-from simulator.model import EconomyModel
-from simulator.runner import run_scenario
-from simulator.scenario import load_scenario, scenario_from_dict, shipped_scenarios_dir
+from simulator.run.runner import run_scenario
+from simulator.sim.model import EconomyModel
 
 cma = pytest.importorskip("cma", reason="planner.kind search needs the optional extra econsim[search] (package cma)")
 
-from simulator.planners.search import SearchPlanner  # noqa: E402
+from simulator.sim.planners.search import SearchPlanner  # noqa: E402
 
 BASELINES = shipped_scenarios_dir() / "rational_baselines.yaml"
 
@@ -240,7 +240,7 @@ def test_search_beats_a_planner_answering_at_random():
 
 def test_counterfactual_years_ask_llm_workers_through_the_policy(tmp_path):
     from simulator.llm import build_llm
-    from simulator.runner import run_scenario
+    from simulator.run.runner import run_scenario
 
     sc = scenario_from_dict({
         "population": {"size": 6, "source": "census"},
@@ -324,7 +324,7 @@ def test_counterfactual_years_where_llm_workers_fell_back_are_not_told(tmp_path,
     value is not told to the optimiser (the candidate waits in the queue), the trial row
     says so with its fallback rate, and the fallbacks count in the year's fallback rate
     and the run's warning (not "0.0% fell back")."""
-    import simulator.planners.search as search_mod
+    import simulator.sim.planners.search as search_mod
 
     flag = {"cf": False}
     real = search_mod.counterfactual_outcome

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from scipy.stats import ks_2samp, wasserstein_distance
 
+from simulator.config.loading import scenario_from_dict
 from simulator.economy.elasticity import estimate_elasticity, perturb_net_of_tax
 from simulator.errors import UserError
 from simulator.llm import build_llm
-from simulator.scenario import scenario_from_dict
 from simulator.validity import NOT_APPLICABLE, NOT_MEASURABLE, OUTSIDE, WITHIN
 from simulator.validity import dispersion as disp
 from simulator.validity.collect import DEFAULT_PERTURBATIONS, run_validity
@@ -156,7 +156,7 @@ def _phase(rep, phase, variant=None):
 
 
 def test_numbers_match_direct_computation_on_the_same_replies(reports):
-    from simulator.model import EconomyModel
+    from simulator.sim.model import EconomyModel
 
     rep = reports["calibrated"]
     sc = scenario()
@@ -332,8 +332,8 @@ def test_progress_one_line_per_phase_when_not_a_terminal(capsys):
 
 def test_cli_writes_the_table_and_report_section(tmp_path, capsys):
     from simulator.cli.main import main
-    from simulator.report import run_report
-    from simulator.runner import run_scenario
+    from simulator.report.markdown import run_report
+    from simulator.run.runner import run_scenario
 
     path = tmp_path / "s.yaml"
     path.write_text("name: v\npopulation: {size: 12}\nworkers: {policy: llm}\nrun: {tax_years: 1}\n"
@@ -356,7 +356,7 @@ def test_cli_writes_the_table_and_report_section(tmp_path, capsys):
 # --------------------------------------------------------------------------- the gate
 def test_gate_stops_the_run_before_the_first_year(tmp_path):
     from simulator.results import load_run
-    from simulator.runner import run_scenario
+    from simulator.run.runner import run_scenario
     from simulator.validity.gate import ValidityGateError
 
     sc = scenario(size=12, validity_gate=["incentives", "consistency.seed"])
@@ -373,7 +373,7 @@ def test_gate_stops_the_run_before_the_first_year(tmp_path):
 
 
 def test_gate_names_are_validated_and_not_applicable_passes(tmp_path):
-    from simulator.runner import run_scenario
+    from simulator.run.runner import run_scenario
 
     with pytest.raises(UserError, match="unknown validity check 'vibes'"):
         scenario(validity_gate=["vibes"])

@@ -7,13 +7,13 @@ after the "## Every field" introduction of docs/scenarios.md with fresh tables
 import typing, json
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
-from simulator.scenario import Scenario
+from simulator.config.schema import Scenario
 from simulator.llm.config import LLMConfig
 
 def tname(ann):
     s = repr(ann) if not isinstance(ann, type) else ann.__name__
     s = s.replace("typing.", "").replace("pathlib.", "").replace("NoneType", "None")
-    s = s.replace("simulator.scenario.", "").replace("simulator.llm.config.", "")
+    s = s.replace("simulator.config.schema.", "").replace("simulator.llm.config.", "")
     return s
 
 def is_model(ann):

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from simulator.scenario import load_scenario, resolve_scenario_path
+    from simulator.config.loading import load_scenario, resolve_scenario_path
     from simulator.validity.collect import run_validity
 
     try:

@@ -14,7 +14,7 @@ import sys
 
 from simulator import __version__
 from simulator.errors import UserError
-from simulator.run_health import RunFailed
+from simulator.sim.health import RunFailed
 
 #: Modules providing sub-commands, in the order they appear in ``--help``.
 COMMAND_MODULES = (

@@ -6,8 +6,8 @@ import argparse
 
 import yaml
 
+from simulator.config.loading import load_scenario, resolve_scenario_path, shipped_scenarios_dir
 from simulator.errors import UserError
-from simulator.scenario import load_scenario, resolve_scenario_path, shipped_scenarios_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +53,7 @@ def _load(args: argparse.Namespace):
         scenario = scenario.model_copy(
             update={"run": scenario.run.model_copy(update={"seed": args.seed})}
         )
-    from simulator.planners.search import check_scenario
+    from simulator.sim.planners.search import check_scenario
 
     check_scenario(scenario, str(path))  # search planners: is any schedule feasible?
     return path, scenario
@@ -61,7 +61,7 @@ def _load(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from simulator.experiments import is_experiment, run_experiment
-    from simulator.runner import run_scenario
+    from simulator.run.runner import run_scenario
 
     path, scenario = _load(args)
     who = (f"workers from {scenario.population.path}" if scenario.population.source == "file"
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
           f"workers {scenario.workers.policy}, "
           f"seed{'s' if scenario.run.seeds is not None else ''} "
           f"{', '.join(map(str, scenario.run.seed_list()))})")
-    from simulator.run_health import EXIT_CODES
+    from simulator.sim.health import EXIT_CODES
 
     progress = False if args.no_progress else None
     if is_experiment(scenario):
@@ -98,7 +98,7 @@ def validate(args: argparse.Namespace) -> int:
               f"(baseline {plan.baseline})")
     print(f"{path}: ok ({scenario.name}: {scenario.population.size:,} workers, "
           f"planner {scenario.planner.kind}, workers {scenario.workers.policy})")
-    from simulator.planners.llm import constraint_warnings
+    from simulator.sim.planners.llm import constraint_warnings
 
     for label, variant in scenario.variants(str(path)):
         for w in constraint_warnings(variant):

@@ -6,7 +6,7 @@ Layout of an experiment directory::
       experiment.json     the plan (variants, seeds, baseline), executor, status, times
       index.parquet       one row per run: variant, seed, path, status, reason, wall_seconds
       comparison.parquet  the final tax year of every finished run (variant, seed, ...)
-      runs/<variant>/seed-<s>/   a normal run directory (simulator.runner.run_scenario)
+      runs/<variant>/seed-<s>/   a normal run directory (simulator.run.runner.run_scenario)
 
 Runs are independent and deterministic given their scenario and seed, so the executor
 (in-process, a ``ProcessPoolExecutor`` with the spawn start method, or Ray tasks)
@@ -32,6 +32,7 @@ from typing import Any, TextIO
 
 import pandas as pd
 
+from simulator.config.schema import Scenario
 from simulator.errors import UserError
 from simulator.experiments.plan import ExperimentPlan, Task, plan_experiment, scenario_key
 from simulator.results import (
@@ -41,7 +42,6 @@ from simulator.results import (
     git_revision,
     package_versions,
 )
-from simulator.scenario import Scenario
 
 FINISHED = ("completed", "completed_with_warnings")
 INDEX_COLUMNS = ["variant", "seed", "path", "status", "reason", "wall_seconds", "years_completed"]
@@ -66,11 +66,11 @@ def _continue_run(scenario_data: dict[str, Any], path: str | Path, llm: Any = No
     """Bring an unfinished run (failed, interrupted or never started) to an end.
 
     A run that left a checkpoint of its tax years continues from it with
-    :func:`simulator.checkpoint.resume_run` (the result equals an uninterrupted run); one
+    :func:`simulator.run.checkpoint.resume_run` (the result equals an uninterrupted run); one
     without a usable checkpoint (none written, another scenario or version) is removed
     and run again from scratch.
     """
-    from simulator.checkpoint import finished_years, resume_run
+    from simulator.run.checkpoint import finished_years, resume_run
 
     path = Path(path)
     if path.exists() and finished_years(path):
@@ -85,7 +85,7 @@ def _continue_run(scenario_data: dict[str, Any], path: str | Path, llm: Any = No
 
 
 def _fresh_run(scenario_data: dict[str, Any], path: Path, llm: Any = None) -> dict[str, Any]:
-    from simulator.runner import run_scenario
+    from simulator.run.runner import run_scenario
 
     scenario = Scenario.model_validate(scenario_data)
     return _recorded(path, lambda: run_scenario(scenario, path, progress=False, stream=io.StringIO(), llm=llm))
@@ -395,7 +395,7 @@ def run_experiment(
     with the input (seeds, sweep keys, baseline, the directory, the executor) is checked
     before the directory is created.
     """
-    from simulator.runner import default_run_dir
+    from simulator.run.runner import default_run_dir
 
     stream = stream or sys.stdout
     root = Path(out_dir) if out_dir is not None else default_run_dir(scenario)
@@ -438,7 +438,7 @@ def run_experiment(
           f"{len(tasks)} runs" + (f" ({kept} finished earlier, kept)" if kept else "")
           + f"; executor {executor.kind}", file=stream)
     done = 0
-    from simulator.checkpoint import StopGuard
+    from simulator.run.checkpoint import StopGuard
 
     guard = StopGuard().install()  # SIGTERM, like Ctrl-C, stops the experiment cleanly
     try:

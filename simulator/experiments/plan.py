@@ -16,8 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from simulator.config.loading import set_dotted
+from simulator.config.schema import Scenario, format_error
 from simulator.errors import UserError
-from simulator.scenario import Scenario, _format_error, set_dotted
 
 LABEL_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
@@ -176,7 +177,7 @@ def plan_experiment(
                 except ValidationError as exc:
                     where = ", ".join(f"{k}={v!r}" for k, v in over.items())
                     raise UserError(*[
-                        _format_error(f"{source}: sweep point {where}", e) for e in exc.errors()
+                        format_error(f"{source}: sweep point {where}", e) for e in exc.errors()
                     ]) from None
             variants.append(Variant(label, sc, dict(over)))
     labels = [v.label for v in variants]

@@ -28,10 +28,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from simulator.config.schema import AGE_EDGES
 from simulator.economy import equivalent
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.welfare import Outcome
-from simulator.scenario import AGE_EDGES
 
 #: welfare functions reported (``swf_<name>`` columns of ``years.parquet``); higher is better
 SWF_METRICS: tuple[str, ...] = (

@@ -1,7 +1,7 @@
-"""The page's model: a thin ``mesa.Model`` adapter around :class:`~simulator.model.EconomyModel`.
+"""The page's model: a thin ``mesa.Model`` adapter around :class:`~simulator.sim.model.EconomyModel`.
 
 :class:`ExploreModel` turns the page's flat controls (``population_size``, ``rate_3``,
-``planner``, ``rebate_share``, ...) into a validated :class:`~simulator.scenario.Scenario`,
+``planner``, ``rebate_share``, ...) into a validated :class:`~simulator.config.schema.Scenario`,
 builds the economy from it and steps it one *tax year* per Mesa ``step()``.  Changing a
 control through :meth:`ExploreModel.apply` validates the whole combination first; a
 rejected combination leaves the economy exactly as it was and stores the validation
@@ -25,11 +25,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from simulator.config.loading import resolve_scenario_path, scenario_from_dict
+from simulator.config.schema import Scenario
 from simulator.economy.outcome import evaluate
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.welfare import SWF_NAMES, Outcome, social_welfare
 from simulator.errors import UserError
-from simulator.scenario import Scenario, resolve_scenario_path, scenario_from_dict
 
 #: The scenario the page opens with when none is named.
 DEFAULT_SCENARIO = "rational_baselines"
@@ -70,7 +71,7 @@ def default_settings(scenario: str | Path = DEFAULT_SCENARIO) -> dict[str, Any]:
     """The page's controls as the scenario sets them (rates in percent)."""
     data, path = _scenario_data(scenario)
     sc = scenario_from_dict(data, str(path))
-    from simulator.model import build_base_schedule
+    from simulator.config.builders import build_base_schedule
 
     base = build_base_schedule(sc)
     u = sc.economy.utility
@@ -148,7 +149,7 @@ def _population_key(sc: Scenario) -> str:
 
 def cached_population(sc: Scenario) -> pd.DataFrame:
     """The scenario's population, drawn once per source settings and seed (an LRU cache)."""
-    from simulator.population import build_population
+    from simulator.sim.population import build_population
 
     key = _population_key(sc)
     if key in _POPULATIONS:
@@ -251,7 +252,7 @@ class ExploreModel(mesa.Model):
     Attributes
     ----------
     economy:
-        The :class:`~simulator.model.EconomyModel` being explored.
+        The :class:`~simulator.sim.model.EconomyModel` being explored.
     baseline:
         The outcome under the scenario's starting schedule (rational and fixed workers:
         solved directly; LLM workers: their first tax year), for winners and losers.
@@ -305,7 +306,7 @@ class ExploreModel(mesa.Model):
 
     def _build(self, settings: dict[str, Any], sc: Scenario) -> None:
         """(Re)build the economy for validated ``settings``; the year count restarts."""
-        from simulator.model import EconomyModel
+        from simulator.sim.model import EconomyModel
 
         population = cached_population(sc)
         n = len(population)

@@ -26,6 +26,7 @@ from mesa.visualization import Slider, SolaraViz, make_plot_component  # noqa: E
 from mesa.visualization.solara_viz import UserInputs  # noqa: E402
 from mesa.visualization.utils import force_update, update_counter  # noqa: E402
 
+from simulator.config.loading import shipped_scenarios_dir  # noqa: E402
 from simulator.economy.welfare import SWF_NAMES  # noqa: E402
 from simulator.explore import plots  # noqa: E402
 from simulator.explore.model import (  # noqa: E402
@@ -36,7 +37,6 @@ from simulator.explore.model import (  # noqa: E402
     ExploreModel,
     describe_error,
 )
-from simulator.scenario import shipped_scenarios_dir  # noqa: E402
 
 PLANNER_LABELS = {
     "fixed": "fixed: the rate sliders",

@@ -45,7 +45,7 @@ from simulator.llm.constraints import choices_as_schema, parse_reply
 from simulator.llm.grammar import compile_grammar
 from simulator.llm.types import Choices, JsonSchema, LanguageModel, ModelInfo, Request, Response
 from simulator.llm.wrappers import RetryPolicy
-from simulator.run_health import BREAKER_MARK
+from simulator.sim.health import BREAKER_MARK
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ run whose ``validity_gate`` fails.  See ``docs/validity.md``.
 
 from __future__ import annotations
 
-from simulator.validity.names import (
+from simulator.config.validity_names import (
     CHECK_IDS,
     FAMILIES,
     INFO,
@@ -27,7 +27,7 @@ __all__ = ["CHECK_IDS", "FAMILIES", "INFO", "NOT_APPLICABLE", "NOT_MEASURABLE", 
 
 
 def __getattr__(name: str):
-    # lazy: the scenario schema imports simulator.validity.names without the model
+    # lazy: the scenario schema imports simulator.config.validity_names without the model
     if name == "run_validity":
         from simulator.validity.collect import run_validity
 

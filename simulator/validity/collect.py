@@ -24,12 +24,12 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
+from simulator.config.schema import Scenario
+from simulator.config.validity_names import INFO, LLM_ONLY
 from simulator.economy.best_response import best_response
 from simulator.economy.elasticity import perturb_net_of_tax
 from simulator.economy.rebate import lump_sum_rebate
-from simulator.scenario import Scenario
 from simulator.validity import consistency, dispersion, incentives, persona, reliability
-from simulator.validity.names import INFO, LLM_ONLY
 from simulator.validity.report import ValidityReport
 from simulator.validity.result import CheckResult, not_applicable, unmeasurable
 
@@ -83,7 +83,7 @@ class _Asker:
     def ask(self, phase: str, variant: str, schedule, rebate: float, seeds: np.ndarray, *,
             personas: pd.Series | None = None, wages: np.ndarray | None = None,
             hour_levels: list[float] | None = None) -> np.ndarray:
-        from simulator.policies.llm import LLMWorkerPolicy
+        from simulator.sim.workers.llm import LLMWorkerPolicy
 
         m = self.model
         pol = self.policy
@@ -143,13 +143,13 @@ def run_validity(
 ) -> ValidityReport:
     """The behavioural validity report of the scenario's worker policy (see the module doc).
 
-    ``model``: an :class:`~simulator.model.EconomyModel` to measure (default: a fresh one
+    ``model``: an :class:`~simulator.sim.model.EconomyModel` to measure (default: a fresh one
     built from ``scenario`` with ``llm``); it is left as it was.  ``rebate_change``:
     dollars a year added to the rebate for the income effect; ``wage_factor``: the wage
     scale of the wage-dependence check.  ``progress``: None shows progress on ``stream``
     (stderr), False hides it.
     """
-    from simulator.model import EconomyModel
+    from simulator.sim.model import EconomyModel
 
     started = time.perf_counter()
     if model is None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from simulator.validity.names import OUTSIDE, WITHIN
+from simulator.config.validity_names import OUTSIDE, WITHIN
 from simulator.validity.result import CheckResult, ranged, unmeasurable, wmean
 
 MIN_WORKERS = 10

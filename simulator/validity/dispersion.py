@@ -12,7 +12,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.stats import wasserstein_distance
 
-from simulator.validity.names import INFO, OUTSIDE, WITHIN
+from simulator.config.validity_names import INFO, OUTSIDE, WITHIN
 from simulator.validity.result import CheckResult, ranged, unmeasurable
 
 #: Fewer workers than this: no distribution statistic is judged.

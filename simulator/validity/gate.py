@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from simulator.config.validity_names import gate_checks
 from simulator.errors import UserError
-from simulator.validity.names import gate_checks
 
 
 class ValidityGateError(UserError):

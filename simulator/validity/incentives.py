@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulator.config.validity_names import OUTSIDE, WITHIN
 from simulator.economy.elasticity import ElasticityEstimate, estimate_elasticity
 from simulator.economy.tax import TaxSchedule
-from simulator.validity.names import OUTSIDE, WITHIN
 from simulator.validity.result import CheckResult, mean_se, ranged, unmeasurable
 
 #: Fewer workers than this: no interval is reported.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from simulator.validity.names import INFO, OUTSIDE, WITHIN
+from simulator.config.validity_names import INFO, OUTSIDE, WITHIN
 from simulator.validity.result import CheckResult, mean_se, ranged, unmeasurable, wmean
 
 #: Persona fields varied one at a time.

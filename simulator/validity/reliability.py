@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from simulator.validity.names import INFO, OUTSIDE, WITHIN
+from simulator.config.validity_names import INFO, OUTSIDE, WITHIN
 from simulator.validity.result import CheckResult, ranged, unmeasurable
 
 

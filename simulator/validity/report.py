@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from simulator.validity.names import INFO, NOT_APPLICABLE, NOT_MEASURABLE, OUTSIDE, WITHIN
+from simulator.config.validity_names import INFO, NOT_APPLICABLE, NOT_MEASURABLE, OUTSIDE, WITHIN
 
 TABLE_FILE = "validity.parquet"
 REPLIES_FILE = "validity_replies.parquet"

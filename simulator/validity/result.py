@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from simulator.validity.names import INFO, NOT_APPLICABLE, NOT_MEASURABLE
+from simulator.config.validity_names import INFO, NOT_APPLICABLE, NOT_MEASURABLE
 from simulator.validity.ranges import range_of
 
 NAN = float("nan")

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from simulator.config.pooling import check_pooling_config
+from simulator.config.validity_names import gate_checks
 from simulator.economy.tax import FILING_STATUSES
 from simulator.economy.welfare import SWF_NAMES
 from simulator.errors import UserError
@@ -296,16 +297,11 @@ class PlannerConfig(_Strict):
         return v
 
 
-#: Derived cell attributes of ``workers.llm.pooling`` (bands computed each step).
-POOLING_DERIVED = ("age_band", "wage_band", "hours_band")
-#: Population columns every source has (the Census source adds the demographics).
-POOLING_BASE_COLUMNS = ("wage", "hours", "weight")
-POOLING_CENSUS_COLUMNS = ("sex", "age", "state", "education", "occupation", "occupation_name", "earnings")
 
 
 class PoolingConfig(_Strict):
     """Archetype pooling of LLM workers (``workers.llm.pooling``; ``off`` or absent: one
-    call per worker).  See docs/agents.md and :mod:`simulator.policies.pooling`."""
+    call per worker).  See docs/agents.md and :mod:`simulator.sim.workers.pool_plan`."""
 
     attributes: list[str] = Field(
         ["wage_band", "occupation", "hours_band", "age_band", "education", "sex"],
@@ -528,8 +524,6 @@ class Scenario(_Strict):
     @field_validator("validity_gate")
     @classmethod
     def _gate(cls, v: list[str]) -> list[str]:
-        from simulator.validity.names import gate_checks
-
         gate_checks(v)
         return v
 
@@ -557,13 +551,13 @@ class Scenario(_Strict):
             if label in labels:
                 raise UserError(f"{source}: compare[{i}].label: duplicate label {label!r}")
             labels.add(label)
-            merged = _deep_merge(base, variant)
+            merged = deep_merge(base, variant)
             merged["name"] = f"{self.name}-{label}"
             try:
                 out.append((label, Scenario.model_validate(merged)))
             except ValidationError as exc:
                 raise UserError(
-                    *[_format_error(source, {**e, "loc": ("compare", i, *e["loc"])}) for e in exc.errors()]
+                    *[format_error(source, {**e, "loc": ("compare", i, *e["loc"])}) for e in exc.errors()]
                 ) from None
         return out
 
@@ -587,8 +581,6 @@ class Scenario(_Strict):
         if self.workers.policy == "llm" and int(np.ceil(lo)) > int(np.floor(hi)):
             raise ValueError("LLM workers answer whole hours: economy.hours_bounds must contain one")
         if self.workers.llm.pooling is not None:
-            from simulator.policies.pooling import check_pooling_config
-
             check_pooling_config(self)
         return self
 
@@ -597,7 +589,7 @@ def _check_search(sc: Scenario) -> None:
     """``kind: search``: the optimiser's package is installed.
 
     (Whether the revenue floor can be met depends on the population's incomes:
-    ``simulator.planners.search.feasibility_problem`` checks it when the population exists.)
+    ``simulator.sim.planners.search.feasibility_problem`` checks it when the population exists.)
     """
     import importlib.util
 
@@ -611,17 +603,17 @@ def _check_search(sc: Scenario) -> None:
 
 
 # --------------------------------------------------------------------------- loading
-def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for k, v in update.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
+            out[k] = deep_merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)
     return out
 
 
-def _format_error(source: str, err: dict[str, Any]) -> str:
+def format_error(source: str, err: dict[str, Any]) -> str:
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
@@ -631,109 +623,3 @@ def _format_error(source: str, err: dict[str, Any]) -> str:
     got = err.get("input")
     shown = "" if err["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f" (got {got!r})"
     return f"{source}: {loc}: {msg}{shown}"
-
-
-def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``a.b.c = value`` in a nested dict, creating levels as needed."""
-    keys = dotted.split(".")
-    if not all(keys):
-        raise UserError(f"--set {dotted}: empty key segment")
-    cur = data
-    for k in keys[:-1]:
-        nxt = cur.get(k)
-        if nxt is None:
-            nxt = cur[k] = {}
-        if not isinstance(nxt, dict):
-            raise UserError(f"--set {dotted}: {k} is not a section")
-        cur = nxt
-    cur[keys[-1]] = value
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """``key.path=value`` with the value parsed as YAML (numbers, lists, booleans)."""
-    if "=" not in text:
-        raise UserError(f"--set {text!r}: expected dotted.key=value")
-    key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    return key.strip(), value
-
-
-def scenario_from_dict(
-    data: dict[str, Any], source: str = "<scenario>", overrides: list[str] | None = None
-) -> Scenario:
-    """Validate a scenario dict (after applying ``key=value`` overrides)."""
-    data = copy.deepcopy(data)
-    set_keys: list[tuple[str, str]] = []
-    for text in overrides or []:
-        key, value = parse_override(text)
-        set_dotted(data, key, value)
-        set_keys.append((key, text))
-    try:
-        return Scenario.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for e in exc.errors():
-            loc = ".".join(str(p) for p in e["loc"])
-            blame = [t for k, t in set_keys if loc == k or loc.startswith(k + ".") or k.startswith(loc + ".")]
-            lines.append(_format_error(f"--set {blame[-1]}" if blame else source, e))
-        raise UserError(*lines) from None
-
-
-def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
-    """Read, parse and validate a scenario YAML file."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such scenario file")
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory, expected a YAML file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"{path}:{where}: invalid YAML: {problem}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a UTF-8 text file") from None
-    if data is None:
-        raise UserError(f"{path}: the file is empty (write at least `name:` and the sections you change)")
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of sections at the top level")
-    sc = scenario_from_dict(data, str(path), overrides)
-    sc.variants(str(path))  # validates every comparison variant now
-    if sc.population.path is not None and not sc.population.path.is_absolute():
-        sc.population.path = (path.parent / sc.population.path).resolve()
-    if sc.population.source == "file" and not sc.population.path.exists():
-        raise UserError(f"{path}: population.path: file not found ({sc.population.path})")
-    if sc.workers.llm.pooling is not None and sc.population.source == "file":
-        from simulator.policies.pooling import population_columns
-
-        try:
-            from simulator.policies.pooling import check_pooling_config
-
-            check_pooling_config(sc, population_columns(sc.population.path))
-        except ValueError as exc:
-            raise UserError(f"{path}: {exc}") from None
-    return sc
-
-
-def shipped_scenarios_dir() -> Path:
-    """The shipped scenarios: package data ``simulator/scenarios`` (found with
-    :mod:`importlib.resources`, so a wheel install has them too)."""
-    from importlib import resources
-
-    return Path(str(resources.files("simulator") / "scenarios"))
-
-
-def resolve_scenario_path(name: str) -> Path:
-    """A path as given, or the name of a shipped scenario (``quickstart``)."""
-    p = Path(name)
-    if p.exists() or p.suffix in (".yaml", ".yml"):
-        return p
-    shipped = shipped_scenarios_dir() / f"{name}.yaml"
-    return shipped if shipped.exists() else p

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from simulator.model import EconomyModel
+    from simulator.sim.model import EconomyModel
 
 #: Stream tag mixed with the run seed ("SAMP"): the sample's own random stream.
 SAMPLE_STREAM = 0x53414D50
@@ -57,7 +57,7 @@ def agents_table(model: EconomyModel, years: int | None = None) -> pd.DataFrame:
     ``years``: keep only the first ``years`` tax years (an interrupted run).  Rows of a
     sampled worker are exactly that worker's rows of the full table.
     """
-    from simulator.model import EconomyModel
+    from simulator.sim.model import EconomyModel
 
     pos = model_positions(model)
     view = copy.copy(model)

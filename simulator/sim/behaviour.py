@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from simulator.config.schema import Scenario
 from simulator.economy.elasticity import ElasticityEstimate, estimate_elasticity
-from simulator.model import EconomyModel
-from simulator.scenario import Scenario
+from simulator.sim.model import EconomyModel
 
 
 @dataclass
@@ -50,7 +50,7 @@ def measure_behaviour(
     perturbations: tuple[float, ...] = (-0.2, -0.1, 0.0, 0.1, 0.2),
     llm=None,
 ) -> BehaviourReport:
-    from simulator.progress import line
+    from simulator.run.progress import line
 
     model = EconomyModel(scenario, llm=llm, agent_objects=False)
     rows = []

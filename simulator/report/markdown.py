@@ -1,5 +1,5 @@
 """Policy reports for a run, a comparison or an experiment: a Markdown page with PNG
-figures and a self-contained HTML page (:mod:`simulator.report_html`).
+figures and a self-contained HTML page (:mod:`simulator.report.html`).
 
 ``econsim report DIR`` writes ``DIR/report/report.md`` (plus PNG figures) and
 ``DIR/report/report.html`` (figures embedded):
@@ -302,8 +302,8 @@ def fork_section(res) -> list[str]:
 
 def run_bracket_labels(scenario: dict[str, Any]) -> list[str]:
     """Dollar labels of a run's brackets (from its resolved scenario)."""
-    from simulator.model import build_base_schedule
-    from simulator.scenario import Scenario
+    from simulator.config.builders import build_base_schedule
+    from simulator.config.schema import Scenario
 
     return bracket_labels(build_base_schedule(Scenario.model_validate(scenario)).thresholds)
 
@@ -337,7 +337,7 @@ def run_figures(res, labels: list[str]) -> dict[str, Figure]:
 
 # --------------------------------------------------------------------------- experiment
 def experiment_report(root: Path, out: Path, baseline: str | None = None) -> Path:
-    from simulator import report_html
+    from simulator.report import html as report_html
     from simulator.experiments import experiment_stats, load_experiment
 
     exp = load_experiment(root, baseline)
@@ -378,7 +378,7 @@ def write_report(path: str | Path, out: str | Path | None = None, baseline: str 
     Returns the Markdown path.  If anything fails, a report folder this call created
     is removed again (no empty or half-written folder is left).
     """
-    from simulator import report_html
+    from simulator.report import html as report_html
 
     path = Path(path)
     if not path.is_dir():

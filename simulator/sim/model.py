@@ -20,12 +20,10 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from simulator.agents import PlannerAgent, WorkerAgent
+from simulator.config.builders import build_base_schedule, build_utility
+from simulator.config.schema import Scenario
 from simulator.economy.outcome import evaluate
-from simulator.economy.tax import TaxSchedule
 from simulator.economy.utility import (
-    IsoelasticUtility,
-    QuasiLinearUtility,
     Utility,
     subset_utility,
 )
@@ -35,27 +33,11 @@ from simulator.economy.welfare import (
     gini,
     social_welfare,
 )
-from simulator.planners import build_planner
-from simulator.policies import build_policy
-from simulator.population import build_population
-from simulator.run_health import RunHealth
-from simulator.scenario import Scenario
-
-
-def build_utility(scenario: Scenario) -> Utility:
-    u = scenario.economy.utility
-    if u.form == "quasi_linear":
-        return QuasiLinearUtility(psi=u.psi if u.psi is not None else 0.0005, delta=u.delta)
-    return IsoelasticUtility(eta=u.eta, frisch=u.frisch, psi=u.psi)
-
-
-def build_base_schedule(scenario: Scenario) -> TaxSchedule:
-    t = scenario.tax
-    if t.thresholds is not None:
-        return TaxSchedule(t.thresholds, t.initial_rates, name="custom")
-    ref = t.us_federal
-    sched = TaxSchedule.us_federal(ref.year, ref.filing_status, ref.standard_deduction)
-    return sched.with_rates(t.initial_rates) if t.initial_rates is not None else sched
+from simulator.sim.agents import PlannerAgent, WorkerAgent
+from simulator.sim.health import RunHealth
+from simulator.sim.planners import build_planner
+from simulator.sim.population import build_population
+from simulator.sim.workers import build_policy
 
 
 def _wmean(x: np.ndarray, w: np.ndarray | None) -> float:
@@ -70,7 +52,7 @@ class EconomyModel(mesa.Model):
     scenario:
         The validated scenario.
     population:
-        A population table (see :mod:`simulator.population`); drawn from the scenario's
+        A population table (see :mod:`simulator.sim.population`); drawn from the scenario's
         source if omitted.
     llm:
         A language model (``simulator.llm``) for LLM workers/planners/voters; built
@@ -105,7 +87,7 @@ class EconomyModel(mesa.Model):
         self.population = population.reset_index(drop=True)
         self._llm = llm
         if scenario.population.enrich and "persona_template" not in self.population.columns:
-            from simulator.enrichment import enrich_personas
+            from simulator.sim.enrichment import enrich_personas
 
             enriched, fallbacks = enrich_personas(self.population, self.llm)
             self.population["persona_template"] = self.population["persona"]

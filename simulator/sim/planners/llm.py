@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from simulator.config.schema import LLMPlannerOptions, Scenario
 from simulator.economy.tax import TaxSchedule
 from simulator.llm import Request, integer_field, json_object_constraint
-from simulator.planners import Planner
-from simulator.prompts import histogram_text, money, rebate_phrase, table
-from simulator.scenario import LLMPlannerOptions, Scenario
+from simulator.sim.planners import Planner
+from simulator.sim.prompts import histogram_text, money, rebate_phrase, table
 
 if TYPE_CHECKING:
-    from simulator.model import EconomyModel
+    from simulator.sim.model import EconomyModel
 
 OBJECTIVE_TEXT = {
     "utilitarian": "the average utility of all workers (utilitarian welfare)",
@@ -55,7 +55,7 @@ def constraint_warnings(scenario: Scenario) -> list[str]:
     election's winners) starts from rates its own constraints exclude: it then breaks
     ``rate_bounds`` (or ``monotone``) for the years it needs, at ``max_step`` a year, to
     step back into range.  Empty for unconstrained planners and for consistent settings."""
-    from simulator.model import build_base_schedule
+    from simulator.config.builders import build_base_schedule
 
     if scenario.planner.kind not in ("llm", "search") and not scenario.democracy.enabled:
         return []

@@ -22,7 +22,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from simulator.experiments import stats
-from simulator.report import (
+from simulator.report.markdown import (
     METRIC_LABELS,
     SWF_LABELS,
     SWF_TITLES,
@@ -113,7 +113,7 @@ def _provenance(scenario: dict[str, Any], meta_rows: list[tuple[str, Any]], vers
 
 
 def _llm_used(scenario: dict[str, Any]) -> bool:
-    from simulator.scenario import Scenario
+    from simulator.config.schema import Scenario
 
     try:
         return Scenario.model_validate(scenario).uses_llm
@@ -179,7 +179,7 @@ def render_run(run_dir: str | Path) -> str:
     alerts = [f"warning: {w}" for w in res.manifest.get("warnings") or []]
     if status in ("failed", "interrupted"):
         alerts.insert(0, f"{status}: {res.manifest.get('reason') or 'see the manifest'}")
-    if alerts:  # a degraded run says so first (simulator.run_health)
+    if alerts:  # a degraded run says so first (simulator.sim.health)
         sections.insert(0, ("status", f"Run {status}", "".join(f"<p><strong>{_e(a)}</strong></p>" for a in alerts)))
     vpath = Path(run_dir) / "validity.parquet"
     if vpath.exists():
@@ -188,7 +188,7 @@ def render_run(run_dir: str | Path) -> str:
         sections.append(("validity", "Behavioural validity", html_table(v[v["verdict"] != "info"][cols].reset_index(drop=True), table_id="validity")))
     parent = res.manifest.get("parent")
     if parent:
-        from simulator.report import fork_section
+        from simulator.report.markdown import fork_section
 
         md = [ln for ln in fork_section(res) if ln]
         sections.append(("fork", f"Fork of {parent.get('run_dir')} after tax year {parent.get('fork_year')}",
@@ -207,8 +207,8 @@ def render_run(run_dir: str | Path) -> str:
 
 
 def _thresholds(scenario: dict[str, Any]) -> list[float]:
-    from simulator.model import build_base_schedule
-    from simulator.scenario import Scenario
+    from simulator.config.builders import build_base_schedule
+    from simulator.config.schema import Scenario
 
     return list(build_base_schedule(Scenario.model_validate(scenario)).thresholds)
 

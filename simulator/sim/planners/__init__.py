@@ -3,7 +3,7 @@
 A strategy implements ``propose(model) -> TaxSchedule`` (called at the start of every
 tax year) and ``observe(model, record)`` (called at its end with the year's outcome
 record).  Kinds: fixed, us_federal, flat, grid, saez, optimum, (with LLMs) llm, and search (a
-black-box optimiser, ``simulator.planners.search``); a democracy wraps any of them with
+black-box optimiser, ``simulator.sim.planners.search``); a democracy wraps any of them with
 elections.
 """
 
@@ -19,7 +19,7 @@ from simulator.economy.saez import saez_bracket_rates
 from simulator.economy.tax import TaxSchedule
 
 if TYPE_CHECKING:
-    from simulator.model import EconomyModel
+    from simulator.sim.model import EconomyModel
 
 
 class Planner:
@@ -33,7 +33,7 @@ class Planner:
     def observe(self, model: EconomyModel, record: dict) -> None:
         pass
 
-    # checkpoint protocol (see simulator.checkpoint): what this planner has learned
+    # checkpoint protocol (see simulator.run.checkpoint): what this planner has learned
     def checkpoint_state(self) -> dict:
         """The planner's learned state as a picklable dict (none for a fixed rule)."""
         return {}
@@ -214,17 +214,17 @@ def build_planner(model: EconomyModel) -> Planner:
     elif cfg.kind == "optimum":
         planner = OptimumPlanner(cfg.optimum_max_agents, cfg.optimum_max_evaluations)
     elif cfg.kind == "llm":
-        from simulator.planners.llm import LLMPlanner
+        from simulator.sim.planners.llm import LLMPlanner
 
         planner = LLMPlanner(cfg.llm)
     elif cfg.kind == "search":
-        from simulator.planners.search import SearchPlanner
+        from simulator.sim.planners.search import SearchPlanner
 
         planner = SearchPlanner(cfg.search, cfg.llm)
     else:  # pragma: no cover - the scenario schema rules this out
         raise ValueError(f"unknown planner kind {cfg.kind!r}")
     if model.settings.democracy.enabled:
-        from simulator.planners.democracy import Democracy
+        from simulator.sim.planners.democracy import Democracy
 
         planner = Democracy(model.settings.democracy, fallback=planner)
     return planner

@@ -54,9 +54,9 @@ from simulator.results import RunWriter, atomic_write_bytes
 if TYPE_CHECKING:
     import pandas as pd
 
-    from simulator.model import EconomyModel
+    from simulator.config.schema import Scenario
     from simulator.results import RunResults
-    from simulator.scenario import Scenario
+    from simulator.sim.model import EconomyModel
 
 #: Version of the checkpoint layout (bumped when its keys change).
 CHECKPOINT_FORMAT = 1
@@ -155,7 +155,7 @@ def mark_interrupted(writer: RunWriter, model: EconomyModel | None, exc: BaseExc
     done = finished_years(writer.dir)
     n_done = done[-1] + 1 if done else 0
     if model is not None and model.settings.output.agents_table and n_done:
-        from simulator.agent_sample import agents_table
+        from simulator.run.agent_sample import agents_table
 
         writer.write_table("agents", agents_table(model, n_done))
     why = f"signal {exc.args[0]}" if isinstance(exc, RunInterrupted) else "interrupted by the user"
@@ -363,7 +363,7 @@ def restore_model(model: EconomyModel, ckpt: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- resume / fork
 @dataclass
 class RunStart:
-    """How :func:`simulator.runner.run_scenario` starts a resumed or forked run."""
+    """How :func:`simulator.run.runner.run_scenario` starts a resumed or forked run."""
 
     writer: RunWriter
     make_model: Callable[[Any], EconomyModel]
@@ -405,7 +405,7 @@ def _no_checkpoint(run_dir: Path, manifest: dict) -> UserError:
 
 
 def _scenario_from_manifest(manifest: dict, source: str, overrides: list[str] | None = None) -> Scenario:
-    from simulator.scenario import scenario_from_dict
+    from simulator.config.loading import scenario_from_dict
 
     return scenario_from_dict(copy.deepcopy(manifest.get("scenario", {})), source, overrides)
 
@@ -441,8 +441,8 @@ def resume_run(
     Raises :class:`UserError` (one line) for a directory without a checkpoint, a
     completed run, a run still going, or a checkpoint of another version or scenario.
     """
-    from simulator.model import EconomyModel
-    from simulator.runner import run_scenario
+    from simulator.run.runner import run_scenario
+    from simulator.sim.model import EconomyModel
 
     run_dir = Path(run_dir)
     manifest = _read_manifest(run_dir)
@@ -485,7 +485,7 @@ def resume_run(
 
 
 def _shared_history_change(old: Scenario, new: Scenario) -> str | None:
-    from simulator.model import build_base_schedule
+    from simulator.config.builders import build_base_schedule
 
     if _scenario_json(old.population) != _scenario_json(new.population):
         return "population"
@@ -516,8 +516,8 @@ def fork_run(
     thresholds is refused (they would change the shared history); so is a fork year
     without a checkpoint.  Nothing is written when the input is refused.
     """
-    from simulator.model import EconomyModel
-    from simulator.runner import run_scenario
+    from simulator.run.runner import run_scenario
+    from simulator.sim.model import EconomyModel
 
     overrides = list(overrides or [])
     parent = Path(parent_dir)
@@ -543,7 +543,7 @@ def fork_run(
         )
     if new.compare:
         raise UserError("--set compare: a fork is one run; fork each variant's run directory instead")
-    from simulator.planners.search import check_scenario
+    from simulator.sim.planners.search import check_scenario
 
     check_scenario(new, f"--set {' '.join(overrides)}")  # search planners: is any schedule feasible?
     if new.run.tax_years <= at_year + 1:

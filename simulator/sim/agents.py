@@ -1,8 +1,11 @@
-"""Worker agents: Mesa views onto the model's per-worker arrays."""
+"""Mesa agents of the economy: workers (views onto the model's per-worker arrays) and the
+planner agent (the government that sets the tax schedule each tax year)."""
 
 from __future__ import annotations
 
 import mesa
+
+from simulator.economy.tax import TaxSchedule
 
 
 class WorkerAgent(mesa.Agent):
@@ -39,3 +42,25 @@ class WorkerAgent(mesa.Agent):
     @property
     def persona(self) -> str:
         return str(self.model.population["persona"].iat[self.index])
+
+
+class PlannerAgent(mesa.Agent):
+    """Holds a planner strategy (see :mod:`simulator.sim.planners`) and the current schedule."""
+
+    def __init__(self, model: mesa.Model, strategy, schedule: TaxSchedule) -> None:
+        super().__init__(model)
+        self.strategy = strategy
+        self.schedule = schedule
+
+    @property
+    def kind(self) -> str:
+        return self.strategy.kind
+
+    def set_taxes(self) -> TaxSchedule:
+        """Called at the start of each tax year."""
+        self.schedule = self.strategy.propose(self.model)
+        return self.schedule
+
+    def observe(self, record: dict) -> None:
+        """Called at the end of each tax year with its outcome."""
+        self.strategy.observe(self.model, record)

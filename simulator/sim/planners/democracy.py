@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from simulator.config.schema import DemocracyConfig
 from simulator.economy.tax import TaxSchedule
 from simulator.llm import Request, boolean_field, choices, integer_field, json_object_constraint
-from simulator.planners import Planner
-from simulator.planners.llm import LLMPlanner, project_rates
-from simulator.prompts import money
-from simulator.scenario import DemocracyConfig
-from simulator.voting import RULES, rankings_as_strings
+from simulator.sim.planners import Planner
+from simulator.sim.planners.llm import LLMPlanner, project_rates
+from simulator.sim.prompts import money
+from simulator.sim.voting import RULES, rankings_as_strings
 
 if TYPE_CHECKING:
-    from simulator.model import EconomyModel
+    from simulator.sim.model import EconomyModel
 
 LETTERS = "ABCDEFGHIJKLMNOPQRST"
 
@@ -184,8 +184,8 @@ class Democracy(Planner):
             constraint = json_object_constraint({LETTERS[j]: boolean_field() for j in range(m)})
             ask = "Which candidates do you approve of? Reply with JSON true/false for each letter."
         # under archetype pooling only representatives are asked; the others' ballots are
-        # carried over in own-ranking terms (simulator.policies.pooling.carry_ballots)
-        from simulator.policies.pooled import vote_plan
+        # carried over in own-ranking terms (simulator.sim.workers.pool_plan.carry_ballots)
+        from simulator.sim.workers.pool_ask import vote_plan
 
         plan = vote_plan(model, voters, z)
         asked = np.arange(len(voters)) if plan is None else plan.reps
@@ -220,7 +220,7 @@ class Democracy(Planner):
                 for i, r in zip(asked, replies, strict=True)
             ])
         if plan is not None:
-            from simulator.policies.pooling import carry_ballots
+            from simulator.sim.workers.pool_plan import carry_ballots
 
             rep_valid = valid
             carried, valid = carry_ballots(plan, ballots, rep_valid, take_home, cfg.rule)

@@ -3,7 +3,7 @@
 Each tax year the search proposes one schedule on the base brackets, observes the
 year's objective (the same number the LLM planner sees) and updates a black-box
 optimiser over the bracket rates.  Every schedule it proposes goes through the LLM
-planner's own constraint projection (:func:`simulator.planners.llm.project_rates`:
+planner's own constraint projection (:func:`simulator.sim.planners.llm.project_rates`:
 rate range, maximum change per year, monotone, revenue floor), so the two compete under
 one rule set and one budget of real tax years.
 
@@ -35,18 +35,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from simulator.config.schema import LLMPlannerOptions, SearchPlannerOptions
 from simulator.economy.outcome import evaluate
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.welfare import social_welfare
 from simulator.errors import UserError
-from simulator.planners import Planner
-from simulator.planners.llm import project_rates
-from simulator.scenario import LLMPlannerOptions, SearchPlannerOptions
+from simulator.sim.planners import Planner
+from simulator.sim.planners.llm import project_rates
 
 if TYPE_CHECKING:
+    from simulator.config.schema import Scenario
     from simulator.economy.welfare import Outcome
-    from simulator.model import EconomyModel
-    from simulator.scenario import Scenario
+    from simulator.sim.model import EconomyModel
 
 
 class SeededNormal:
@@ -94,8 +94,8 @@ def check_scenario(scenario: Scenario, source: str = "<scenario>") -> None:
     Builds the population (as the model does) only for variants that need it: a search
     planner with a revenue floor.  Used by ``econsim validate``.
     """
-    from simulator.model import build_base_schedule
-    from simulator.population import build_population
+    from simulator.config.builders import build_base_schedule
+    from simulator.sim.population import build_population
 
     for label, sc in scenario.variants(source):
         if sc.planner.kind != "search" or sc.planner.llm.revenue_floor is None:

@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from simulator.config.schema import LLMWorkerOptions
 from simulator.economy.best_response import best_response
 from simulator.economy.tax import TaxSchedule
 from simulator.llm import Request, choices, integer_field, json_object_constraint
-from simulator.policies.streaming import chunk_size_for, generate_streamed, worker_seeds
-from simulator.prompts import money, rebate_phrase, schedule_text, table, take_home_grid
-from simulator.scenario import LLMWorkerOptions
+from simulator.sim.prompts import money, rebate_phrase, schedule_text, table, take_home_grid
+from simulator.sim.workers.streaming import chunk_size_for, generate_streamed, worker_seeds
 
 if TYPE_CHECKING:
-    from simulator.model import EconomyModel
+    from simulator.sim.model import EconomyModel
 
 def system_text(rebate_share: float) -> str:
     return (
@@ -56,7 +56,7 @@ class LLMWorkerPolicy:
         self.samples: list[dict] = []
         self.satisfaction: list[dict] = []
         self._prefix: np.ndarray | None = None
-        from simulator.policies.pooling import PoolingState
+        from simulator.sim.workers.pool_plan import PoolingState
 
         self.pool_state = PoolingState()
         # requests sent and transport failures among them, since the last reset (decide)
@@ -137,7 +137,7 @@ class LLMWorkerPolicy:
              who: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Replies (hours a week) and validity of workers ``who``, streamed in backend-sized
         chunks, prompts sharing a prefix sent together.  Seeds depend on the run seed, the
-        ask counter and the worker (:func:`~simulator.policies.streaming.worker_seeds`)."""
+        ask counter and the worker (:func:`~simulator.sim.workers.streaming.worker_seeds`)."""
         self.pool_state.asks += 1
         seeds = worker_seeds(model.settings.run.seed, self.pool_state.asks, 1, who)
         out = np.zeros(who.size)
@@ -185,7 +185,7 @@ class LLMWorkerPolicy:
     def _ask_hours(self, model: EconomyModel, schedule: TaxSchedule, rebate: float, explore: bool,
                    fallback: np.ndarray, check: bool = False) -> tuple[np.ndarray, np.ndarray]:
         if self.options.pooling is not None:
-            from simulator.policies.pooled import ask_hours_pooled
+            from simulator.sim.workers.pool_ask import ask_hours_pooled
 
             return ask_hours_pooled(self, model, schedule, rebate, explore, fallback, check)
         replies, used = self._ask(model, schedule, rebate, explore, np.arange(model.n_workers))
@@ -238,7 +238,7 @@ class LLMWorkerPolicy:
             "Answer with one word: yes or no."
         )
         if self.options.pooling is not None:
-            from simulator.policies.pooled import satisfaction_pooled
+            from simulator.sim.workers.pool_ask import satisfaction_pooled
 
             satisfied, invalid = satisfaction_pooled(self, model, system)
         else:

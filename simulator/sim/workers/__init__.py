@@ -16,7 +16,7 @@ from simulator.economy.best_response import best_response, equilibrium
 from simulator.economy.tax import TaxSchedule
 
 if TYPE_CHECKING:
-    from simulator.model import EconomyModel
+    from simulator.sim.model import EconomyModel
 
 
 class WorkerPolicy(Protocol):
@@ -27,7 +27,7 @@ class WorkerPolicy(Protocol):
     def respond(self, model: EconomyModel, schedule: TaxSchedule,
                 rebate: float | None = None) -> np.ndarray: ...
 
-    # the checkpoint protocol of simulator.checkpoint
+    # the checkpoint protocol of simulator.run.checkpoint
     def checkpoint_state(self) -> dict: ...
 
     def restore_state(self, state: dict) -> None: ...
@@ -108,7 +108,7 @@ def build_policy(model: EconomyModel) -> WorkerPolicy:
     if cfg.policy == "fixed":
         return FixedPolicy(cfg.hours)
     if cfg.policy == "llm":
-        from simulator.policies.llm import LLMWorkerPolicy
+        from simulator.sim.workers.llm import LLMWorkerPolicy
 
         return LLMWorkerPolicy(cfg.llm)
     raise ValueError(f"unknown worker policy {cfg.policy!r}")

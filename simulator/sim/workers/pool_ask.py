@@ -1,5 +1,5 @@
 """LLM workers under archetype pooling: the hours question, the satisfaction question and
-ballots asked of representatives only (:mod:`simulator.policies.pooling` holds the cells,
+ballots asked of representatives only (:mod:`simulator.sim.workers.pool_plan` holds the cells,
 allocation and carry-over rules; this module connects them to the LLM worker policy).
 
 Per step it adds to the year record (``model.step_stats``): ``pool_calls`` (model calls
@@ -23,11 +23,11 @@ from simulator.economy.best_response import best_response
 from simulator.economy.outcome import evaluate
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.welfare import social_welfare
-from simulator.policies.pooling import Plan, carry_choice, carry_hours, make_plan
+from simulator.sim.workers.pool_plan import Plan, carry_choice, carry_hours, make_plan
 
 if TYPE_CHECKING:
-    from simulator.model import EconomyModel
-    from simulator.policies.llm import LLMWorkerPolicy
+    from simulator.sim.model import EconomyModel
+    from simulator.sim.workers.llm import LLMWorkerPolicy
 
 
 def _last_hours(model: EconomyModel) -> np.ndarray:
@@ -118,7 +118,7 @@ def satisfaction_pooled(policy: LLMWorkerPolicy, model: EconomyModel, system: st
 def vote_plan(model: EconomyModel, voters: np.ndarray, sort_value: np.ndarray) -> Plan | None:
     """A plan over ``voters`` (positions in the voter array) when LLM workers are pooled,
     else ``None``: elections then ask representatives only (see
-    :func:`simulator.policies.pooling.carry_ballots`)."""
+    :func:`simulator.sim.workers.pool_plan.carry_ballots`)."""
     pc = model.settings.workers.llm.pooling
     state = getattr(model.policy, "pool_state", None)
     if pc is None or state is None or voters.size <= pc.budget:

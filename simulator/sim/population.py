@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from simulator.config.schema import PopulationConfig
 from simulator.errors import UserError
-from simulator.scenario import PopulationConfig
 
 REQUIRED = ("id", "wage", "hours", "weight", "persona")
 

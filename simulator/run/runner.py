@@ -11,12 +11,12 @@ from typing import Any, TextIO
 import pandas as pd
 from tqdm import tqdm
 
-from simulator import checkpoint
+from simulator.run import checkpoint
+from simulator.config.schema import Scenario
 from simulator.errors import UserError
-from simulator.model import EconomyModel
 from simulator.results import RunResults, RunWriter, load_run
-from simulator.run_health import RunFailed
-from simulator.scenario import Scenario
+from simulator.sim.health import RunFailed
+from simulator.sim.model import EconomyModel
 
 
 def default_run_dir(scenario: Scenario) -> Path:
@@ -74,7 +74,7 @@ def run_scenario(
 
     Results and a checkpoint are saved after every tax year; if the run fails or is
     interrupted the manifest records why, the years completed so far stay readable and
-    ``econsim resume`` continues it.  ``start`` (from :mod:`simulator.checkpoint`)
+    ``econsim resume`` continues it.  ``start`` (from :mod:`simulator.run.checkpoint`)
     continues a resumed or forked run instead of starting a new one.
     """
     stream = stream or sys.stdout
@@ -103,7 +103,7 @@ def run_scenario(
         def after_year(record: dict) -> None:
             bar.update(1)
             if bar.disable and progress is None:  # off a terminal: one plain line per year
-                from simulator.progress import year_line
+                from simulator.run.progress import year_line
 
                 year_line(record, scenario.run.tax_years)
             bar.set_postfix(objective=f"{record['objective']:.4g}", hours=f"{record['mean_hours']:.1f}")
@@ -193,7 +193,7 @@ def comparison_table(table: pd.DataFrame) -> str:
 
 def _save_progress(writer: RunWriter, model: EconomyModel, final: bool) -> None:
     # output.agents_sample: the per-agent tables hold a fixed subsample of workers
-    from simulator import agent_sample
+    from simulator.run import agent_sample
 
     writer.write_table("years", model.years_frame())
     writer.write_table("steps", model.datacollector.get_model_vars_dataframe())
