@@ -122,7 +122,7 @@ def pooled_step(config, n: int, budget: int) -> tuple[float, int]:
     t0 = time.perf_counter()
     m.policy.decide(m)
     dt = time.perf_counter() - t0
-    calls = int(m.step_stats.get("pool_calls", 0))
+    calls = int(m.stats.get("pool_calls", 0))
     llm.close()
     return dt, calls
 

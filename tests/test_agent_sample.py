@@ -15,8 +15,9 @@ from simulator.config.loading import scenario_from_dict
 from simulator.errors import UserError
 from simulator.results import load_run
 from simulator.run.agent_sample import SAMPLE_STREAM, sample_positions
-from simulator.run.checkpoint import finished_years, resume_run
+from simulator.run.resume import resume_run
 from simulator.run.runner import run_scenario
+from simulator.run.state import finished_years
 from simulator.sim.model import EconomyModel
 
 N, POP, YEARS, SEED = 12, 40, 3, 3

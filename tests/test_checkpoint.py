@@ -22,8 +22,9 @@ from simulator.config.loading import scenario_from_dict
 from simulator.errors import UserError
 from simulator.report.markdown import write_report
 from simulator.results import load_run
-from simulator.run.checkpoint import checkpoint_path, finished_years, fork_run, resume_run
+from simulator.run.resume import fork_run, resume_run
 from simulator.run.runner import run_scenario
+from simulator.run.state import checkpoint_path, finished_years
 from simulator.sim.model import EconomyModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +108,7 @@ def test_checkpoint_every_year_and_its_contents(reference):
     assert len(dem["sitting"]["state"]["tried"]) == 2  # years 1 and 2 judged by its own utility
     assert len(st["policy"]["state"]["adjusted_history"]) == 3
     assert st["telemetry"]["state"]["records"]
-    assert len(st["datacollector"]["model_vars"]["objective"]) == 3 * 2
+    assert len(st["model_vars"]["objective"]) == 3 * 2
 
 
 @pytest.mark.parametrize("year,step", [(2, 1), (3, 0)])

@@ -14,8 +14,9 @@ from test_checkpoint import ROOT, _start_cli, _wait_for, assert_same_run
 
 from simulator.config.loading import scenario_from_dict
 from simulator.results import load_run
-from simulator.run.checkpoint import checkpoint_path, finished_years, resume_run
+from simulator.run.resume import resume_run
 from simulator.run.runner import run_scenario
+from simulator.run.state import checkpoint_path, finished_years
 
 pytestmark = [needs_llama, pytest.mark.embedded, pytest.mark.slow, pytest.mark.timeout(900)]
 

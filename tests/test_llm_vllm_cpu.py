@@ -72,7 +72,7 @@ def _worker_step(llm, n: int = 64):
     t0 = time.perf_counter()
     model.step()
     dt = time.perf_counter() - t0
-    return model.hours.copy(), model.step_stats["fallbacks"], dt, model
+    return model.hours.copy(), model.stats["fallbacks"], dt, model
 
 
 def test_exported_folder_is_a_plain_bf16_causal_lm():

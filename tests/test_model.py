@@ -239,7 +239,7 @@ def test_cli_missing_file_and_bad_flags(capsys, tmp_path):
 
 def test_comparison_runs_variants_on_one_population(tmp_path, make_scenario):
     from simulator.config.loading import scenario_from_dict
-    from simulator.run.runner import run_comparison
+    from simulator.experiments import run_comparison
 
     sc = scenario_from_dict(
         {

@@ -5,9 +5,10 @@ import pandas as pd
 
 from simulator.cli.main import main
 from simulator.config.loading import scenario_from_dict
+from simulator.experiments import run_comparison
 from simulator.report.markdown import column_format, income_histogram
 from simulator.results import load_run
-from simulator.run.runner import run_comparison, run_scenario
+from simulator.run.runner import run_scenario
 
 
 def test_run_report(tmp_path, capsys):

@@ -14,8 +14,8 @@ from test_checkpoint import ROOT, _start_cli, _wait_for, assert_same_run
 from simulator.config.loading import load_scenario, scenario_from_dict
 from simulator.llm.factory import build_llm
 from simulator.results import load_run
-from simulator.run.checkpoint import checkpoint_path, finished_years
 from simulator.run.runner import run_scenario
+from simulator.run.state import checkpoint_path, finished_years
 from simulator.sim.model import EconomyModel
 
 BASE = ["llm.backend=scripted", "llm.cache=off", "population.size=300", "planner.kind=us_federal",

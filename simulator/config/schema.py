@@ -15,15 +15,20 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from simulator.config.planners import PLANNER_KINDS, SEARCH_OPTIMIZERS
 from simulator.config.pooling import check_pooling_config
 from simulator.config.validity_names import gate_checks
-from simulator.economy.tax import FILING_STATUSES
+from simulator.economy.tax import FILING_STATUSES, TaxSchedule, TaxScheduleError
 from simulator.economy.welfare import SWF_NAMES
 from simulator.errors import UserError
 from simulator.llm.config import LLMConfig
 
 #: lower edges of the age bands (years) used by pooling cells and incidence tables
 AGE_EDGES = (16, 25, 35, 45, 55, 65)
+
+
+#: The registered planner kinds, as a type (one registry: simulator.config.planners).
+PlannerKindName = Literal[tuple(PLANNER_KINDS)]  # type: ignore[valid-type]
 
 
 class _Strict(BaseModel):
@@ -158,8 +163,6 @@ class TaxConfig(_Strict):
             self.us_federal = None
             if self.initial_rates is None:
                 raise ValueError("custom thresholds need initial_rates")
-            from simulator.economy.tax import TaxSchedule, TaxScheduleError
-
             try:
                 TaxSchedule(self.thresholds, self.initial_rates)
             except TaxScheduleError as exc:
@@ -231,9 +234,6 @@ class LLMPlannerOptions(_Strict):
         return v
 
 
-SEARCH_OPTIMIZERS = {"cma": "cma"}  # optimiser name -> Python package it needs
-
-
 class SearchPlannerOptions(_Strict):
     """Options of the black-box schedule search (``kind: search``).
 
@@ -264,8 +264,9 @@ class SearchPlannerOptions(_Strict):
 class PlannerConfig(_Strict):
     """Who sets taxes and how."""
 
-    kind: Literal["fixed", "us_federal", "flat", "saez", "optimum", "grid", "llm", "search"] = Field(
-        "us_federal"
+    kind: PlannerKindName = Field(
+        "us_federal", description="who sets taxes: " + ", ".join(PLANNER_KINDS)
+        + " (simulator.config.planners)"
     )
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     rate: float = Field(0.2, ge=0, le=1, description="flat: the rate")
@@ -530,7 +531,7 @@ class Scenario(_Strict):
     @property
     def uses_llm(self) -> bool:
         """Whether any agent (workers, planner, elections, persona enrichment) asks the LLM."""
-        return (self.workers.policy == "llm" or self.planner.kind == "llm"
+        return (self.workers.policy == "llm" or PLANNER_KINDS[self.planner.kind].uses_llm
                 or self.democracy.enabled or self.population.enrich)
 
     def variants(self, source: str = "<scenario>") -> list[tuple[str, Scenario]]:
@@ -564,42 +565,22 @@ class Scenario(_Strict):
     @model_validator(mode="after")
     def _consistency(self) -> Scenario:
         n = len(self.tax.thresholds) if self.tax.thresholds is not None else 7
-        if self.planner.kind == "fixed" and self.planner.rates is None:
-            raise ValueError("planner kind 'fixed' needs planner.rates")
+        kind = PLANNER_KINDS[self.planner.kind]
+        if kind.check is not None:
+            kind.check(self)
         if self.planner.rates is not None and len(self.planner.rates) != n:
             raise ValueError(f"planner.rates needs {n} rates, one per bracket")
         if self.planner.rates is not None and any(not 0 <= r <= 1 for r in self.planner.rates):
             raise ValueError(f"planner.rates must lie in [0, 1], got {self.planner.rates}")
-        if self.planner.kind == "grid" and not self.planner.schedules:
-            raise ValueError("planner kind 'grid' needs planner.schedules")
         for i, s in enumerate(self.planner.schedules or []):
             if len(s) != n or any(not 0 <= r <= 1 for r in s):
                 raise ValueError(f"planner.schedules[{i}] needs {n} rates in [0, 1]")
-        if self.planner.kind == "search":
-            _check_search(self)
         lo, hi = self.economy.hours_bounds
         if self.workers.policy == "llm" and int(np.ceil(lo)) > int(np.floor(hi)):
             raise ValueError("LLM workers answer whole hours: economy.hours_bounds must contain one")
         if self.workers.llm.pooling is not None:
             check_pooling_config(self)
         return self
-
-
-def _check_search(sc: Scenario) -> None:
-    """``kind: search``: the optimiser's package is installed.
-
-    (Whether the revenue floor can be met depends on the population's incomes:
-    ``simulator.sim.planners.search.feasibility_problem`` checks it when the population exists.)
-    """
-    import importlib.util
-
-    opt = sc.planner.search.optimizer
-    package = SEARCH_OPTIMIZERS[opt]
-    if importlib.util.find_spec(package) is None:
-        raise ValueError(
-            f"planner.search.optimizer {opt!r} is not available: install the package "
-            f"{package} (pip install 'econsim[search]')"
-        )
 
 
 # --------------------------------------------------------------------------- loading

@@ -8,9 +8,14 @@
   with bootstrap intervals, consumption equivalents, incidence, tax-rate curves.
 """
 
-from simulator.experiments.execute import final_years_table, run_experiment
+from simulator.experiments.execute import (
+    comparison_table,
+    final_years_table,
+    run_comparison,
+    run_experiment,
+)
 from simulator.experiments.plan import ExperimentPlan, is_experiment, plan_experiment
 from simulator.experiments.summary import experiment_stats, load_experiment
 
-__all__ = ["ExperimentPlan", "experiment_stats", "final_years_table", "is_experiment",
-           "load_experiment", "plan_experiment", "run_experiment"]
+__all__ = ["ExperimentPlan", "comparison_table", "experiment_stats", "final_years_table",
+           "is_experiment", "load_experiment", "plan_experiment", "run_comparison", "run_experiment"]

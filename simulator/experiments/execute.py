@@ -35,6 +35,7 @@ import pandas as pd
 from simulator.config.schema import Scenario
 from simulator.errors import UserError
 from simulator.experiments.plan import ExperimentPlan, Task, plan_experiment, scenario_key
+from simulator.experiments.summary import summary_text
 from simulator.results import (
     _now,
     atomic_write_bytes,
@@ -42,6 +43,10 @@ from simulator.results import (
     git_revision,
     package_versions,
 )
+from simulator.run.resume import resume_run
+from simulator.run.runner import default_run_dir, run_scenario
+from simulator.run.signals import StopGuard
+from simulator.run.state import finished_years
 
 FINISHED = ("completed", "completed_with_warnings")
 INDEX_COLUMNS = ["variant", "seed", "path", "status", "reason", "wall_seconds", "years_completed"]
@@ -66,12 +71,10 @@ def _continue_run(scenario_data: dict[str, Any], path: str | Path, llm: Any = No
     """Bring an unfinished run (failed, interrupted or never started) to an end.
 
     A run that left a checkpoint of its tax years continues from it with
-    :func:`simulator.run.checkpoint.resume_run` (the result equals an uninterrupted run); one
+    :func:`simulator.run.resume.resume_run` (the result equals an uninterrupted run); one
     without a usable checkpoint (none written, another scenario or version) is removed
     and run again from scratch.
     """
-    from simulator.run.checkpoint import finished_years, resume_run
-
     path = Path(path)
     if path.exists() and finished_years(path):
         try:
@@ -85,8 +88,6 @@ def _continue_run(scenario_data: dict[str, Any], path: str | Path, llm: Any = No
 
 
 def _fresh_run(scenario_data: dict[str, Any], path: Path, llm: Any = None) -> dict[str, Any]:
-    from simulator.run.runner import run_scenario
-
     scenario = Scenario.model_validate(scenario_data)
     return _recorded(path, lambda: run_scenario(scenario, path, progress=False, stream=io.StringIO(), llm=llm))
 
@@ -395,8 +396,6 @@ def run_experiment(
     with the input (seeds, sweep keys, baseline, the directory, the executor) is checked
     before the directory is created.
     """
-    from simulator.run.runner import default_run_dir
-
     stream = stream or sys.stdout
     root = Path(out_dir) if out_dir is not None else default_run_dir(scenario)
     plan = plan_experiment(scenario, root, baseline=baseline, source=source)
@@ -438,8 +437,6 @@ def run_experiment(
           f"{len(tasks)} runs" + (f" ({kept} finished earlier, kept)" if kept else "")
           + f"; executor {executor.kind}", file=stream)
     done = 0
-    from simulator.run.checkpoint import StopGuard
-
     guard = StopGuard().install()  # SIGTERM, like Ctrl-C, stops the experiment cleanly
     try:
         for t, res in executor.run(todo):
@@ -487,8 +484,6 @@ def run_experiment(
     _write_json(root / "experiment.json", meta)
     plan.status = status
     if not final.empty:
-        from simulator.experiments.summary import summary_text
-
         print(summary_text(root), file=stream)
     if status == "completed_with_warnings":
         n = int(index["status"].eq("completed_with_warnings").sum())
@@ -500,3 +495,34 @@ def run_experiment(
         print(f"experiment {status}: {reason}", file=stream)
     print(f"experiment: {root}", file=stream)
     return plan
+
+
+def run_comparison(
+    scenario: Scenario,
+    out_dir: str | Path | None = None,
+    *,
+    progress: bool | None = None,
+    llm: Any = None,
+    stream: TextIO | None = None,
+) -> pd.DataFrame:
+    """Run every ``compare`` variant (on every ``run.seeds`` seed) as an experiment.
+
+    Delegates to :func:`run_experiment` (in this process): each
+    (variant, seed) gets ``out_dir/runs/<variant>/seed-<s>/``; returns the final tax
+    year of every run (columns ``variant``, ``seed``, ``path``, then the year record),
+    also written to ``out_dir/comparison.parquet``.
+    """
+    root = Path(out_dir) if out_dir is not None else default_run_dir(scenario)
+    run_experiment(scenario, root, stream=stream, llm=llm)
+    return final_years_table(root)
+
+
+def comparison_table(table: pd.DataFrame) -> str:
+    """Final-year outcomes of each variant, side by side, as plain text."""
+    swfs = [c for c in table.columns if c.startswith("swf_") and c != "swf_revenue"]
+    cols = ["variant", "objective", *swfs, "revenue", "mean_hours", "gini_post_tax"]
+    cols = [c for c in cols if c in table.columns]
+    fmt = lambda v: f"{v:,.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    cells = [[c.replace("swf_", "") for c in cols]] + [[fmt(r[c]) for c in cols] for _, r in table.iterrows()]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells)

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simulator.config.builders import build_base_schedule, build_utility
+from simulator.config.schema import ExperimentConfig, ObjectiveConfig, Scenario
 from simulator.errors import UserError
 from simulator.experiments import stats
 from simulator.results import RunResults, load_run
@@ -142,16 +144,10 @@ def _final_agents(run: RunResults) -> pd.DataFrame | None:
 
 
 def _utility_for(scenario: dict[str, Any]):
-    from simulator.config.builders import build_utility
-    from simulator.config.schema import Scenario
-
     return build_utility(Scenario.model_validate(scenario))
 
 
 def _schedule_thresholds(scenario: dict[str, Any]) -> list[float]:
-    from simulator.config.builders import build_base_schedule
-    from simulator.config.schema import Scenario
-
     return [float(t) for t in build_base_schedule(Scenario.model_validate(scenario)).thresholds]
 
 
@@ -161,8 +157,6 @@ def consumption_equivalents(exp: Experiment, final: pd.DataFrame) -> pd.DataFram
     base_sc = exp.scenario(exp.baseline)
     utility = _utility_for(base_sc)
     obj = base_sc.get("planner", {}).get("objective", {})
-    from simulator.config.schema import ObjectiveConfig
-
     objective = ObjectiveConfig.model_validate(obj)
     for seed in sorted(set(final.loc[final["variant"] == exp.baseline, "seed"])):
         base_run = exp.run(exp.baseline, int(seed))
@@ -237,8 +231,6 @@ def rate_curves(exp: Experiment, final: pd.DataFrame) -> pd.DataFrame:
 
 def stats_config(exp: Experiment) -> dict[str, Any]:
     """Bootstrap settings from the scenario's ``experiment:`` section (or defaults)."""
-    from simulator.config.schema import ExperimentConfig
-
     sc = exp.meta.get("scenario") or exp.scenario(exp.variants[0])
     return ExperimentConfig.model_validate(sc.get("experiment", {})).model_dump()
 

@@ -16,6 +16,8 @@ __all__ = ["DEFAULT_SCENARIO", "ExploreModel", "default_settings", "explore_page
 
 def explore_page(scenario: str = DEFAULT_SCENARIO, **params: Any):
     """The SolaraViz page for ``scenario`` (see :func:`simulator.explore.page.explore_page`)."""
-    from simulator.explore.page import explore_page as _page
+    from simulator.explore.page import (
+        explore_page as _page,  # deferred: Solara loads only for the page
+    )
 
     return _page(scenario, **params)

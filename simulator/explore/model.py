@@ -25,17 +25,22 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from simulator.config.builders import build_base_schedule
 from simulator.config.loading import resolve_scenario_path, scenario_from_dict
+from simulator.config.planners import PLANNER_KINDS as REGISTERED_PLANNERS
 from simulator.config.schema import Scenario
 from simulator.economy.outcome import evaluate
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.welfare import SWF_NAMES, Outcome, social_welfare
 from simulator.errors import UserError
+from simulator.sim.model import EconomyModel
+from simulator.sim.population import build_population
 
 #: The scenario the page opens with when none is named.
 DEFAULT_SCENARIO = "rational_baselines"
-#: Planner kinds offered by the page; ``fixed`` means "the rate sliders".
-PLANNER_KINDS = ("fixed", "us_federal", "flat", "saez", "optimum", "llm")
+#: Planner kinds offered by the page (those with an explore label in the registry,
+#: :data:`simulator.config.planners.PLANNER_KINDS`); ``fixed`` means "the rate sliders".
+PLANNER_KINDS = tuple(k.name for k in REGISTERED_PLANNERS.values() if k.explore_label is not None)
 WORKER_POLICIES = ("rational", "fixed", "llm")
 POPULATION_SOURCES = ("census", "gb2", "file")
 #: Populations above this size get no per-worker Mesa agent objects (about 10 us each).
@@ -71,8 +76,6 @@ def default_settings(scenario: str | Path = DEFAULT_SCENARIO) -> dict[str, Any]:
     """The page's controls as the scenario sets them (rates in percent)."""
     data, path = _scenario_data(scenario)
     sc = scenario_from_dict(data, str(path))
-    from simulator.config.builders import build_base_schedule
-
     base = build_base_schedule(sc)
     u = sc.economy.utility
     settings: dict[str, Any] = {
@@ -149,8 +152,6 @@ def _population_key(sc: Scenario) -> str:
 
 def cached_population(sc: Scenario) -> pd.DataFrame:
     """The scenario's population, drawn once per source settings and seed (an LRU cache)."""
-    from simulator.sim.population import build_population
-
     key = _population_key(sc)
     if key in _POPULATIONS:
         _POPULATIONS.move_to_end(key)
@@ -306,8 +307,6 @@ class ExploreModel(mesa.Model):
 
     def _build(self, settings: dict[str, Any], sc: Scenario) -> None:
         """(Re)build the economy for validated ``settings``; the year count restarts."""
-        from simulator.sim.model import EconomyModel
-
         population = cached_population(sc)
         n = len(population)
         self.settings = dict(settings)

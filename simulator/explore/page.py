@@ -27,6 +27,7 @@ from mesa.visualization.solara_viz import UserInputs  # noqa: E402
 from mesa.visualization.utils import force_update, update_counter  # noqa: E402
 
 from simulator.config.loading import shipped_scenarios_dir  # noqa: E402
+from simulator.config.planners import PLANNER_KINDS as REGISTERED_PLANNERS  # noqa: E402
 from simulator.economy.welfare import SWF_NAMES  # noqa: E402
 from simulator.explore import plots  # noqa: E402
 from simulator.explore.model import (  # noqa: E402
@@ -38,14 +39,8 @@ from simulator.explore.model import (  # noqa: E402
     describe_error,
 )
 
-PLANNER_LABELS = {
-    "fixed": "fixed: the rate sliders",
-    "us_federal": "US federal (starting schedule)",
-    "flat": "flat rate",
-    "saez": "Saez (2001)",
-    "optimum": "numerical optimum",
-    "llm": "LLM planner",
-}
+#: the page's label of each planner kind it offers (from the planner registry)
+PLANNER_LABELS = {k: REGISTERED_PLANNERS[k].explore_label for k in PLANNER_KINDS}
 
 
 def shipped_scenarios() -> list[str]:

@@ -19,13 +19,12 @@ expectation.  ``manifest.json`` records the sample under ``agents_sample``.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from simulator.sim.model import EconomyModel
+from simulator.sim.model import EconomyModel
 
 #: Stream tag mixed with the run seed ("SAMP"): the sample's own random stream.
 SAMPLE_STREAM = 0x53414D50
@@ -57,8 +56,6 @@ def agents_table(model: EconomyModel, years: int | None = None) -> pd.DataFrame:
     ``years``: keep only the first ``years`` tax years (an interrupted run).  Rows of a
     sampled worker are exactly that worker's rows of the full table.
     """
-    from simulator.sim.model import EconomyModel
-
     pos = model_positions(model)
     view = copy.copy(model)
     view.agent_years = model.agent_years[:years] if years is not None else model.agent_years

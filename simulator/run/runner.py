@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -11,12 +13,25 @@ from typing import Any, TextIO
 import pandas as pd
 from tqdm import tqdm
 
-from simulator.run import checkpoint
 from simulator.config.schema import Scenario
 from simulator.errors import UserError
 from simulator.results import RunResults, RunWriter, load_run
+from simulator.run import agent_sample
+from simulator.run.signals import begin, mark_interrupted
+from simulator.run.state import save_checkpoint
 from simulator.sim.health import RunFailed
 from simulator.sim.model import EconomyModel
+from simulator.sim.progress import year_line
+from simulator.validity.gate import enforce_gate
+
+
+@dataclass
+class RunStart:
+    """How :func:`run_scenario` starts a resumed or forked run (see :mod:`simulator.run.resume`)."""
+
+    writer: RunWriter
+    make_model: Callable[[Any], EconomyModel]
+
 
 
 def default_run_dir(scenario: Scenario) -> Path:
@@ -68,13 +83,13 @@ def run_scenario(
     progress: bool | None = None,
     llm: Any = None,
     stream: TextIO | None = None,
-    start: checkpoint.RunStart | None = None,
+    start: RunStart | None = None,
 ) -> RunResults:
     """Run a scenario to completion and write its run directory.
 
     Results and a checkpoint are saved after every tax year; if the run fails or is
     interrupted the manifest records why, the years completed so far stay readable and
-    ``econsim resume`` continues it.  ``start`` (from :mod:`simulator.run.checkpoint`)
+    ``econsim resume`` continues it.  ``start`` (from :mod:`simulator.run.resume`)
     continues a resumed or forked run instead of starting a new one.
     """
     stream = stream or sys.stdout
@@ -83,7 +98,7 @@ def run_scenario(
         run_dir, scenario.model_dump(mode="json"), scenario.run.seed)
     started = time.perf_counter()
     model = None
-    guard = checkpoint.begin(writer)
+    guard = begin(writer)
     try:
         if start is not None:
             model = start.make_model(llm)
@@ -91,8 +106,6 @@ def run_scenario(
             model = EconomyModel(scenario, llm=llm, run_dir=run_dir,
                                  agent_objects=scenario.run.mesa_agents)
             writer.write_table("population", model.population)
-            from simulator.validity.gate import enforce_gate  # scenario validity_gate, if any
-
             enforce_gate(model, run_dir, progress=progress)
         bar = tqdm(
             total=scenario.run.tax_years, initial=model.year, desc="tax years", unit="yr",
@@ -103,12 +116,10 @@ def run_scenario(
         def after_year(record: dict) -> None:
             bar.update(1)
             if bar.disable and progress is None:  # off a terminal: one plain line per year
-                from simulator.run.progress import year_line
-
                 year_line(record, scenario.run.tax_years)
             bar.set_postfix(objective=f"{record['objective']:.4g}", hours=f"{record['mean_hours']:.1f}")
             with guard.critical():  # a stop signal waits until the year is on disk
-                checkpoint.save_checkpoint(model, writer)
+                save_checkpoint(model, writer)
                 _save_progress(writer, model, final=False)
 
         with bar:
@@ -125,7 +136,7 @@ def run_scenario(
                       llm_health=model.health.rates(model.history))
         raise
     except KeyboardInterrupt as exc:
-        checkpoint.mark_interrupted(writer, model, exc)
+        mark_interrupted(writer, model, exc)
         raise
     except UserError as exc:
         writer.finish("failed", str(exc))
@@ -158,43 +169,8 @@ def run_scenario(
     return results
 
 
-def run_comparison(
-    scenario: Scenario,
-    out_dir: str | Path | None = None,
-    *,
-    progress: bool | None = None,
-    llm: Any = None,
-    stream: TextIO | None = None,
-) -> pd.DataFrame:
-    """Run every ``compare`` variant (on every ``run.seeds`` seed) as an experiment.
-
-    Delegates to :func:`simulator.experiments.run_experiment` (in this process): each
-    (variant, seed) gets ``out_dir/runs/<variant>/seed-<s>/``; returns the final tax
-    year of every run (columns ``variant``, ``seed``, ``path``, then the year record),
-    also written to ``out_dir/comparison.parquet``.
-    """
-    from simulator.experiments import final_years_table, run_experiment
-
-    root = Path(out_dir) if out_dir is not None else default_run_dir(scenario)
-    run_experiment(scenario, root, stream=stream, llm=llm)
-    return final_years_table(root)
-
-
-def comparison_table(table: pd.DataFrame) -> str:
-    """Final-year outcomes of each variant, side by side, as plain text."""
-    swfs = [c for c in table.columns if c.startswith("swf_") and c != "swf_revenue"]
-    cols = ["variant", "objective", *swfs, "revenue", "mean_hours", "gini_post_tax"]
-    cols = [c for c in cols if c in table.columns]
-    fmt = lambda v: f"{v:,.4g}" if isinstance(v, float) else str(v)  # noqa: E731
-    cells = [[c.replace("swf_", "") for c in cols]] + [[fmt(r[c]) for c in cols] for _, r in table.iterrows()]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells)
-
-
 def _save_progress(writer: RunWriter, model: EconomyModel, final: bool) -> None:
     # output.agents_sample: the per-agent tables hold a fixed subsample of workers
-    from simulator.run import agent_sample
-
     writer.write_table("years", model.years_frame())
     writer.write_table("steps", model.datacollector.get_model_vars_dataframe())
     for name, df in agent_sample.restrict(model, model_extra_tables(model)).items():

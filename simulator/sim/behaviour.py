@@ -21,6 +21,7 @@ import pandas as pd
 from simulator.config.schema import Scenario
 from simulator.economy.elasticity import ElasticityEstimate, estimate_elasticity
 from simulator.sim.model import EconomyModel
+from simulator.sim.progress import line
 
 
 @dataclass
@@ -50,15 +51,13 @@ def measure_behaviour(
     perturbations: tuple[float, ...] = (-0.2, -0.1, 0.0, 0.1, 0.2),
     llm=None,
 ) -> BehaviourReport:
-    from simulator.run.progress import line
-
     model = EconomyModel(scenario, llm=llm, agent_objects=False)
     rows = []
     fallbacks = []
 
     def respond(schedule):
         z = model.policy.respond(model, schedule)
-        fb = getattr(model.policy, "last_respond_fallback_rate", 0.0)
+        fb = model.policy.last_respond_fallback_rate
         fallbacks.append(fb)
         # one line per perturbation on stderr (each may be a long LLM batch)
         line(f"behaviour: perturbation {len(rows) + 1}/{len(perturbations)} done (fallback {fb:.0%})")

@@ -20,9 +20,11 @@ import mesa
 import numpy as np
 import pandas as pd
 
+from simulator import llm as inference
 from simulator.config.builders import build_base_schedule, build_utility
 from simulator.config.schema import Scenario
 from simulator.economy.outcome import evaluate
+from simulator.economy.rebate import lump_sum_rebate
 from simulator.economy.utility import (
     Utility,
     subset_utility,
@@ -34,10 +36,21 @@ from simulator.economy.welfare import (
     social_welfare,
 )
 from simulator.sim.agents import PlannerAgent, WorkerAgent
+from simulator.sim.enrichment import enrich_personas
 from simulator.sim.health import RunHealth
 from simulator.sim.planners import build_planner
 from simulator.sim.population import build_population
+from simulator.sim.stats import YearStats
 from simulator.sim.workers import build_policy
+
+
+def _qualname(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _component(obj: Any) -> dict[str, Any] | None:
+    """A stateful object's class and ``checkpoint_state()`` (None when there is none)."""
+    return None if obj is None else {"class": _qualname(obj), "state": obj.checkpoint_state()}
 
 
 def _wmean(x: np.ndarray, w: np.ndarray | None) -> float:
@@ -87,8 +100,6 @@ class EconomyModel(mesa.Model):
         self.population = population.reset_index(drop=True)
         self._llm = llm
         if scenario.population.enrich and "persona_template" not in self.population.columns:
-            from simulator.sim.enrichment import enrich_personas
-
             enriched, fallbacks = enrich_personas(self.population, self.llm)
             self.population["persona_template"] = self.population["persona"]
             self.population["persona"] = enriched
@@ -105,8 +116,6 @@ class EconomyModel(mesa.Model):
         self.base_schedule = build_base_schedule(scenario)
         self.schedule = self.base_schedule
         self.hours = np.clip(self.usual_hours, *self.hours_bounds)
-        from simulator.economy.rebate import lump_sum_rebate
-
         self.expected_rebate = lump_sum_rebate(
             self.schedule.tax(self.wages * self.hours), self.rebate_share, self.weights
         )
@@ -115,7 +124,7 @@ class EconomyModel(mesa.Model):
         self.steps_per_year = scenario.run.steps_per_year
         self.history: list[dict[str, Any]] = []
         self.agent_years: list[dict[str, np.ndarray]] = []
-        self.step_stats: dict[str, float] = {}
+        self.stats = YearStats()  # this year's statistics beyond the core aggregates
         self.health = RunHealth.for_model(self)  # LLM failures per step -> run status
         if self._llm is not None:
             self._llm_period()
@@ -140,9 +149,7 @@ class EconomyModel(mesa.Model):
     def llm(self):
         """The language model shared by every LLM agent (built on first use)."""
         if self._llm is None:
-            from simulator.llm import build_llm
-
-            self._llm = build_llm(self.settings.llm, run_dir=self.run_dir)
+            self._llm = inference.build_llm(self.settings.llm, run_dir=self.run_dir)
             self._llm_period()
         return self._llm
 
@@ -209,8 +216,8 @@ class EconomyModel(mesa.Model):
         """Satisfaction-adjusted utilities exist for this very year and are asked for."""
         return (
             self.settings.workers.llm.welfare_on == "adjusted"
-            and getattr(self.policy, "adjusted_utility", None) is not None
-            and getattr(self.policy, "adjusted_year", None) == self.year
+            and self.policy.adjusted_utility is not None
+            and self.policy.adjusted_year == self.year
         )
 
     @property
@@ -229,7 +236,7 @@ class EconomyModel(mesa.Model):
     def step(self) -> None:
         """One step: (planner at year start) -> workers decide -> accounting."""
         if self.step_in_year == 0:
-            self.step_stats = {}
+            self.stats = YearStats()
             if self._llm is not None:
                 self._llm_period()
             proposed = self.planner.set_taxes()
@@ -257,9 +264,7 @@ class EconomyModel(mesa.Model):
         return self.history[-1]
 
     def _end_year(self) -> None:
-        hook = getattr(self.policy, "end_year", None)
-        if hook is not None:
-            hook(self)
+        self.policy.end_year(self)
         record = self.year_record()
         self.history.append(record)
         o = self.outcome
@@ -308,7 +313,7 @@ class EconomyModel(mesa.Model):
             gini_post_tax=gini(o.post_tax, w),
             welfare_on="adjusted" if self._adjusted_now() else "raw",
         )
-        rec.update(self.step_stats)
+        rec.update(self.stats.as_dict())
         rec.update(self.llm_year_stats())
         return rec
 
@@ -319,6 +324,85 @@ class EconomyModel(mesa.Model):
             if callback is not None:
                 callback(rec)
         return self.history
+
+    # ------------------------------------------------------------------ checkpoint
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything the model needs to continue after the current tax year: its arrays
+        and records, both random generators, the DataCollector's model variables, and the
+        state of the worker policy, the planner, the LLM telemetry and the run health."""
+        dc = self.datacollector
+        return {
+            "year": self.year,
+            "step_in_year": self.step_in_year,
+            "hours": self.hours.copy(),
+            "expected_rebate": self.expected_rebate,
+            "outcome": self.outcome,
+            "schedule": self.schedule,
+            "planner_schedule": self.planner.schedule,
+            "history": self.history,
+            "agent_years": self.agent_years,
+            "stats": self.stats.checkpoint_state(),
+            "notes": list(self.notes),
+            "rng": self.rng.bit_generator.state,
+            "random": self.random.getstate(),
+            "mesa_steps": self.steps,
+            "model_vars": {k: list(v) for k, v in dc.model_vars.items()},
+            "policy": _component(self.policy),
+            "planner": _component(self.planner.strategy),
+            "telemetry": _component(self.telemetry),
+            "health": _component(self.health),
+        }
+
+    def restore_state(self, state: dict[str, Any], *, after_year: int | None = None,
+                      planner_too: bool = True) -> list[str]:
+        """Take back :meth:`checkpoint_state`; returns notes on what started afresh.
+
+        The worker policy and the planner are restored when they are of the class that
+        was saved (a fork may change them; their options come from the scenario), the
+        planner only when ``planner_too`` (a fork that changed the objective restarts it).
+        ``after_year`` names the checkpoint's tax year in the notes.
+        """
+        st = state
+        when = f" after tax year {after_year}" if after_year is not None else ""
+        notes: list[str] = []
+        self.year = st["year"]
+        self.step_in_year = st["step_in_year"]
+        self.hours = st["hours"].copy()
+        self.expected_rebate = st["expected_rebate"]
+        self.outcome = st["outcome"]
+        self.schedule = st["schedule"]
+        self.planner.schedule = st["planner_schedule"]
+        self.history = list(st["history"])
+        self.agent_years = list(st["agent_years"])
+        self.stats.restore_state(st["stats"])
+        for note in st["notes"]:
+            self.note(note)
+        self.rng.bit_generator.state = st["rng"]
+        self.random.setstate(st["random"])
+        try:
+            self.steps = st["mesa_steps"]
+        except AttributeError:  # a Mesa whose step counter is read-only
+            pass
+        for key, values in st["model_vars"].items():
+            self.datacollector.model_vars[key] = list(values)
+
+        def put(obj: Any, saved: dict | None, what: str, allowed: bool) -> None:
+            if saved is None:
+                return
+            if not allowed or saved["class"] != _qualname(obj):
+                notes.append(f"{what} starts afresh{when} (changed in this fork)")
+            else:
+                obj.restore_state(saved["state"])
+
+        put(self.policy, st["policy"], "the worker policy", True)
+        put(self.planner.strategy, st["planner"], "the planner", planner_too)
+        if st["telemetry"] is not None:
+            tel = getattr(self.llm, "telemetry", None)  # builds the language model now
+            if tel is not None:
+                tel.restore_state(st["telemetry"]["state"])
+        # after the telemetry: the health indexes its records
+        self.health.restore_state(st["health"]["state"])
+        return notes
 
     # ------------------------------------------------------------------ tables
     def years_frame(self) -> pd.DataFrame:

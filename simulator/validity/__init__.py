@@ -21,19 +21,8 @@ from simulator.config.validity_names import (
     VERDICTS,
     WITHIN,
 )
+from simulator.validity.collect import run_validity
+from simulator.validity.report import ValidityReport
 
 __all__ = ["CHECK_IDS", "FAMILIES", "INFO", "NOT_APPLICABLE", "NOT_MEASURABLE", "OUTSIDE",
            "VERDICTS", "WITHIN", "ValidityReport", "run_validity"]
-
-
-def __getattr__(name: str):
-    # lazy: the scenario schema imports simulator.config.validity_names without the model
-    if name == "run_validity":
-        from simulator.validity.collect import run_validity
-
-        return run_validity
-    if name == "ValidityReport":
-        from simulator.validity.report import ValidityReport
-
-        return ValidityReport
-    raise AttributeError(name)

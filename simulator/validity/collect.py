@@ -29,6 +29,8 @@ from simulator.config.validity_names import INFO, LLM_ONLY
 from simulator.economy.best_response import best_response
 from simulator.economy.elasticity import perturb_net_of_tax
 from simulator.economy.rebate import lump_sum_rebate
+from simulator.sim.model import EconomyModel
+from simulator.sim.workers.llm import LLMWorkerPolicy
 from simulator.validity import consistency, dispersion, incentives, persona, reliability
 from simulator.validity.report import ValidityReport
 from simulator.validity.result import CheckResult, not_applicable, unmeasurable
@@ -83,8 +85,6 @@ class _Asker:
     def ask(self, phase: str, variant: str, schedule, rebate: float, seeds: np.ndarray, *,
             personas: pd.Series | None = None, wages: np.ndarray | None = None,
             hour_levels: list[float] | None = None) -> np.ndarray:
-        from simulator.sim.workers.llm import LLMWorkerPolicy
-
         m = self.model
         pol = self.policy
         if hour_levels is not None:
@@ -149,8 +149,6 @@ def run_validity(
     scale of the wage-dependence check.  ``progress``: None shows progress on ``stream``
     (stderr), False hides it.
     """
-    from simulator.sim.model import EconomyModel
-
     started = time.perf_counter()
     if model is None:
         model = EconomyModel(scenario, llm=llm, agent_objects=False)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from simulator.config.validity_names import gate_checks
 from simulator.errors import UserError
+from simulator.validity.collect import run_validity
 
 
 class ValidityGateError(UserError):
@@ -23,8 +24,6 @@ def enforce_gate(model, run_dir: str | Path | None = None, *, progress: bool | N
     names = getattr(model.settings, "validity_gate", None)
     if not names:
         return
-    from simulator.validity.collect import run_validity
-
     if model.policy.name == "llm":
         tel = getattr(model.llm, "telemetry", None)
         if tel is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from simulator.config.validity_names import INFO, NOT_APPLICABLE, NOT_MEASURABLE, OUTSIDE, WITHIN
+from simulator.results import atomic_write_parquet, read_parquet_checked
 
 TABLE_FILE = "validity.parquet"
 REPLIES_FILE = "validity_replies.parquet"
@@ -99,8 +100,6 @@ class ValidityReport:
 
     def write(self, out_dir: str | Path) -> Path:
         """Write ``validity.parquet`` (and the replies) into ``out_dir``; returns the table path."""
-        from simulator.results import atomic_write_parquet
-
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         table = self.table.assign(policy=self.policy, n_workers=self.n_workers)
@@ -115,8 +114,6 @@ def markdown_section(run_dir: str | Path) -> list[str]:
     path = Path(run_dir) / TABLE_FILE
     if not path.exists():
         return []
-    from simulator.results import read_parquet_checked
-
     t = read_parquet_checked(path)
     t = t[t["verdict"] != INFO]
     lines = ["## Behavioural validity", "",

@@ -22,10 +22,12 @@ import pandas as pd
 from simulator.config.schema import DemocracyConfig
 from simulator.economy.tax import TaxSchedule
 from simulator.llm import Request, boolean_field, choices, integer_field, json_object_constraint
-from simulator.sim.planners import Planner
+from simulator.sim.planners.base import Planner
 from simulator.sim.planners.llm import LLMPlanner, project_rates
 from simulator.sim.prompts import money
 from simulator.sim.voting import RULES, rankings_as_strings
+from simulator.sim.workers.pool_ask import vote_plan
+from simulator.sim.workers.pool_plan import carry_ballots
 
 if TYPE_CHECKING:
     from simulator.sim.model import EconomyModel
@@ -185,8 +187,6 @@ class Democracy(Planner):
             ask = "Which candidates do you approve of? Reply with JSON true/false for each letter."
         # under archetype pooling only representatives are asked; the others' ballots are
         # carried over in own-ranking terms (simulator.sim.workers.pool_plan.carry_ballots)
-        from simulator.sim.workers.pool_ask import vote_plan
-
         plan = vote_plan(model, voters, z)
         asked = np.arange(len(voters)) if plan is None else plan.reps
         reqs = []
@@ -220,8 +220,6 @@ class Democracy(Planner):
                 for i, r in zip(asked, replies, strict=True)
             ])
         if plan is not None:
-            from simulator.sim.workers.pool_plan import carry_ballots
-
             rep_valid = valid
             carried, valid = carry_ballots(plan, ballots, rep_valid, take_home, cfg.rule)
             if cfg.rule == "plurality":
@@ -236,7 +234,7 @@ class Democracy(Planner):
             no_reply &= ~valid
             model.policy.pool_state.remember("vote", plan, (ballots[plan.reps] == own_best[plan.reps]).astype(float)
                                              if cfg.rule == "plurality" else rep_valid.astype(float), rep_valid)
-            model.step_stats["pool_calls"] = model.step_stats.get("pool_calls", 0.0) + float(len(asked))
+            model.stats.add(pool_calls=float(len(asked)))
         shown = ballot_text(ballots, m, cfg.rule)
         weights = None if model.weights is None else model.weights[voters]
         winner_idx, scores = RULES[cfg.rule](ballots, m, model.rng, weights)
@@ -252,7 +250,7 @@ class Democracy(Planner):
             "electorate": int(len(voters)), "invalid_ballots": int((~valid & ~no_reply).sum()),
             "transport_failures": int(no_reply.sum()),
         })
-        model.step_stats.update(election=1.0, election_winner=float(winner),
+        model.stats.set(election=1.0, election_winner=float(winner),
                                 invalid_ballots=float((~valid & ~no_reply).sum()),
                                 ballot_transport_failures=float(no_reply.sum()))
         if isinstance(self.current, LLMPlanner) and self.current is not self.fallback:
@@ -325,7 +323,7 @@ class Democracy(Planner):
             out["platforms"] = pd.DataFrame(self.platforms)
         if self.ballots:
             out["ballots"] = pd.concat(self.ballots, ignore_index=True)
-        fn = getattr(self.fallback, "tables", None)
+        fn = self.fallback.tables
         if fn is not None:
             out.update(fn(model))
         winner_log = list(self.past_winner_logs)

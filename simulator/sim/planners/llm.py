@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from simulator.config.builders import build_base_schedule
 from simulator.config.schema import LLMPlannerOptions, Scenario
 from simulator.economy.tax import TaxSchedule
 from simulator.llm import Request, integer_field, json_object_constraint
-from simulator.sim.planners import Planner
+from simulator.sim.planners.base import Planner
 from simulator.sim.prompts import histogram_text, money, rebate_phrase, table
 
 if TYPE_CHECKING:
@@ -55,8 +56,6 @@ def constraint_warnings(scenario: Scenario) -> list[str]:
     election's winners) starts from rates its own constraints exclude: it then breaks
     ``rate_bounds`` (or ``monotone``) for the years it needs, at ``max_step`` a year, to
     step back into range.  Empty for unconstrained planners and for consistent settings."""
-    from simulator.config.builders import build_base_schedule
-
     if scenario.planner.kind not in ("llm", "search") and not scenario.democracy.enabled:
         return []
     o = scenario.planner.llm
@@ -135,6 +134,10 @@ class LLMPlanner(Planner):
     """Tax schedules proposed by a language model that learns in context."""
 
     kind = "llm"
+
+    @classmethod
+    def from_config(cls, model: EconomyModel) -> LLMPlanner:
+        return cls(model.settings.planner.llm)
 
     def __init__(
         self,
@@ -283,7 +286,7 @@ class LLMPlanner(Planner):
         self.log.append(entry)
         invalid = sum(e.get("error_kind") == "invalid" for e in self.log if e["tag"] == self.tag)
         transport = sum(e.get("error_kind") == "transport" for e in self.log if e["tag"] == self.tag)
-        model.step_stats.update({f"{self.tag}_invalid_total": float(invalid),
+        model.stats.set(**{f"{self.tag}_invalid_total": float(invalid),
                                  f"{self.tag}_transport_failures_total": float(transport),
                                  f"{self.tag}_valid": float(resp.ok)})
         return model.schedule.with_rates(rates)

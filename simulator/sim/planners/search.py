@@ -35,13 +35,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from simulator.config.builders import build_base_schedule
 from simulator.config.schema import LLMPlannerOptions, SearchPlannerOptions
 from simulator.economy.outcome import evaluate
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.welfare import social_welfare
 from simulator.errors import UserError
-from simulator.sim.planners import Planner
+from simulator.sim.planners.base import Planner
 from simulator.sim.planners.llm import project_rates
+from simulator.sim.population import build_population
 
 if TYPE_CHECKING:
     from simulator.config.schema import Scenario
@@ -94,9 +96,6 @@ def check_scenario(scenario: Scenario, source: str = "<scenario>") -> None:
     Builds the population (as the model does) only for variants that need it: a search
     planner with a revenue floor.  Used by ``econsim validate``.
     """
-    from simulator.config.builders import build_base_schedule
-    from simulator.sim.population import build_population
-
     for label, sc in scenario.variants(source):
         if sc.planner.kind != "search" or sc.planner.llm.revenue_floor is None:
             continue
@@ -129,6 +128,11 @@ class SearchPlanner(Planner):
     """Black-box search over bracket rates under the LLM planner's constraints."""
 
     kind = "search"
+
+    @classmethod
+    def from_config(cls, model: EconomyModel) -> SearchPlanner:
+        cfg = model.settings.planner
+        return cls(cfg.search, cfg.llm)
 
     def __init__(self, options: SearchPlannerOptions, constraints: LLMPlannerOptions) -> None:
         self.options = options
@@ -249,12 +253,8 @@ class SearchPlanner(Planner):
             # LLM workers answer a counterfactual year too; their fallbacks count in the year's
             # fallback rate, and a year where most of them fell back teaches the optimiser
             # nothing: the candidate goes back in the queue instead of being told
-            fb = float(getattr(model.policy, "last_respond_fallback_rate", 0.0) or 0.0) \
-                if getattr(model.policy, "name", "") == "llm" else 0.0
-            if fb:
-                n = float(model.n_workers)
-                model.step_stats["fallbacks"] = model.step_stats.get("fallbacks", 0.0) + fb * n
-                model.step_stats["worker_replies"] = model.step_stats.get("worker_replies", 0.0) + n
+            fb = float(model.policy.last_respond_fallback_rate or 0.0)
+            model.policy.count_counterfactual_replies(model)
             usable = fb <= model.settings.llm.max_failure_rate
             row = self._row(model, "counterfactual", proposed, rates, notes, usable)
             row["fallback_rate"] = fb
@@ -281,7 +281,7 @@ class SearchPlanner(Planner):
         if cf_values:
             finite = [v for v in cf_values if np.isfinite(v)]
             stats["search_best_counterfactual_objective"] = max(finite) if finite else float("nan")
-        model.step_stats.update(stats)
+        model.stats.set(**stats)
         return model.schedule.with_rates(rates)
 
     def observe(self, model: EconomyModel, record: dict) -> None:

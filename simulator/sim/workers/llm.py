@@ -23,9 +23,13 @@ import pandas as pd
 
 from simulator.config.schema import LLMWorkerOptions
 from simulator.economy.best_response import best_response
+from simulator.economy.rebate import lump_sum_rebate
 from simulator.economy.tax import TaxSchedule
 from simulator.llm import Request, choices, integer_field, json_object_constraint
 from simulator.sim.prompts import money, rebate_phrase, schedule_text, table, take_home_grid
+from simulator.sim.workers.base import WorkerPolicy
+from simulator.sim.workers.pool_ask import ask_hours_pooled, satisfaction_pooled
+from simulator.sim.workers.pool_plan import PoolingState
 from simulator.sim.workers.streaming import chunk_size_for, generate_streamed, worker_seeds
 
 if TYPE_CHECKING:
@@ -43,7 +47,7 @@ EXPLORE = "This is an early step of the year: try an amount of hours you have no
 EXPLOIT = "This is the deciding step of the year: choose the hours you believe are best for you."
 
 
-class LLMWorkerPolicy:
+class LLMWorkerPolicy(WorkerPolicy):
     """Hours from a language model, one batched call per step."""
 
     name = "llm"
@@ -56,8 +60,6 @@ class LLMWorkerPolicy:
         self.samples: list[dict] = []
         self.satisfaction: list[dict] = []
         self._prefix: np.ndarray | None = None
-        from simulator.sim.workers.pool_plan import PoolingState
-
         self.pool_state = PoolingState()
         # requests sent and transport failures among them, since the last reset (decide)
         self.asked_requests = 0
@@ -185,8 +187,6 @@ class LLMWorkerPolicy:
     def _ask_hours(self, model: EconomyModel, schedule: TaxSchedule, rebate: float, explore: bool,
                    fallback: np.ndarray, check: bool = False) -> tuple[np.ndarray, np.ndarray]:
         if self.options.pooling is not None:
-            from simulator.sim.workers.pool_ask import ask_hours_pooled
-
             return ask_hours_pooled(self, model, schedule, rebate, explore, fallback, check)
         replies, used = self._ask(model, schedule, rebate, explore, np.arange(model.n_workers))
         hours = np.where(used, replies, fallback.astype(float))
@@ -203,13 +203,13 @@ class LLMWorkerPolicy:
         self.asked_requests = self.transport_failures = 0
         hours, used = self._ask_hours(model, model.schedule, model.expected_rebate, explore,
                                       self.fallback_hours(model), check=not explore)
-        # summed over the year's steps (step_stats is reset at the start of each year)
-        n_fb = model.step_stats.get("fallbacks", 0.0) + float((~used).sum())
-        asked = model.step_stats.get("worker_replies", 0.0) + model.n_workers
+        # summed over the year's steps (model.stats is fresh at the start of each year)
+        n_fb = model.stats.get("fallbacks", 0.0) + float((~used).sum())
+        asked = model.stats.get("worker_replies", 0.0) + model.n_workers
         # transport failures per request sent (with pooling, fewer requests than workers)
-        n_tr = model.step_stats.get("transport_failures", 0.0) + float(self.transport_failures)
-        n_req = model.step_stats.get("worker_requests", 0.0) + float(self.asked_requests)
-        model.step_stats.update(fallbacks=n_fb, worker_replies=asked,
+        n_tr = model.stats.get("transport_failures", 0.0) + float(self.transport_failures)
+        n_req = model.stats.get("worker_requests", 0.0) + float(self.asked_requests)
+        model.stats.set(fallbacks=n_fb, worker_replies=asked,
                                 fallback_rate=n_fb / max(asked, 1.0),
                                 transport_failures=n_tr, worker_requests=n_req,
                                 transport_failure_rate=n_tr / max(n_req, 1.0))
@@ -219,14 +219,20 @@ class LLMWorkerPolicy:
                 rebate: float | None = None) -> np.ndarray:
         """Pre-tax incomes the LLM population would choose under ``schedule`` (one batch);
         the rebate shown is ``rebate`` if given, else the schedule's at last year's hours."""
-        from simulator.economy.rebate import lump_sum_rebate
-
         fb = self.fallback_hours(model)
         if rebate is None:
             rebate = lump_sum_rebate(schedule.tax(model.wages * fb), model.rebate_share, model.weights)
         hours, used = self._ask_hours(model, schedule, rebate, False, fb)
         self.last_respond_fallback_rate = float((~used).mean())
         return model.wages * hours
+
+    def count_counterfactual_replies(self, model: EconomyModel) -> None:
+        """The last :meth:`respond` was a counterfactual year: its fallbacks count in this
+        year's fallback rate (``fallbacks`` and ``worker_replies``)."""
+        fb = float(self.last_respond_fallback_rate or 0.0)
+        if fb:
+            n = float(model.n_workers)
+            model.stats.add(fallbacks=fb * n, worker_replies=n)
 
     # ------------------------------------------------------------------ bounded rationality
     def end_year(self, model: EconomyModel) -> None:
@@ -238,8 +244,6 @@ class LLMWorkerPolicy:
             "Answer with one word: yes or no."
         )
         if self.options.pooling is not None:
-            from simulator.sim.workers.pool_ask import satisfaction_pooled
-
             satisfied, invalid = satisfaction_pooled(self, model, system)
         else:
             satisfied, invalid = self._ask_satisfaction(model, system, np.arange(model.n_workers))
@@ -247,7 +251,7 @@ class LLMWorkerPolicy:
         self.adjusted_utility = np.where(satisfied, o.utility, o.utility - penalty)
         self.adjusted_year = model.year
         self.adjusted_history.append(self.adjusted_utility.copy())
-        model.step_stats.update(
+        model.stats.set(
             satisfied_share=float(satisfied.mean()),
             satisfaction_invalid=float(invalid.sum()),
         )
@@ -294,7 +298,7 @@ class LLMWorkerPolicy:
             "adjusted_history": self.adjusted_history,
             "samples": self.samples,
             "satisfaction": self.satisfaction,
-            "last_respond_fallback_rate": getattr(self, "last_respond_fallback_rate", None),
+            "last_respond_fallback_rate": self.last_respond_fallback_rate,
             "pool_state": self.pool_state.checkpoint_state(),
         })
 

@@ -2,7 +2,7 @@
 ballots asked of representatives only (:mod:`simulator.sim.workers.pool_plan` holds the cells,
 allocation and carry-over rules; this module connects them to the LLM worker policy).
 
-Per step it adds to the year record (``model.step_stats``): ``pool_calls`` (model calls
+Per step it adds to the year record (``model.stats``): ``pool_calls`` (model calls
 of the pooled questions this year, checks included), ``pool_cells``,
 ``pool_representatives``, ``pool_dispersion`` (mass-weighted mean within-cell SD of the
 representatives' deviations from their rational best response, hours a week) and, with
@@ -34,11 +34,6 @@ def _last_hours(model: EconomyModel) -> np.ndarray:
     return model.agent_years[-1]["hours"] if model.agent_years else model.usual_hours
 
 
-def _add(model: EconomyModel, **kv: float) -> None:
-    for k, v in kv.items():
-        model.step_stats[k] = model.step_stats.get(k, 0.0) + float(v)
-
-
 def ask_hours_pooled(
     policy: LLMWorkerPolicy, model: EconomyModel, schedule: TaxSchedule, rebate: float,
     explore: bool, fallback: np.ndarray, check: bool,
@@ -64,8 +59,8 @@ def ask_hours_pooled(
     hours, used = carry_hours(plan, rep_hours, rep_ok, rational, fallback.astype(float), model.hours_bounds,
                               codes=plan.codes)
     disp = policy.pool_state.remember("hours", plan, rep_hours - rational[plan.reps], rep_ok)
-    _add(model, pool_calls=who.size)
-    model.step_stats.update(pool_cells=float(plan.cells.n), pool_representatives=float(r),
+    model.stats.add(pool_calls=who.size)
+    model.stats.set(pool_cells=float(plan.cells.n), pool_representatives=float(r),
                             pool_dispersion=disp)
     if checked.size:
         direct_ok = ok[r:]
@@ -73,7 +68,7 @@ def ask_hours_pooled(
         if s.size:
             direct = np.clip(replies[r:][direct_ok], *model.hours_bounds)
             errs = check_errors(model, schedule, s, hours[s], direct)
-            model.step_stats.update(pool_check_n=float(s.size), **errs)
+            model.stats.set(pool_check_n=float(s.size), **errs)
     return hours, used
 
 
@@ -111,7 +106,7 @@ def satisfaction_pooled(policy: LLMWorkerPolicy, model: EconomyModel, system: st
     rep_ok = ~invalid
     satisfied, got = carry_choice(plan, sat, rep_ok, True)
     policy.pool_state.remember("satisfaction", plan, sat.astype(float), rep_ok)
-    _add(model, pool_calls=plan.reps.size)
+    model.stats.add(pool_calls=plan.reps.size)
     return satisfied.astype(bool), ~got
 
 
@@ -120,7 +115,7 @@ def vote_plan(model: EconomyModel, voters: np.ndarray, sort_value: np.ndarray) -
     else ``None``: elections then ask representatives only (see
     :func:`simulator.sim.workers.pool_plan.carry_ballots`)."""
     pc = model.settings.workers.llm.pooling
-    state = getattr(model.policy, "pool_state", None)
+    state = model.policy.pool_state
     if pc is None or state is None or voters.size <= pc.budget:
         return None
     return make_plan(model.population, pc, model.weights, _last_hours(model), sort_value, state,

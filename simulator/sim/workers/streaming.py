@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from simulator.llm.types import Request, Response
-from simulator.run.progress import batch_progress
+from simulator.sim.progress import batch_progress
 
 #: chunk sizes by backend (requests per ``generate`` call)
 VLLM_CHUNK = 16_384
