@@ -21,6 +21,7 @@ from simulator.economy.welfare import social_welfare
 from simulator.llm import build_llm
 from simulator.run.runner import run_scenario
 from simulator.sim.model import EconomyModel
+from simulator.sim.workers.base import WorkerPolicy
 
 cma = pytest.importorskip("cma", reason="planner.kind search needs the optional extra econsim[search] (package cma)")
 
@@ -159,7 +160,7 @@ def test_search_reaches_the_optimum_on_rational_baselines():
     assert min(one) > -1e-6 and min(ten) > -1e-6  # never better than the optimum itself
 
 
-class KnownSupply:
+class KnownSupply(WorkerPolicy):
     """A scripted worker population: hours 40 * (1 - t)**0.5 at the rate of the worker's group.
 
     Group 0 earns inside bracket 0 and group 1 inside bracket 1 whatever the rates, so
