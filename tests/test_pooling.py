@@ -16,7 +16,7 @@ from simulator.config.loading import scenario_from_dict
 from simulator.economy.best_response import best_response
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.utility import IsoelasticUtility
-from simulator.llm import build_llm
+from simulator.llm import build_llm, scripted
 from simulator.sim.model import EconomyModel
 from simulator.sim.population import build_population
 from simulator.sim.workers import streaming
@@ -275,7 +275,7 @@ def test_pooled_satisfaction_and_elections_ask_representatives_only():
 
 
 def test_streaming_sends_backend_sized_chunks(monkeypatch):
-    monkeypatch.setattr(streaming, "SCRIPTED_CHUNK", 70)
+    monkeypatch.setattr(scripted, "SCRIPTED_CHUNK", 70)
     sizes = []
     sc = scenario_from_dict({
         "population": {"size": 300, "source": "gb2"},

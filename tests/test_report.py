@@ -6,7 +6,7 @@ import pandas as pd
 from simulator.cli.main import main
 from simulator.config.loading import scenario_from_dict
 from simulator.experiments import run_comparison
-from simulator.report.markdown import column_format, income_histogram
+from simulator.report.common import column_format, income_histogram
 from simulator.results import load_run
 from simulator.run.runner import run_scenario
 
@@ -114,7 +114,7 @@ def test_decile_chart_keeps_each_variants_colour():
 def test_income_histogram_ticks_do_not_crowd_zero():
     """Ticks: $0, then powers of ten from the first log bin on; none inside the linear
     first bin, where a $1k label overlapped $0."""
-    from simulator.report.markdown import fig_income_histogram
+    from simulator.report.common import fig_income_histogram
 
     rng = np.random.default_rng(0)
     pre = np.concatenate([[0.0], rng.lognormal(10.5, 0.6, 500)])  # lowest positive ~ $5k-$10k

@@ -12,7 +12,7 @@ from cdp_browser import Browser, find_chromium
 from simulator.cli.main import main
 from simulator.config.loading import scenario_from_dict
 from simulator.experiments import run_experiment
-from simulator.report.markdown import column_format
+from simulator.report.common import column_format
 from simulator.run.runner import run_scenario
 
 IMAGES = ("Promise.all(Array.from(document.images).map(i => i.decode().then(() => true, () => false)))"

@@ -34,8 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from simulator.config.loading import load_scenario, resolve_scenario_path  # deferred: every command loads only what it runs (fast --help)
-    from simulator.validity.collect import run_validity  # deferred: every command loads only what it runs (fast --help)
+    from simulator.config.loading import (  # deferred: every command loads only what it runs (fast --help)
+        load_scenario,
+        resolve_scenario_path,
+    )
+    from simulator.validity.collect import (
+        run_validity,  # deferred: every command loads only what it runs (fast --help)
+    )
 
     try:
         perts = tuple(float(x) for x in args.perturbations.split(",") if x.strip())

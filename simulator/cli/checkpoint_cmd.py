@@ -33,16 +33,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def resume(args: argparse.Namespace) -> int:
-    from simulator.run.resume import resume_run  # deferred: every command loads only what it runs (fast --help)
-    from simulator.sim.health import EXIT_CODES  # deferred: every command loads only what it runs (fast --help)
+    from simulator.run.resume import (
+        resume_run,  # deferred: every command loads only what it runs (fast --help)
+    )
+    from simulator.sim.health import (
+        EXIT_CODES,  # deferred: every command loads only what it runs (fast --help)
+    )
 
     res = resume_run(args.run_dir, progress=False if args.no_progress else None)
     return EXIT_CODES.get(res.status, 1)  # 3 when the run completed with warnings
 
 
 def fork(args: argparse.Namespace) -> int:
-    from simulator.run.resume import fork_run  # deferred: every command loads only what it runs (fast --help)
-    from simulator.sim.health import EXIT_CODES  # deferred: every command loads only what it runs (fast --help)
+    from simulator.run.resume import (
+        fork_run,  # deferred: every command loads only what it runs (fast --help)
+    )
+    from simulator.sim.health import (
+        EXIT_CODES,  # deferred: every command loads only what it runs (fast --help)
+    )
 
     res = fork_run(args.run_dir, args.at_year, args.overrides, args.out,
                    progress=False if args.no_progress else None)

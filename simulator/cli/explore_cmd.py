@@ -55,8 +55,12 @@ def run(args: argparse.Namespace) -> int:
         )
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be in 0-65535, got {args.port}")
-    from simulator.config.loading import resolve_scenario_path  # deferred: every command loads only what it runs (fast --help)
-    from simulator.explore.model import ExploreModel  # deferred: every command loads only what it runs (fast --help)
+    from simulator.config.loading import (
+        resolve_scenario_path,  # deferred: every command loads only what it runs (fast --help)
+    )
+    from simulator.explore.model import (
+        ExploreModel,  # deferred: every command loads only what it runs (fast --help)
+    )
 
     params = _parse_params(args.params)
     path = resolve_scenario_path(args.scenario)

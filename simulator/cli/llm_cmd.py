@@ -21,12 +21,29 @@ PROBE = (
 DIALECTS = ("openai_json_schema", "llamacpp_json_object", "grammar", "none")
 
 
+class _BackendNames:
+    """``--backend``'s choices: the names in :data:`simulator.llm.registry.BACKENDS`, read
+    when the flag is parsed or its help shown, so that building the parser (every
+    command, ``--help``) does not import the inference layer."""
+
+    def _names(self) -> tuple[str, ...]:
+        from simulator.llm.registry import BACKENDS  # deferred: fast --help
+
+        return tuple(BACKENDS)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("llm", help="language-model backend tools",
                               description="Language-model backend tools.")
     sub = p.add_subparsers(dest="llm_command", metavar="SUBCOMMAND")
     c = sub.add_parser("check", help="send a probe request and report whether structured output works")
-    c.add_argument("--backend", choices=("embedded", "openai", "vllm", "scripted"), default="embedded",
+    c.add_argument("--backend", choices=_BackendNames(), default="embedded",
                    help="backend to probe (default embedded)")
     c.add_argument("--base-url", help="openai backend: e.g. http://127.0.0.1:8000/v1")
     c.add_argument("--model", help="model id / alias / path")
@@ -38,7 +55,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _probe(config) -> tuple[object, float]:
-    from simulator.llm import Request, build_llm, integer_field, json_object_constraint
+    from simulator.llm import (  # deferred: fast --help (importing simulator.llm takes ~1 s)
+        Request,
+        build_llm,
+        integer_field,
+        json_object_constraint,
+    )
 
     llm = build_llm(config)
     try:
@@ -61,7 +83,7 @@ def _probe(config) -> tuple[object, float]:
 def check(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from simulator.llm import LLMConfig
+    from simulator.llm import LLMConfig  # deferred: fast --help (~1 s)
 
     base = {
         "backend": args.backend,

@@ -105,7 +105,9 @@ def _sample(args: argparse.Namespace) -> int:
     except personas.PersonaInputError as exc:
         raise UserError(str(exc)) from None
     try:
-        from simulator.results import atomic_write_parquet  # deferred: every command loads only what it runs (fast --help)
+        from simulator.results import (
+            atomic_write_parquet,  # deferred: every command loads only what it runs (fast --help)
+        )
 
         atomic_write_parquet(path, frame)
     except OSError as exc:

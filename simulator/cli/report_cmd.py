@@ -17,7 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from simulator.report.markdown import write_report  # deferred: every command loads only what it runs (fast --help)
+    from simulator.report.markdown import (
+        write_report,  # deferred: every command loads only what it runs (fast --help)
+    )
 
     page = write_report(args.run_dir, args.out, baseline=args.baseline)
     print(f"report: {page}")

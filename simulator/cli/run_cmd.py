@@ -53,15 +53,22 @@ def _load(args: argparse.Namespace):
         scenario = scenario.model_copy(
             update={"run": scenario.run.model_copy(update={"seed": args.seed})}
         )
-    from simulator.sim.planners.search import check_scenario  # deferred: every command loads only what it runs (fast --help)
+    from simulator.sim.planners.search import (
+        check_scenario,  # deferred: every command loads only what it runs (fast --help)
+    )
 
     check_scenario(scenario, str(path))  # search planners: is any schedule feasible?
     return path, scenario
 
 
 def run(args: argparse.Namespace) -> int:
-    from simulator.experiments import is_experiment, run_experiment  # deferred: every command loads only what it runs (fast --help)
-    from simulator.run.runner import run_scenario  # deferred: every command loads only what it runs (fast --help)
+    from simulator.experiments import (  # deferred: every command loads only what it runs (fast --help)
+        is_experiment,
+        run_experiment,
+    )
+    from simulator.run.runner import (
+        run_scenario,  # deferred: every command loads only what it runs (fast --help)
+    )
 
     path, scenario = _load(args)
     who = (f"workers from {scenario.population.path}" if scenario.population.source == "file"
@@ -72,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
           f"workers {scenario.workers.policy}, "
           f"seed{'s' if scenario.run.seeds is not None else ''} "
           f"{', '.join(map(str, scenario.run.seed_list()))})")
-    from simulator.sim.health import EXIT_CODES  # deferred: every command loads only what it runs (fast --help)
+    from simulator.sim.health import (
+        EXIT_CODES,  # deferred: every command loads only what it runs (fast --help)
+    )
 
     progress = False if args.no_progress else None
     if is_experiment(scenario):
@@ -89,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def validate(args: argparse.Namespace) -> int:
-    from simulator.experiments import is_experiment, plan_experiment  # deferred: every command loads only what it runs (fast --help)
+    from simulator.experiments import (  # deferred: every command loads only what it runs (fast --help)
+        is_experiment,
+        plan_experiment,
+    )
 
     path, scenario = _load(args)
     if is_experiment(scenario):
@@ -98,7 +110,9 @@ def validate(args: argparse.Namespace) -> int:
               f"(baseline {plan.baseline})")
     print(f"{path}: ok ({scenario.name}: {scenario.population.size:,} workers, "
           f"planner {scenario.planner.kind}, workers {scenario.workers.policy})")
-    from simulator.sim.planners.llm import constraint_warnings  # deferred: every command loads only what it runs (fast --help)
+    from simulator.sim.planners.llm import (
+        constraint_warnings,  # deferred: every command loads only what it runs (fast --help)
+    )
 
     for label, variant in scenario.variants(str(path)):
         for w in constraint_warnings(variant):

@@ -40,8 +40,10 @@ from simulator.llm.grammar import (
     integer_range_gbnf,
     integer_range_regex,
 )
+from simulator.llm.registry import BACKENDS, BackendSpec
 from simulator.llm.scripted import ScriptedModel, ScriptedTransportError
 from simulator.llm.types import (
+    BREAKER_MARK,
     Choices,
     Constraint,
     JsonSchema,
@@ -50,6 +52,8 @@ from simulator.llm.types import (
     ModelWrapper,
     Request,
     Response,
+    backend_of,
+    preferred_chunk,
 )
 from simulator.llm.wrappers import (
     ConcurrencyLimit,
@@ -61,7 +65,10 @@ from simulator.llm.wrappers import (
 )
 
 __all__ = [
+    "BACKENDS",
+    "BREAKER_MARK",
     "EMBEDDED_MODEL",
+    "BackendSpec",
     "CachedModel",
     "CacheMissError",
     "Choices",
@@ -82,6 +89,7 @@ __all__ = [
     "Telemetry",
     "TelemetryModel",
     "VLLMOptions",
+    "backend_of",
     "boolean_field",
     "build_backend",
     "build_llm",
@@ -98,6 +106,7 @@ __all__ = [
     "json_object_constraint",
     "number_field",
     "parse_reply",
+    "preferred_chunk",
     "request_key",
     "string_field",
     "user_cache_dir",

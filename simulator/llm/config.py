@@ -6,13 +6,17 @@ variable with the key, read only when the backend is built.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Backend = Literal["embedded", "openai", "vllm", "scripted"]
+from simulator.llm.registry import BACKENDS, backends_help
+
+#: the names in :data:`simulator.llm.registry.BACKENDS`
+Backend = Literal[tuple(BACKENDS)]  # type: ignore[valid-type]
 Dialect = Literal["openai_json_schema", "llamacpp_json_object", "grammar", "none"]
 CacheMode = Literal["off", "readwrite", "replay"]
 
@@ -79,8 +83,6 @@ class VLLMOptions(BaseModel):
         return v
 
     def __hash__(self) -> int:  # frozen, but engine_args is a dict
-        import json
-
         return hash(json.dumps(self.model_dump(mode="json"), sort_keys=True, default=str))
 
 
@@ -94,11 +96,7 @@ class LLMConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: Backend = Field(
-        "embedded",
-        description="embedded (llama.cpp, offline, default) | openai (any OpenAI-compatible "
-        "server) | vllm (in-process, optional extra) | scripted (tests)",
-    )
+    backend: Backend = Field("embedded", description=backends_help())
     model: str | None = Field(
         None,
         description="model id or alias; embedded: a GGUF path or None for the bundled SmolLM2-135M; "

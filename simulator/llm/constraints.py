@@ -19,8 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from simulator.llm.types import Choices, Constraint, JsonSchema
-
-_FIELD_TYPES = ("integer", "number", "string", "boolean")
+from simulator.llm.types import check_schema as check_schema  # re-export: it lives in types now
 
 
 # --------------------------------------------------------------------------- builders
@@ -103,44 +102,6 @@ def choices(*options: str) -> Choices:
     if len(options) == 1 and isinstance(options[0], list | tuple):
         options = tuple(options[0])
     return Choices(tuple(options))
-
-
-# --------------------------------------------------------------------------- schema checks
-def check_schema(schema: Mapping[str, Any]) -> None:
-    """Raise ``ValueError`` unless ``schema`` is in the supported subset."""
-    if not isinstance(schema, Mapping) or schema.get("type") != "object":
-        raise ValueError("schema must be a mapping with type 'object'")
-    props = schema.get("properties")
-    if not isinstance(props, Mapping) or not props:
-        raise ValueError("schema needs non-empty 'properties'")
-    for name, p in props.items():
-        if not isinstance(name, str) or not name:
-            raise ValueError("property names must be non-empty strings")
-        if not isinstance(p, Mapping):
-            raise ValueError(f"property {name!r}: must be a mapping")
-        t = p.get("type")
-        if "enum" in p and t is None:
-            t = "string"
-        if t not in _FIELD_TYPES:
-            raise ValueError(f"property {name!r}: unsupported type {t!r} (use {_FIELD_TYPES})")
-        if t == "integer":
-            for b in ("minimum", "maximum"):
-                if b in p and (isinstance(p[b], bool) or not isinstance(p[b], int)):
-                    raise ValueError(f"property {name!r}: integer {b} must be an int")
-        if t in ("integer", "number"):
-            lo, hi = p.get("minimum"), p.get("maximum")
-            if lo is not None and hi is not None and lo > hi:
-                raise ValueError(f"property {name!r}: minimum > maximum")
-        if t == "string" and "enum" in p:
-            e = p["enum"]
-            if not isinstance(e, Sequence) or not e or not all(isinstance(x, str) for x in e):
-                raise ValueError(f"property {name!r}: enum must be a non-empty list of strings")
-    req = schema.get("required", [])
-    if not isinstance(req, Sequence) or isinstance(req, str):
-        raise ValueError("'required' must be a list")
-    for r in req:
-        if r not in props:
-            raise ValueError(f"required property {r!r} is not in properties")
 
 
 def field_type(p: Mapping[str, Any]) -> str:

@@ -37,7 +37,7 @@ from typing import Any
 
 from simulator.errors import UserError
 from simulator.llm.cache import file_sha256
-from simulator.llm.config import EMBEDDED_MODEL, user_cache_dir
+from simulator.llm.config import EMBEDDED_MODEL, LLMConfig, user_cache_dir
 from simulator.llm.constraints import parse_reply
 from simulator.llm.grammar import compile_grammar
 from simulator.llm.types import LanguageModel, ModelInfo, Request, Response
@@ -364,6 +364,10 @@ class EmbeddedModel(LanguageModel):
         self._lock = threading.Lock()  # llama.cpp objects are not thread-safe
         self._pool: Any = None
 
+    def chunk_size(self) -> int:
+        """A multiple of the process pool."""
+        return max(64, 64 * int(self.processes or 1))
+
     @property
     def _engine(self) -> _Engine:
         """The in-process engine: renders prompts and runs small batches."""
@@ -487,3 +491,14 @@ class EmbeddedModel(LanguageModel):
             self._terminate_pool()
         except Exception:  # noqa: BLE001
             pass
+
+
+def build(config: LLMConfig, script: object = None) -> EmbeddedModel:
+    """The embedded backend of ``config`` (:data:`simulator.llm.registry.BACKENDS`)."""
+    return EmbeddedModel(
+        config.model,
+        threads=config.embedded_threads,
+        processes=config.embedded_processes,
+        n_ctx=config.embedded_context,
+        quantize=config.embedded_quantize,
+    )

@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 from simulator.errors import UserError
+from simulator.llm.embedded import resolve_gguf
 
 
 def export(gguf: Path, out: Path, *, force: bool = False) -> Path:
@@ -79,8 +80,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gguf", default=None, help="a .gguf file (default: the bundled SmolLM2-135M)")
     p.add_argument("--force", action="store_true", help="rewrite an existing folder")
     a = p.parse_args(argv)
-    from simulator.llm.embedded import resolve_gguf
-
     try:
         out = export(resolve_gguf(a.gguf), Path(a.out), force=a.force)
     except UserError as exc:

@@ -20,6 +20,7 @@ from typing import Any
 from simulator.errors import UserError
 from simulator.llm.cache import CachedModel, ResponseCache
 from simulator.llm.config import LLMConfig
+from simulator.llm.registry import BACKENDS, BackendSpec, backend_spec
 from simulator.llm.types import Choices, LanguageModel, Request
 from simulator.llm.wrappers import (
     ConcurrencyLimit,
@@ -61,46 +62,9 @@ def build_backend(
     *,
     script: Callable[[Request], str] | Iterable[str] | None = None,
 ) -> LanguageModel:
-    """The bare backend for ``config`` (no wrappers)."""
-    retry = RetryPolicy(max_retries=config.max_retries)
-    if config.backend == "scripted":
-        from simulator.llm.scripted import ScriptedModel
-
-        return ScriptedModel(script if script is not None else demo_reply, model=config.model or "scripted")
-    if config.backend == "embedded":
-        from simulator.llm.embedded import EmbeddedModel
-
-        return EmbeddedModel(
-            config.model,
-            threads=config.embedded_threads,
-            processes=config.embedded_processes,
-            n_ctx=config.embedded_context,
-            quantize=config.embedded_quantize,
-        )
-    if config.backend == "openai":
-        from simulator.llm.openai_backend import OpenAIModel, resolve_api_key
-
-        if not config.model:
-            raise UserError("llm.backend openai needs llm.model (the server's model name)")
-        return OpenAIModel(
-            model=config.model,
-            base_url=config.base_url,
-            api_key=resolve_api_key(
-                config.api_key_env, config.base_url, required=config.cache != "replay"
-            ),
-            dialect=config.dialect or "openai_json_schema",
-            concurrency=config.concurrency,
-            timeout_s=config.timeout_s,
-            connect_timeout_s=config.connect_timeout_s,
-            retry=retry,
-            read_timeout_retries=config.read_timeout_retries,
-            breaker_after=config.breaker_after,
-        )
-    if config.backend == "vllm":
-        from simulator.llm.vllm_backend import VLLMModel
-
-        return VLLMModel(str(config.model), options=config.vllm, dialect=config.dialect)
-    raise UserError(f"unknown llm backend {config.backend!r} (embedded, openai, vllm, scripted)")
+    """The bare backend for ``config`` (no wrappers): the ``build`` function of its
+    :data:`~simulator.llm.registry.BACKENDS` entry, imported now."""
+    return backend_spec(config.backend).load(config.backend)(config, script)
 
 
 def build_llm(
@@ -125,12 +89,13 @@ def build_llm(
         except Exception as exc:  # pydantic.ValidationError
             raise UserError(f"invalid llm config: {exc}") from exc
     model = backend if backend is not None else build_backend(config, script=script)
-    if config.backend == "embedded" and backend is None:
+    spec = BACKENDS.get(config.backend, BackendSpec("", ""))  # a test's own backend: the defaults
+    if not spec.thread_safe and backend is None:
         model = ConcurrencyLimit(model, max_calls=1)
     model = RetryingModel(
         model,
         RetryPolicy(max_retries=config.max_retries),
-        retry_transport=config.backend != "openai",  # the openai backend retries per request
+        retry_transport=not spec.retries_transport,  # e.g. the openai backend retries per request
     )
     if config.cache != "off":
         cache = ResponseCache(config.resolved_cache_path(run_dir))

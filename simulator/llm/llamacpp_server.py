@@ -10,16 +10,17 @@ models are loaded without them.  ``--model smollm2`` serves the bundled SmolLM2 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+from simulator.llm.embedded import (
+    _model_params,
+    extra_buffer_types_ok,
+    quantized_copy,
+    resolve_gguf,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
-    from simulator.llm.embedded import (
-        _model_params,
-        extra_buffer_types_ok,
-        quantized_copy,
-        resolve_gguf,
-    )
-
     args = list(sys.argv[1:] if argv is None else argv)
     model = None
     for i, a in enumerate(args):
@@ -27,10 +28,8 @@ def main(argv: list[str] | None = None) -> None:
             if args[i + 1] == "smollm2":
                 args[i + 1] = str(quantized_copy(resolve_gguf(None)))
             model = args[i + 1]
-    from pathlib import Path
-
     ok = extra_buffer_types_ok(Path(model)) if model else True
-    from llama_cpp.server.__main__ import main as server_main
+    from llama_cpp.server.__main__ import main as server_main  # deferred: optional server extra
 
     sys.argv = ["llama_cpp.server", *args]
     with _model_params(ok):

@@ -37,15 +37,25 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from simulator.errors import UserError
 from simulator.llm.constraints import choices_as_schema, parse_reply
 from simulator.llm.grammar import compile_grammar
-from simulator.llm.types import Choices, JsonSchema, LanguageModel, ModelInfo, Request, Response
+from simulator.llm.types import (
+    BREAKER_MARK,
+    Choices,
+    JsonSchema,
+    LanguageModel,
+    ModelInfo,
+    Request,
+    Response,
+)
 from simulator.llm.wrappers import RetryPolicy
-from simulator.sim.health import BREAKER_MARK
+
+if TYPE_CHECKING:
+    from simulator.llm.config import LLMConfig
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +294,10 @@ class OpenAIModel(LanguageModel):
         return ModelInfo("openai", self.model,
                          extra={"base_url": self.base_url or "", "dialect": self.dialect})
 
+    def chunk_size(self) -> int:
+        """A multiple of the in-flight limit."""
+        return max(64, 16 * int(self.concurrency or 16))
+
     def _ensure(self) -> _LoopThread:
         if self._loop is None:
             self._loop = _LoopThread()
@@ -447,3 +461,21 @@ class OpenAIModel(LanguageModel):
                 self._loop.stop()
             self._loop = None
             self._client = None
+
+
+def build(config: LLMConfig, script: object = None) -> OpenAIModel:
+    """The openai backend of ``config`` (:data:`simulator.llm.registry.BACKENDS`)."""
+    if not config.model:
+        raise UserError("llm.backend openai needs llm.model (the server's model name)")
+    return OpenAIModel(
+        model=config.model,
+        base_url=config.base_url,
+        api_key=resolve_api_key(config.api_key_env, config.base_url, required=config.cache != "replay"),
+        dialect=config.dialect or "openai_json_schema",
+        concurrency=config.concurrency,
+        timeout_s=config.timeout_s,
+        connect_timeout_s=config.connect_timeout_s,
+        retry=RetryPolicy(max_retries=config.max_retries),
+        read_timeout_retries=config.read_timeout_retries,
+        breaker_after=config.breaker_after,
+    )

@@ -10,9 +10,17 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
+from simulator.llm import factory
 from simulator.llm.constraints import parse_reply
 from simulator.llm.types import LanguageModel, ModelInfo, Request, Response
+
+if TYPE_CHECKING:
+    from simulator.llm.config import LLMConfig
+
+#: requests per ``generate`` call when a large batch is streamed
+SCRIPTED_CHUNK = 8_192
 
 
 class ScriptedTransportError(RuntimeError):
@@ -45,6 +53,9 @@ class ScriptedModel(LanguageModel):
     def info(self) -> ModelInfo:
         return self._info
 
+    def chunk_size(self) -> int:
+        return SCRIPTED_CHUNK
+
     def generate(self, requests: Sequence[Request]) -> list[Response]:
         out = []
         with self._lock:
@@ -75,3 +86,8 @@ class ScriptedModel(LanguageModel):
 
     def __repr__(self) -> str:
         return f"ScriptedModel(model={self._info.model!r})"
+
+
+def build(config: LLMConfig, script: Callable[[Request], str] | Iterable[str] | None = None) -> ScriptedModel:
+    """The scripted backend of ``config``: ``script``, or :func:`~simulator.llm.factory.demo_reply`."""
+    return ScriptedModel(script if script is not None else factory.demo_reply, model=config.model or "scripted")

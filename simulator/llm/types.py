@@ -30,6 +30,50 @@ _ROLES = ("system", "user", "assistant")
 #:  - ``"backend"``: anything else raised by a backend
 ErrorKind = Literal["invalid", "transport", "request", "backend"]
 
+#: the words of the openai backend's circuit breaker (a hung server) in a transport
+#: error; the run's failure line prefers that error to the first one
+BREAKER_MARK = "server stopped answering"
+
+#: property types of the supported JSON-schema subset
+FIELD_TYPES = ("integer", "number", "string", "boolean")
+
+
+def check_schema(schema: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` unless ``schema`` is in the supported subset."""
+    if not isinstance(schema, Mapping) or schema.get("type") != "object":
+        raise ValueError("schema must be a mapping with type 'object'")
+    props = schema.get("properties")
+    if not isinstance(props, Mapping) or not props:
+        raise ValueError("schema needs non-empty 'properties'")
+    for name, p in props.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError("property names must be non-empty strings")
+        if not isinstance(p, Mapping):
+            raise ValueError(f"property {name!r}: must be a mapping")
+        t = p.get("type")
+        if "enum" in p and t is None:
+            t = "string"
+        if t not in FIELD_TYPES:
+            raise ValueError(f"property {name!r}: unsupported type {t!r} (use {FIELD_TYPES})")
+        if t == "integer":
+            for b in ("minimum", "maximum"):
+                if b in p and (isinstance(p[b], bool) or not isinstance(p[b], int)):
+                    raise ValueError(f"property {name!r}: integer {b} must be an int")
+        if t in ("integer", "number"):
+            lo, hi = p.get("minimum"), p.get("maximum")
+            if lo is not None and hi is not None and lo > hi:
+                raise ValueError(f"property {name!r}: minimum > maximum")
+        if t == "string" and "enum" in p:
+            e = p["enum"]
+            if not isinstance(e, Sequence) or not e or not all(isinstance(x, str) for x in e):
+                raise ValueError(f"property {name!r}: enum must be a non-empty list of strings")
+    req = schema.get("required", [])
+    if not isinstance(req, Sequence) or isinstance(req, str):
+        raise ValueError("'required' must be a list")
+    for r in req:
+        if r not in props:
+            raise ValueError(f"required property {r!r} is not in properties")
+
 
 @dataclass(frozen=True)
 class JsonSchema:
@@ -43,8 +87,6 @@ class JsonSchema:
     schema: Mapping[str, Any]
 
     def __post_init__(self) -> None:
-        from simulator.llm.constraints import check_schema
-
         check_schema(self.schema)
         # a private deep copy: later changes to the caller's dict cannot alter it
         object.__setattr__(self, "schema", json.loads(json.dumps(self.schema)))
@@ -223,6 +265,12 @@ class LanguageModel(abc.ABC):
     def generate_one(self, request: Request) -> Response:
         return self.generate([request])[0]
 
+    def chunk_size(self) -> int | None:
+        """How many requests one ``generate`` call should carry when a caller streams a
+        large batch (see :func:`preferred_chunk`); ``None`` (the default): no preference,
+        the caller picks."""
+        return None
+
 
 class ModelWrapper(LanguageModel):
     """Base of the wrappers: forwards ``info``, ``close`` and ``telemetry`` to ``inner``."""
@@ -241,5 +289,24 @@ class ModelWrapper(LanguageModel):
     def telemetry(self):  # -> Telemetry | None
         return getattr(self.inner, "telemetry", None)
 
+    def chunk_size(self) -> int | None:
+        return self.inner.chunk_size()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.inner!r})"
+
+
+def backend_of(llm: Any) -> Any:
+    """The innermost model under the wrappers (the ``.inner`` chain, at most 32 deep)."""
+    seen = 0
+    while hasattr(llm, "inner") and seen < 32:
+        llm = llm.inner
+        seen += 1
+    return llm
+
+
+def preferred_chunk(llm: Any) -> int | None:
+    """The innermost backend's :meth:`LanguageModel.chunk_size` (``None``: no preference,
+    also for an object that does not declare one)."""
+    fn = getattr(backend_of(llm), "chunk_size", None)
+    return fn() if callable(fn) else None

@@ -48,7 +48,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.errors import UserError
 from simulator.llm.constraints import parse_reply
@@ -63,7 +63,14 @@ from simulator.llm.types import (
     Response,
 )
 
+if TYPE_CHECKING:
+    from simulator.llm.config import LLMConfig
+
 log = logging.getLogger(__name__)
+
+#: requests per ``generate`` call when a large batch is streamed: large, vLLM's scheduler
+#: wants the whole queue
+VLLM_CHUNK = 16_384
 
 
 def structured_spec(constraint: Constraint | None, dialect: str | None) -> dict[str, Any] | None:
@@ -448,6 +455,9 @@ class VLLMModel(LanguageModel):
     def info(self) -> ModelInfo:
         return self._info
 
+    def chunk_size(self) -> int:
+        return VLLM_CHUNK
+
     def close(self) -> None:
         """Release the engine (its worker processes and GPU memory).  Idempotent."""
         llm = getattr(self, "llm", None)
@@ -532,3 +542,8 @@ class VLLMModel(LanguageModel):
                 )
             )
         return res
+
+
+def build(config: LLMConfig, script: object = None) -> VLLMModel:
+    """The vllm backend of ``config`` (:data:`simulator.llm.registry.BACKENDS`)."""
+    return VLLMModel(str(config.model), options=config.vllm, dialect=config.dialect)

@@ -21,19 +21,22 @@ import pandas as pd
 import yaml
 from matplotlib.figure import Figure
 
+from simulator.config.schema import Scenario
 from simulator.experiments import stats
-from simulator.report.markdown import (
+from simulator.report.common import (
     METRIC_LABELS,
     SWF_LABELS,
     SWF_TITLES,
-    _rate_cols,
     column_format,
     fig_income_histogram,
     fig_rate_curves,
+    fork_section,
     png_bytes,
+    rate_cols,
     run_bracket_labels,
     run_figures,
     run_years_view,
+    scenario_thresholds,
 )
 from simulator.results import load_run
 
@@ -113,8 +116,6 @@ def _provenance(scenario: dict[str, Any], meta_rows: list[tuple[str, Any]], vers
 
 
 def _llm_used(scenario: dict[str, Any]) -> bool:
-    from simulator.config.schema import Scenario
-
     try:
         return Scenario.model_validate(scenario).uses_llm
     except ValueError:  # a manifest of another version: show the LLM rows rather than hide them
@@ -154,10 +155,10 @@ def render_run(run_dir: str | Path) -> str:
     sc = res.manifest.get("scenario", {})
     labels = run_bracket_labels(sc)
     figs = run_figures(res, labels)
-    rc = _rate_cols(y)
+    rc = rate_cols(y)
     last = y.iloc[-1]
     curves = stats.tax_rate_curves(
-        [float(t) for t in _thresholds(sc)], [float(last[c]) for c in rc],
+        [float(t) for t in scenario_thresholds(sc)], [float(last[c]) for c in rc],
         rebate=float(last.get("rebate", 0.0))).assign(variant=str(sc.get("name", "run")))
     sched = pd.DataFrame({"bracket (taxable $/yr)": labels,
                           "final rate %": [100 * float(last[c]) for c in rc]})
@@ -188,8 +189,6 @@ def render_run(run_dir: str | Path) -> str:
         sections.append(("validity", "Behavioural validity", html_table(v[v["verdict"] != "info"][cols].reset_index(drop=True), table_id="validity")))
     parent = res.manifest.get("parent")
     if parent:
-        from simulator.report.markdown import fork_section
-
         md = [ln for ln in fork_section(res) if ln]
         sections.append(("fork", f"Fork of {parent.get('run_dir')} after tax year {parent.get('fork_year')}",
                          "".join(f"<p>{_e(ln)}</p>" for ln in md[1:2])
@@ -204,13 +203,6 @@ def render_run(run_dir: str | Path) -> str:
     return page(f"Run report: {sc.get('name', Path(run_dir).name)}",
                 f"{len(res.population) if res.population is not None else '?'} workers, planner "
                 f"{last['planner']}, objective {last['objective_swf']}, seed {res.manifest.get('seed')}", sections)
-
-
-def _thresholds(scenario: dict[str, Any]) -> list[float]:
-    from simulator.config.builders import build_base_schedule
-    from simulator.config.schema import Scenario
-
-    return list(build_base_schedule(Scenario.model_validate(scenario)).thresholds)
 
 
 # --------------------------------------------------------------------------- experiment
@@ -321,7 +313,7 @@ def experiment_context(exp, st: dict[str, pd.DataFrame]) -> dict[str, Any]:
         "CE % high": dv["ce_high"].astype(float),
     })
     first = exp.scenario(exp.variants[0])
-    labels = stats.bracket_labels(_thresholds(first))
+    labels = stats.bracket_labels(scenario_thresholds(first))
     figs = {"over_years": fig_over_years(st["years"], objective), "schedules": fig_schedules(final, labels)}
     if len(st["tax_rates"]):
         figs["tax_rates"] = fig_rate_curves(st["tax_rates"])

@@ -22,12 +22,12 @@ from typing import Any
 
 #: the words of the openai backend's circuit breaker (a hung server); the run's failure
 #: line prefers that error to the first one
-BREAKER_MARK = "server stopped answering"
+from simulator.llm.types import BREAKER_MARK
 
-#: exit status of ``econsim run`` per final manifest status
 #: a question (request tag) asked this many times in a step is checked on its own
 MIN_TAG_REQUESTS = 10
 
+#: exit status of ``econsim run`` per final manifest status
 EXIT_CODES = {"completed": 0, "completed_with_warnings": 3, "failed": 1}
 
 

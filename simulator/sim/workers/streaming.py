@@ -5,9 +5,10 @@ A step over a million workers must never hold a million prompts (or responses) a
 sharing a prefix are adjacent (callers pass a sort key: the cell, or the persona), builds
 the requests of one chunk, sends them in one ``generate`` call, hands the responses to a
 ``consume`` callback and drops them.  The chunk size comes from the backend
-(:func:`chunk_size_for`): large for vLLM (its scheduler wants the whole queue), a multiple
-of the in-flight limit for HTTP servers, a multiple of the process pool for the embedded
-model.  A batch no larger than one chunk is sent as one call, as before.
+(:func:`chunk_size_for`, the backend's :meth:`~simulator.llm.types.LanguageModel.chunk_size`):
+large for vLLM (its scheduler wants the whole queue), a multiple of the in-flight limit
+for HTTP servers, a multiple of the process pool for the embedded model.  A batch no
+larger than one chunk is sent as one call, as before.
 """
 
 from __future__ import annotations
@@ -17,37 +18,17 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from simulator.llm.types import Request, Response
+from simulator.llm.types import Request, Response, preferred_chunk
+from simulator.llm.types import backend_of as backend_of  # re-export (benchmarks, tests)
 from simulator.sim.progress import batch_progress
 
-#: chunk sizes by backend (requests per ``generate`` call)
-VLLM_CHUNK = 16_384
-SCRIPTED_CHUNK = 8_192
+#: requests per ``generate`` call for a backend that declares no chunk size
 DEFAULT_CHUNK = 4_096
-
-
-def backend_of(llm) -> object:
-    """The innermost model under the wrappers (``.inner`` chain)."""
-    seen = 0
-    while hasattr(llm, "inner") and seen < 32:
-        llm = llm.inner
-        seen += 1
-    return llm
 
 
 def chunk_size_for(llm) -> int:
     """Requests per ``generate`` call for this model stack (see the module docstring)."""
-    b = backend_of(llm)
-    name = type(b).__name__
-    if name == "VLLMModel":
-        return VLLM_CHUNK
-    if name == "OpenAIModel":
-        return max(64, 16 * int(getattr(b, "concurrency", 16) or 16))
-    if name == "EmbeddedModel":
-        return max(64, 64 * int(getattr(b, "processes", 1) or 1))
-    if name == "ScriptedModel":
-        return SCRIPTED_CHUNK
-    return DEFAULT_CHUNK
+    return preferred_chunk(llm) or DEFAULT_CHUNK
 
 
 def generate_streamed(

@@ -1,0 +1,285 @@
+"""What both policy reports share: labels, number and money formats, the figures and the
+single-run pieces (years table, figures, fork comparison) that the Markdown page
+(:mod:`simulator.report.markdown`) and the HTML page (:mod:`simulator.report.html`) show.
+
+Figures are drawn on ``matplotlib.figure.Figure`` objects (no pyplot), so writing a
+report never changes the plotting backend of the caller (e.g. inline plots in Jupyter).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from simulator.config.builders import build_base_schedule
+from simulator.config.schema import Scenario
+from simulator.errors import UserError
+from simulator.experiments.stats import bracket_labels
+from simulator.results import load_run
+
+SWF_LABELS = {
+    "swf_utilitarian": "utilitarian",
+    "swf_inverse_income": "inverse-income",
+    "swf_inverse_income_sum": "inverse-income sum",
+    "swf_maxmin": "max-min",
+    "swf_atkinson": "Atkinson EDE $",
+    "swf_equality_productivity": "equality x productivity",
+}
+METRIC_LABELS = {**SWF_LABELS, "revenue": "revenue $/person", "mean_hours": "hours/wk",
+                 "gini_post_tax": "Gini post-tax", "objective": "objective"}
+SWF_TITLES = {
+    "utilitarian": "utilitarian welfare (mean utility)",
+    "inverse_income": "inverse-income-weighted welfare",
+    "inverse_income_sum": "inverse-income sum (LLM Economist objective)",
+    "maxmin": "max-min welfare (worst-off utility)",
+    "atkinson": "Atkinson EDE income ($/yr)",
+    "equality_productivity": "equality x productivity ($/yr)",
+    "revenue": "revenue per person ($/yr)",
+}
+
+
+# --------------------------------------------------------------------------- formatting
+def column_format(values: Sequence[Any] | pd.Series) -> Callable[[Any], str]:
+    """One number format for a whole column, chosen from its largest magnitude.
+
+    Integers and values of 1,000 or more: thousands separators, no decimals; values in
+    [0.001, 1000): four significant digits of the largest value, the same decimals for
+    every row; smaller: scientific notation.  Where that would leave a value fewer than
+    three significant digits (or magnitudes span more than 1,000x), each value gets four
+    significant digits instead, never an exponent.  Missing values print as ``–``.
+    """
+    arr = pd.to_numeric(pd.Series(list(values)), errors="coerce").to_numpy(dtype=float)
+    finite = arr[np.isfinite(arr)]
+    if finite.size == 0:
+        return lambda v: "–"
+    m = float(np.max(np.abs(finite)))
+    nonzero = np.abs(finite[finite != 0])
+    common = 0 if m >= 1000 else max(0, 3 - math.floor(math.log10(m))) if m >= 1e-3 else None
+    if nonzero.size and not np.all(finite == np.round(finite)) and (
+            m / float(nonzero.min()) > 1000
+            or (common is not None and float(nonzero.min()) < 10.0 ** (2 - common))):
+        # magnitudes too far apart for common decimals (the smallest would keep fewer than
+        # three significant digits): 4 significant digits each, never exponents
+        def sig(v: Any) -> str:
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                return str(v)
+            if not math.isfinite(x):
+                return "–"
+            if x == 0 or abs(x) >= 1000:
+                return format(x, ",.0f")
+            return format(x, f",.{min(max(3 - math.floor(math.log10(abs(x))), 0), 10)}f")
+
+        return sig
+    if m >= 1000 or (np.all(finite == np.round(finite)) and m >= 1):
+        spec = ",.0f"
+    elif m >= 1e-3:
+        spec = f",.{max(0, 3 - math.floor(math.log10(m)))}f"
+    elif m == 0:
+        spec = ".0f"
+    else:
+        spec = ".3e"
+
+    def fmt(v: Any) -> str:
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            return str(v)
+        return format(x, spec) if math.isfinite(x) else "–"
+
+    return fmt
+
+
+def md_table(df: pd.DataFrame) -> str:
+    """A Markdown table; float columns formatted per column (:func:`column_format`)."""
+    cols = list(df.columns)
+    fmts = {c: column_format(df[c]) for c in cols if pd.api.types.is_float_dtype(df[c])}
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for i in range(len(df)):  # by column: iterrows would turn the ints of a numeric row into floats
+        cells = [fmts[c](df[c].iloc[i]) if c in fmts else str(df[c].iloc[i]) for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def rate_cols(df: pd.DataFrame) -> list[str]:
+    """The bracket-rate columns ``rate_0, rate_1, ...`` in bracket order."""
+    return sorted((c for c in df.columns if c.startswith("rate_")), key=lambda c: int(c[5:]))
+
+
+def _rates_text(row: pd.Series, cols: list[str]) -> str:
+    return "/".join(f"{100 * row[c]:.0f}" for c in cols)
+
+
+def _dollars(x: float, _pos: Any = None) -> str:
+    return f"${x / 1000:,.0f}k" if abs(x) >= 1000 else f"${x:,.0f}"
+
+
+# --------------------------------------------------------------------------- figures
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG bytes (integer year ticks, tight layout)."""
+    for ax in fig.axes:
+        if ax.get_xlabel() == "tax year":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return buf.getvalue()
+
+
+def income_histogram(pre_tax: np.ndarray, post_tax: np.ndarray, bins: int = 40):
+    """Bin edges and counts (pre, post) covering every worker, zero earners included.
+
+    The first bin is ``[0, lo)`` with ``lo`` the smallest positive income (at least $1);
+    then log-spaced bins up to just above the largest income.  Negative incomes (none
+    in the model) would fall in the first bin too.
+    """
+    pre = np.asarray(pre_tax, dtype=float)
+    post = np.asarray(post_tax, dtype=float)
+    both = np.concatenate([pre, post])
+    pos = both[both > 0]
+    lo = max(float(pos.min()), 1.0) if pos.size else 1.0
+    hi = max(float(both.max()) * 1.0001, lo * 10)
+    edges = np.concatenate([[min(0.0, float(both.min()))], np.geomspace(lo, hi, bins)])
+    return edges, np.histogram(pre, edges)[0], np.histogram(post, edges)[0]
+
+
+def fig_income_histogram(pre_tax: np.ndarray, post_tax: np.ndarray, year: int) -> Figure:
+    edges, c_pre, c_post = income_histogram(pre_tax, post_tax)
+    fig = Figure(figsize=(6.5, 3.6))
+    ax = fig.subplots()
+    ax.stairs(c_pre, edges, fill=True, alpha=0.5, label=f"pre-tax ({int(c_pre.sum())} workers)")
+    ax.stairs(c_post, edges, fill=True, alpha=0.5, label=f"post-tax + rebate ({int(c_post.sum())})")
+    linthresh = max(edges[1], 1.0)
+    ax.set_xscale("symlog", linthresh=linthresh)
+    # $0, then powers of ten past the linear first bin (a $1k tick beside $0 overlapped it)
+    ax.set_xticks([0.0] + [10.0 ** k for k in range(math.ceil(math.log10(linthresh)),
+                                                     math.floor(math.log10(edges[-1])) + 1)])
+    ax.xaxis.set_major_formatter(FuncFormatter(_dollars))
+    ax.set_xlabel(r"income (\$/yr); first bin from \$0")
+    ax.set_ylabel("workers")
+    zero = int((np.asarray(pre_tax) <= 0).sum())
+    ax.set_title(f"Incomes in tax year {year} ({zero} with no earnings)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def fig_rates_over_years(years: pd.DataFrame, labels: list[str]) -> Figure:
+    fig = Figure(figsize=(6.5, 3.8))
+    ax = fig.subplots()
+    for c, lab in zip(rate_cols(years), labels, strict=False):
+        ax.plot(years["year"], 100 * years[c], marker="o", label=lab)
+    ax.set_xlabel("tax year")
+    ax.set_ylabel("marginal rate (%)")
+    ax.legend(fontsize=7, ncol=2, title="bracket (taxable income $/yr)", title_fontsize=7)
+    ax.set_title("Bracket rates")
+    return fig
+
+
+def fig_objective_revenue(years: pd.DataFrame) -> Figure:
+    """Objective and revenue in two panels (no twin axes)."""
+    swf = str(years["objective_swf"].iloc[-1])
+    fig = Figure(figsize=(6.5, 5.0))
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    ax1.plot(years["year"], years["objective"], marker="o", color="C0")
+    ax1.set_ylabel(swf)
+    ax1.set_title(f"Objective: {SWF_TITLES.get(swf, swf)}")
+    ax2.plot(years["year"], years["revenue"], marker="s", color="C1")
+    ax2.set_ylabel("$/person/yr")
+    ax2.set_title("Revenue per person")
+    ax2.set_xlabel("tax year")
+    return fig
+
+
+def fig_rate_curves(curves: pd.DataFrame) -> Figure:
+    """Average (and net of rebate) and marginal tax rates by income, per variant."""
+    fig = Figure(figsize=(8.5, 3.6))
+    ax1, ax2 = fig.subplots(1, 2, sharex=True)
+    for i, (v, c) in enumerate(curves.groupby("variant", sort=False)):
+        col = f"C{i % 10}"
+        ax1.plot(c["income"], 100 * c["average_rate"], color=col, label=v)
+        ax1.plot(c["income"], 100 * c["net_average_rate"], color=col, ls=":", lw=1)
+        ax2.step(c["income"], 100 * c["marginal_rate"], where="post", color=col, label=v)
+    for ax in (ax1, ax2):
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(_dollars))
+        ax.set_xlabel("pre-tax income ($/yr)")
+    lo = float(np.nanmin(100 * curves["net_average_rate"])) if len(curves) else 0.0
+    hi = float(np.nanmax(100 * curves[["average_rate", "net_average_rate"]].to_numpy()))
+    ax1.set_ylim(max(lo, -60.0) - 2, hi + 2)  # the net rate tends to -inf at low incomes
+    ax1.set_ylabel("average rate (%)")
+    ax1.set_title("Average tax rate (dotted: net of rebate)")
+    ax2.set_ylabel("marginal rate (%)")
+    ax2.set_title("Marginal tax rate")
+    ax1.legend(fontsize=7)
+    return fig
+
+
+# --------------------------------------------------------------------------- single run
+def fork_section(res) -> list[str]:
+    """Markdown lines comparing a fork (``econsim fork``) with its parent from the fork
+    year on; no lines for a run that is not a fork or whose parent is gone."""
+    parent = res.manifest.get("parent")
+    if not parent:
+        return []
+    k = int(parent["fork_year"])
+    changes = ", ".join(f"`{c}`" for c in parent.get("set") or []) or "no changes"
+    head = [f"## Fork of {parent['run_dir']} after tax year {k}", "", f"Changes: {changes}.", ""]
+    try:
+        p = load_run(parent["run_dir"]).years
+    except UserError:
+        return head + ["(the parent run is no longer readable)", ""]
+    cols = [c for c in ("objective", "revenue", "mean_hours", "gini_post_tax") if c in p and c in res.years]
+    both = pd.merge(p.loc[p["year"] >= k, ["year", *cols]], res.years.loc[res.years["year"] >= k, ["year", *cols]],
+                    on="year", how="outer", suffixes=(" parent", " fork"))
+    for c in cols:
+        both[f"{c} change"] = both[f"{c} fork"] - both[f"{c} parent"]
+    both = both[["year", *[f"{c} {w}" for c in cols for w in ("parent", "fork", "change")]]]
+    if p["objective_swf"].iloc[-1] != res.years["objective_swf"].iloc[-1]:
+        head += [f"The objectives differ (parent {p['objective_swf'].iloc[-1]}, fork "
+                 f"{res.years['objective_swf'].iloc[-1]}): compare them with care.", ""]
+    return head + [md_table(both), ""]
+
+
+def run_bracket_labels(scenario: dict[str, Any]) -> list[str]:
+    """Dollar labels of a run's brackets (from its resolved scenario)."""
+    return bracket_labels(scenario_thresholds(scenario))
+
+
+def scenario_thresholds(scenario: dict[str, Any]) -> list[float]:
+    """The bracket thresholds of a run's base schedule (from its resolved scenario)."""
+    return list(build_base_schedule(Scenario.model_validate(scenario)).thresholds)
+
+
+def run_years_view(y: pd.DataFrame) -> pd.DataFrame:
+    """The per-year table shown for a single run."""
+    rc = rate_cols(y)
+    table = pd.DataFrame({
+        "year": y["year"].astype(int),
+        "objective": y["objective"].astype(float),
+        "revenue $/person": y["revenue"].astype(float),
+        "hours/wk": y["mean_hours"].astype(float),
+        "Gini pre": y["gini_pre_tax"].astype(float),
+        "Gini post": y["gini_post_tax"].astype(float),
+        "rates %": [_rates_text(r, rc) for _, r in y.iterrows()],
+    })
+    if "fallback_rate" in y:
+        table["fallback"] = y["fallback_rate"].astype(float)
+    return table
+
+
+def run_figures(res, labels: list[str]) -> dict[str, Figure]:
+    y = res.years
+    figs = {"rates": fig_rates_over_years(y, labels), "objective": fig_objective_revenue(y)}
+    if res.agents is not None and len(res.agents):
+        last = res.agents[res.agents["year"] == res.agents["year"].max()]
+        figs["incomes"] = fig_income_histogram(last["pre_tax"].to_numpy(), last["post_tax"].to_numpy(),
+                                               int(last["year"].iloc[0]))
+    return figs
