@@ -118,7 +118,7 @@ def _measure(args: argparse.Namespace) -> int:
     from simulator.config.loading import scenario_from_dict
     from simulator.llm import build_llm
     from simulator.sim.model import EconomyModel
-    from simulator.sim.workers.streaming import VLLM_CHUNK
+    from simulator.sim.workers.streaming import chunk_size_for
 
     workers = {"policy": "llm"}
     if args.budget:
@@ -139,7 +139,7 @@ def _measure(args: argparse.Namespace) -> int:
     calls = summary["requests"]
     tokens = summary["completion_tokens"]
     per_decision = tokens / max(calls, 1)
-    batch = args.batch or min(calls, VLLM_CHUNK)
+    batch = args.batch or min(calls, chunk_size_for(llm))
     lim = decode_limit(args.params * 1.0 / args.tensor_parallel_size, args.dtype, args.bandwidth_tbs,
                        batch, max(per_decision, 1.0))
     hit = prefix_hit_rate(llm)
