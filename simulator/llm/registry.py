@@ -27,7 +27,9 @@ class BackendSpec:
     """One backend.
 
     ``module``: the module holding it; ``factory``: the name in that module of
-    ``build(config, script) -> LanguageModel``; ``extra``: the optional extra of the
+    ``build(config, script) -> LanguageModel``; ``checker``: the name in that module of
+    ``check(config) -> None``, which raises what ``build`` would reject about the
+    configuration without starting anything (``""``: nothing to check); ``extra``: the optional extra of the
     ``econsim`` package that installs its dependency (``""``: a core backend);
     ``requires``: that dependency's distribution name (for the error message);
     ``description``: one line, shown in the config field's help; ``thread_safe``:
@@ -39,6 +41,7 @@ class BackendSpec:
     module: str
     description: str
     factory: str = "build"
+    checker: str = ""
     extra: str = ""
     requires: str = ""
     thread_safe: bool = True
@@ -59,6 +62,13 @@ class BackendSpec:
             ) from exc
         return getattr(module, self.factory)
 
+    def check(self, name: str, config: Any) -> None:
+        """What ``econsim validate`` checks of a backend before any run: its optional
+        dependency is installed and its ``check(config)`` (if any) accepts ``config``."""
+        build = self.load(name)
+        if self.checker:
+            getattr(importlib.import_module(build.__module__), self.checker)(config)
+
 
 #: every backend, by ``llm.backend`` name (this order is the order of the error texts)
 BACKENDS: dict[str, BackendSpec] = {
@@ -68,6 +78,7 @@ BACKENDS: dict[str, BackendSpec] = {
     ),
     "openai": BackendSpec(
         "simulator.llm.openai_backend", "any OpenAI-compatible server", retries_transport=True,
+        checker="check",
     ),
     "vllm": BackendSpec(
         "simulator.llm.vllm_backend", "in-process, optional extra", extra="vllm", requires="vllm",

