@@ -30,8 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.append(str(ROOT / "benchmarks"))
 
+from _provenance import footer, header  # noqa: E402
 from core import machine_info  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -63,12 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--changes", type=int, default=5, help="slider changes timed per size")
     args = ap.parse_args(argv)
+    started = time.perf_counter()
+    print(header(__file__, argv))
     print(machine_info())
     print()
-    header = (f"{'workers':>9}  {'build s':>8}  {'apply s':>8}  {'apply cpu s':>11}  "
+    head = (f"{'workers':>9}  {'build s':>8}  {'apply s':>8}  {'apply cpu s':>11}  "
               f"{'draw s':>7}  {'draw cpu s':>10}  {'respond s':>9}  {'respond cpu s':>13}")
-    print(header)
-    print("-" * len(header))
+    print(head)
+    print("-" * len(head))
     for n in args.sizes:
         t = time.perf_counter()
         model = ExploreModel("rational_baselines", population_size=n)
@@ -93,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{med(draws):>7.3f}  {med(draw_cpus):>10.3f}  {med(respond):>9.3f}  {med(cpus):>13.3f}")
     print("\nmedians over the changes; cpu: this process's CPU time (single-threaded below "
           "131,072 workers, so the wall time on an idle core)")
+    print(footer(started))
     return 0
 
 

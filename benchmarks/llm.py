@@ -17,6 +17,10 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
+
+sys.path.append(str(Path(__file__).resolve().parent))  # _provenance
+from _provenance import footer, header  # noqa: E402
 
 SYSTEM = (
     "You are a citizen of a simulated economy that is used to study tax policy. Every year "
@@ -92,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layouts", default="1x1,1x2,2x1", help="processes x threads, comma separated")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    started = time.perf_counter()
+    if not args.json:
+        print(header(__file__, argv), flush=True)
     rows = []
     for lay in args.layouts.split(","):
         p, t = (int(x) for x in lay.lower().split("x"))
@@ -104,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"mean hours {r['mean_hours']}", flush=True)
     if args.json:
         print(json.dumps({"cpus": os.cpu_count(), "rows": rows}, indent=2))
+    else:
+        print(footer(started))
     return 0
 
 

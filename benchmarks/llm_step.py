@@ -35,6 +35,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.append(str(Path(__file__).resolve().parent))  # _provenance
+from _provenance import footer, header  # noqa: E402
 
 
 def _free_port() -> int:
@@ -170,9 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if min(args.prompts, args.pooled_n, args.pooled_budget) < 1:
         ap.error("--prompts, --pooled-n and --pooled-budget must be >= 1")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs; "
-          f"load average {load:.1f}")
+    started = time.perf_counter()
+    print(header(__file__, argv), flush=True)
     measured = 0
     for backend in args.backends:
         server = None
@@ -192,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, rate, note in rows:
             print(f"{name:<32} {rate:>10.2f} {rate / base:>8.1f}  {note}", flush=True)
         measured += 1
+    print(footer(started))
     return 0 if measured else 1
 
 

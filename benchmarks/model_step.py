@@ -28,7 +28,11 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+sys.path.append(str(Path(__file__).resolve().parent))  # _provenance
+from _provenance import footer, header  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sources", nargs="+", default=["gb2", "census"], choices=["gb2", "census"])
     ap.add_argument("--years", type=int, default=3, help="tax years stepped per size")
     args = ap.parse_args(argv)
+    started = time.perf_counter()
+    print(header(__file__, argv), flush=True)
     print("planner us_federal 2024 single, workers rational (equilibrium rebate), "
           f"isoelastic log utility, {args.years} tax years per size, 1 step a year")
     hdr = (f"{'source':<7} {'n':>10}  {'pop s':>7}  {'model s':>8}  {'model s':>8}  "
@@ -116,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{yr:>7.3f}  {r['n'] / yr:>10,.0f}  {arr_txt}", flush=True)
         print(f"{source}: persona calibration built once before timing: {cal:.2f} s; peak memory (max RSS of its process) {peak:,.0f} MB; "
               f"last year mean hours {rows[-1]['mean_hours']:.1f}, rebate ${rows[-1]['rebate']:,.0f}/yr")
+    print(footer(started))
     return 0
 
 

@@ -11,6 +11,10 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.append(str(Path(__file__).resolve().parent))  # _provenance
+from _provenance import footer, header  # noqa: E402
 
 
 def descendants(pid: int) -> list[int]:
@@ -47,6 +51,7 @@ def main(argv: list[str]) -> int:
         print("usage: peak_rss.py COMMAND [ARGS...]", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
+    print(header(__file__, argv), flush=True)
     proc = subprocess.Popen(argv)
     peak = 0
     while proc.poll() is None:
@@ -54,6 +59,7 @@ def main(argv: list[str]) -> int:
         time.sleep(0.5)
     print(f"peak summed RSS {peak / 2**30:.2f} GiB; wall {time.perf_counter() - t0:.0f} s; "
           f"exit status {proc.returncode}", flush=True)
+    print(footer(t0))
     return proc.returncode
 
 

@@ -12,6 +12,11 @@ import argparse
 import json
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+sys.path.append(str(Path(__file__).resolve().parent))  # _provenance
+from _provenance import footer, header  # noqa: E402
 
 _CHILD = """
 import json, resource, sys, time
@@ -37,10 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    started = time.perf_counter()
+    print(header(__file__, argv), flush=True)
     print(f"{'n':>10}  {'seconds':>8}  {'peak MB':>8}")
     for n in args.sizes:
         r = run(n, args.seed)
         print(f"{r['n']:>10,}  {r['seconds']:>8.2f}  {r['peak_mb']:>8.0f}", flush=True)
+    print(footer(started))
     return 0
 
 

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.append(str(Path(__file__).resolve().parent))  # _provenance
+from _provenance import footer, header  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,20 +75,6 @@ print(json.dumps({
 """
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs, {cpu}; "
-            f"Python {platform.python_version()}; load average {load:.1f}")
-
-
 def run_child(cfg: dict) -> dict:
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(ROOT), json.dumps(cfg)],
                           capture_output=True, text=True)
@@ -115,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_embedded:
         configs.append({"kind": "pooled-embedded", "n": args.embedded_size, "years": 1,
                         "budget": args.embedded_budget})
-    print(f"# {machine()}")
+    started = time.perf_counter()
+    print(header(__file__, argv), flush=True)
     print(f"{'configuration':<17} {'workers':>10} {'budget':>6} {'pop s':>7} {'s/year':>8} "
           f"{'peak MB':>8} {'calls/yr':>8}")
     rows = []
@@ -130,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         calls = "-" if r["calls"] is None else f"{r['calls']:.0f}"
         print(f"{cfg['kind']:<17} {cfg['n']:>10,} {budget:>6} {r['pop_s']:>7.1f} {per_year:>8.2f} "
               f"{r['peak_mb']:>8.0f} {calls:>8}", flush=True)
+    print(footer(started))
     if args.json:
         print(json.dumps(rows, indent=2))
     return 1 if any("error" in r for r in rows) else 0

@@ -143,6 +143,10 @@ def _measure(args: argparse.Namespace) -> int:
     lim = decode_limit(args.params * 1.0 / args.tensor_parallel_size, args.dtype, args.bandwidth_tbs,
                        batch, max(per_decision, 1.0))
     hit = prefix_hit_rate(llm)
+    sys.path.append(str(Path(__file__).resolve().parent))
+    from _provenance import header  # deferred: after the arguments and the engine, as the rest
+
+    print(header(__file__))
     print(f"model {args.model} ({args.params:g} B params, {args.dtype}), bandwidth {args.bandwidth_tbs} TB/s")
     print(f"workers {args.workers:,}, calls {calls:,}, wall {wall:.2f} s")
     print(f"decisions/s {args.workers / wall:,.1f} (model calls/s {calls / wall:,.1f})")

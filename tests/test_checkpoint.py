@@ -3,6 +3,7 @@ fork without changes continues exactly like its parent."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -24,7 +25,7 @@ from simulator.report.markdown import write_report
 from simulator.results import load_run
 from simulator.run.resume import fork_run, resume_run
 from simulator.run.runner import run_scenario
-from simulator.run.state import checkpoint_path, finished_years
+from simulator.run.state import checkpoint_path, digest_path, finished_years, load_checkpoint
 from simulator.sim.model import EconomyModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +96,7 @@ def _crash_in_year(monkeypatch, year: int, step: int) -> None:
 
 def test_checkpoint_every_year_and_its_contents(reference):
     assert finished_years(reference) == [0, 1, 2, 3, 4]
-    ck = pickle.loads(checkpoint_path(reference, 2).read_bytes())
+    ck = load_checkpoint(checkpoint_path(reference, 2))
     years = load_run(reference).years
     st = ck["model"]
     assert ck["year"] == 2 and st["year"] == 3 and st["step_in_year"] == 0
@@ -261,22 +262,31 @@ def test_checkpoint_of_another_version_or_scenario_is_refused(tmp_path, capsys, 
     with pytest.raises(RuntimeError):
         run_scenario(scenario(), out, progress=False, stream=open(os.devnull, "w"))
     monkeypatch.undo()
-    path = checkpoint_path(out, 1)
-    good = path.read_bytes()
+    path, record = checkpoint_path(out, 1), digest_path(out, 1)
+    good, good_record = path.read_bytes(), record.read_bytes()
+
+    def replace(data: bytes) -> None:  # a checkpoint file with a digest record that matches it
+        path.write_bytes(data)
+        rec = json.loads(good_record)
+        rec.update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+        record.write_text(json.dumps(rec))
+
     ck = pickle.loads(good)
     ck["econsim_version"] = "0.0.1"
-    path.write_bytes(pickle.dumps(ck))
+    replace(pickle.dumps(ck))
     line = _cli_error(capsys, ["resume", str(out)])
     assert "written by econsim 0.0.1, this is econsim" in line
     other = scenario(run={"seed": 4})
     run_scenario(other, tmp_path / "other", progress=False, stream=open(os.devnull, "w"))
     path.write_bytes(checkpoint_path(tmp_path / "other", 1).read_bytes())
+    record.write_bytes(digest_path(tmp_path / "other", 1).read_bytes())
     line = _cli_error(capsys, ["resume", str(out)])
     assert "belongs to another scenario" in line and "run.seed" in line
-    path.write_bytes(b"not a pickle")
+    replace(b"not a pickle")
     assert "not a readable econsim checkpoint" in _cli_error(capsys, ["resume", str(out)])
     # the real checkpoint back: the run continues and matches the uninterrupted one
     path.write_bytes(good)
+    record.write_bytes(good_record)
     assert main(["resume", str(out), "--no-progress"]) == 0
     assert_same_run(out, reference)
 

@@ -326,3 +326,123 @@ def test_report_of_an_experiment_with_failed_and_degraded_runs_says_so_first(tmp
     assert "scenario seed 3: failed: " in page and "(left out of the statistics)" in page
     html = (root / "report" / "report.html").read_text()
     assert 'id="status"' in html and "scenario seed 3: failed" in html
+
+
+def _holder(path):
+    """Another process holding the lock of ``path`` (until killed); returns its Popen."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, time; from simulator.run.lock import lock_run_dir; "
+            "lock = lock_run_dir(sys.argv[1]); print('held', flush=True); time.sleep(600)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_locked_experiment_or_run_directory_is_refused_at_once_and_left_untouched(tmp_path, capsys):
+    """A second experiment into a directory whose experiment is running, or a rerun while
+    one of its unfinished runs is being written by another process: one line naming the
+    holder's pid, exit 2, within seconds, and not a file changed; free again, it continues."""
+    import time
+
+    from test_lifeline import tree_snapshot
+
+    f = tmp_path / "s.yaml"
+    f.write_text(json.dumps({**BASE, "run": {"tax_years": 1, "seeds": 2}}))
+    root = tmp_path / "e"
+    assert main(["run", str(f), "--out", str(root), "--no-progress"]) == 0
+    man = root / "runs" / "us" / "seed-0" / "manifest.json"
+    m = json.loads(man.read_text())
+    m["status"] = "failed"  # to be run again by the next invocation
+    man.write_text(json.dumps(m))
+    def files():  # all but the experiment's own lock file (the rerun takes it while the run's is held)
+        return {k: v for k, v in tree_snapshot(root).items() if k != ".lock"}
+
+    for locked in (root, man.parent):
+        holder = _holder(locked)
+        try:
+            before = files()
+            capsys.readouterr()
+            t0 = time.monotonic()
+            assert main(["run", str(f), "--out", str(root), "--no-progress", "--jobs", "2"]) == 2
+            assert time.monotonic() - t0 < 20
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and f"is in use by process {holder.pid}" in err[0], err
+            assert str(locked) in err[0]
+            assert files() == before
+        finally:
+            holder.kill()
+            holder.wait()
+    assert main(["run", str(f), "--out", str(root), "--no-progress"]) == 0  # the locks died with it
+    assert (pd.read_parquet(root / "index.parquet")["status"] == "completed").all()
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_pool_experiment_ends_its_workers_and_the_rerun_continues(tmp_path):
+    """SIGKILL of `econsim run` with a pool of 2: every process it started (the workers and
+    multiprocessing's resource tracker, found through /proc before the kill) is gone within
+    5 s, no file of the experiment changes afterwards, and the same command continues
+    (killed runs resume from their checkpoints) to the results of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from test_checkpoint import assert_same_run
+    from test_lifeline import descendants, gone_within, kill_tree, tree_snapshot
+
+    from simulator.run.state import finished_years
+
+    data = {"population": {"size": 600, "source": "census"}, "run": {"tax_years": 15, "seeds": 2},
+            "compare": [{"label": "us"}, {"label": "flat30", "planner": {"kind": "flat", "rate": 0.3}}]}
+    scen = tmp_path / "s.yaml"
+    scen.write_text(json.dumps(data))
+    out = tmp_path / "e"
+    cmd = [sys.executable, "-m", "simulator.cli.main", "run", str(scen), "--out", str(out), "--jobs", "2",
+           "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    kids: set[int] = set()
+    try:
+        deadline = time.monotonic() + 300
+        while not any(len(finished_years(p)) >= 2 for p in out.glob("runs/*/seed-*")):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "no run finished two tax years"
+            time.sleep(0.05)
+        kids = descendants(proc.pid)
+        assert len(kids) >= 2, kids  # the two workers (and the resource tracker)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        t0 = time.monotonic()
+        left = gone_within(kids, 5.0)
+        assert not left, f"processes {sorted(left)} outlived the killed experiment by 5 s"
+        assert time.monotonic() - t0 < 5.0
+        before = tree_snapshot(out)
+        time.sleep(3.0)
+        assert tree_snapshot(out) == before, "files changed after the experiment was killed"
+    finally:
+        kill_tree(proc.pid, kids)
+    unfinished = [p for p in out.glob("runs/*/seed-*")
+                  if json.loads((p / "manifest.json").read_text())["status"] == "running"
+                  and finished_years(p)]
+    assert unfinished, "no run was cut off with a checkpoint"
+
+    assert main(["run", str(scen), "--out", str(out), "--jobs", "1", "--no-progress"]) == 0
+    idx = pd.read_parquet(out / "index.parquet")
+    assert (idx["status"] == "completed").all() and len(idx) == 4
+    for p in unfinished:  # resumed from its checkpoint, not started again
+        m = json.loads((p / "manifest.json").read_text())
+        assert m["status"] == "completed" and m.get("resumed") and m["years_completed"] == 15
+    # the resumed run equals an uninterrupted one
+    resumed = unfinished[0]
+    variant, seed = resumed.parent.name, int(resumed.name.split("-")[1])
+    ref = next(t for t in plan_experiment(scenario_from_dict(data), tmp_path / "ref").tasks()
+               if (t.variant, t.seed) == (variant, seed))
+    run_scenario(ref.scenario, tmp_path / "ref-run", progress=False, stream=open(os.devnull, "w"))
+    assert_same_run(resumed, tmp_path / "ref-run", drop=("wall", "latency", "elapsed", "seconds"))

@@ -177,7 +177,8 @@ def test_winners_losers_against_an_independent_groupby():
 
 def test_schedule_curves_against_the_tax_formula():
     z = np.array([10_000.0, 50_000.0, 700_000.0])
-    c = schedule_curves(TaxSchedule.us_federal(2024, "single"), rebate=5_000.0, incomes=z)  # from the first dollar
+    c = schedule_curves(TaxSchedule.us_federal(2024, "single", standard_deduction=False),
+                        rebate=5_000.0, incomes=z)  # from the first dollar
     assert c["marginal_rate"].tolist() == pytest.approx([0.10, 0.22, 0.37])
     # by hand: 10 % of 11,600 + 12 % of 35,550 + 22 % of 2,850 = 6,053 on $50,000
     assert c["average_rate"][1] == pytest.approx(6_053.0 / 50_000)
@@ -235,10 +236,50 @@ def test_explore_cli_rejects_bad_input_in_one_line(capsys):
     assert main(["explore", "no_such_scenario"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such scenario" in err[0]
-    assert main(["explore", "rational_baselines", "--param", "rate_6=150",
-                 "--param", "population_size=50"]) == 2
-    assert "planner.rates" in capsys.readouterr().err
+    assert main(["explore", "rational_baselines", "--param", "min_hours=100",
+                 "--param", "max_hours=50", "--param", "population_size=50"]) == 2
+    assert "economy.hours_bounds" in capsys.readouterr().err  # a combination: the schema's check
     assert main(["explore", "rational_baselines", "--port", "70000"]) == 2
+
+
+@pytest.mark.parametrize("param, message", [
+    ("rate_6=abc", "--param rate_6=abc: expected a number (0-100 %)"),
+    ("rate_6=150", "--param rate_6=150: outside 0-100 %"),
+    ("rate_7=30", "--param rate_7=30: unknown control; known: scenario, population_size"),
+    ("rate_6=[", "--param rate_6=[: expected a number"),
+    ("population_size=5", "--param population_size=5: outside 10-200000"),
+    ("population_size=500.5", "--param population_size=500.5: expected a whole number"),
+    ("seed=-1", "--param seed=-1: outside 0-1000"),
+    ("planner=nope", "--param planner=nope: expected one of fixed, us_federal"),
+    ("workers=7", "--param workers=7: expected one of rational"),
+    ("eta=nan", "--param eta=nan: outside 0-3"),
+    ("rate_6", "--param 'rate_6': expected NAME=VALUE"),
+])
+def test_explore_cli_bad_param_is_one_line_exit_2(capsys, param, message):
+    """Each bad --param is one line naming the control and what it takes, exit 2, at
+    once (before any server starts), and never a traceback."""
+    import time
+
+    pytest.importorskip("solara", reason="econsim explore needs the explore extra (solara)")
+    t0 = time.monotonic()
+    assert main(["explore", "rational_baselines", "--param", param]) == 2
+    assert time.monotonic() - t0 < 30
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"econsim: error: {message}"), err
+
+
+def test_controls_are_checked_and_converted_for_python_callers_too():
+    from simulator.explore.model import check_controls, control_range
+
+    start = default_settings("rational_baselines")
+    assert check_controls({"rate_6": "45", "population_size": 500.0, "seed": 3}, start) == {
+        "rate_6": 45.0, "population_size": 500, "seed": 3}
+    with pytest.raises(UserError, match="rate_6=abc: expected a number") as info:
+        ExploreModel("rational_baselines", rate_6="abc")
+    assert len(info.value.problems) == 1
+    # a scenario's own value outside the page's range widens it (million.yaml: 1,000,000 workers)
+    assert control_range("population_size", {"population_size": 1_000_000}) == (10, 1_000_000, 10)
+    assert control_range("rate_3") == (0.0, 100.0, 0.5)
 
 
 def test_page_controls_are_mesa_sliders(model):
@@ -252,7 +293,8 @@ def test_page_controls_are_mesa_sliders(model):
     rates = [k for k in tax if k.startswith("rate_")]
     assert rates == [f"rate_{i}" for i in range(7)]
     assert all(isinstance(tax[k], Slider) and (tax[k].min, tax[k].max) == (0.0, 100.0) for k in rates)
-    assert tax["rate_2"].value == pytest.approx(22.0) and "$47,150-$100,525" in tax["rate_2"].label
+    assert tax["rate_2"].value == pytest.approx(22.0) and tax["rate_2"].label.startswith("rate_2, $47,150-$100,525")
+    assert all(tax[k].label.startswith(f"{k}, ") for k in rates)  # the names --param takes
     eco = economy_params(model)
     assert {"scenario", "population_size", "population_source", "eta", "frisch", "seed"} <= set(eco)
     assert "rational_baselines" in eco["scenario"]["values"]
@@ -284,8 +326,10 @@ def test_page_renders_and_its_controls_drive_the_model():
 
         rev0 = text("econsim-revenue")
         assert rev0.startswith("Revenue per person: $")
-        assert sum(w.label.startswith("rate ") for w in rc.find(v.Slider).widgets) == 7
-        slider("rate 3").v_model = 60.0  # $47,150-$100,525: many of the 300 workers
+        # the rate sliders carry the names --param takes: rate_0 ... rate_6
+        assert sorted(w.label.split(",")[0] for w in rc.find(v.Slider).widgets
+                      if w.label.startswith("rate_")) == [f"rate_{i}" for i in range(7)]
+        slider("rate_2,").v_model = 60.0  # $47,150-$100,525: many of the 300 workers
         rev1 = text("econsim-revenue")
         assert rev1 != rev0 and "60.0%" in text("econsim-rates")
         slider("min hours").v_model = 150.0  # above the maximum: rejected
@@ -301,3 +345,99 @@ def test_page_renders_and_its_controls_drive_the_model():
         assert "60.0%" in text("econsim-rates") and text("econsim-revenue") == rev1
     finally:
         rc.close()
+
+
+def _serve(tmp_path, *extra):
+    """Start `econsim explore --port 0` in a subprocess; (process, port) once it says it
+    serves (the port it printed)."""
+    import os
+    import re
+    import select
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator.cli.main", "explore", "rational_baselines", "--port", "0",
+         "--param", "population_size=200", *extra],
+        env={**os.environ, "PYTHONPATH": str(root)}, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline, seen = time.monotonic() + 240, []
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 1.0)
+        if not ready:
+            assert proc.poll() is None, "".join(seen)
+            continue
+        line = proc.stdout.readline()
+        assert line or proc.poll() is None, "".join(seen)
+        seen.append(line)
+        if m := re.match(r"econsim: serving rational_baselines at http://127\.0\.0\.1:(\d+) ", line):
+            return proc, int(m.group(1))
+    proc.kill()
+    raise AssertionError("the page never said it was serving:\n" + "".join(seen))
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except OSError:
+        return True
+
+
+@pytest.mark.slow
+def test_explore_port_0_prints_the_real_port_and_kill_9_ends_the_server(tmp_path):
+    """`--port 0` prints the port it serves on (not 0), which answers HTTP; SIGKILL of
+    `econsim explore` ends the Solara server (found through /proc before the kill) within
+    5 s and frees the port."""
+    import os
+    import signal
+    import time
+    import urllib.request
+
+    from test_lifeline import descendants, gone_within, kill_tree
+
+    pytest.importorskip("solara", reason="econsim explore needs the explore extra (solara)")
+    proc, port = _serve(tmp_path)
+    kids: set[int] = set()
+    try:
+        assert port != 0
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=60) as r:
+            assert r.status == 200
+        kids = descendants(proc.pid)
+        assert kids, "no server process"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        t0 = time.monotonic()
+        left = gone_within(kids, 5.0)
+        assert not left, f"server processes {sorted(left)} outlived `econsim explore` by 5 s"
+        while not _port_free(port) and time.monotonic() - t0 < 5.0:
+            time.sleep(0.05)
+        assert _port_free(port) and time.monotonic() - t0 < 5.0
+    finally:
+        kill_tree(proc.pid, kids)
+
+
+@pytest.mark.slow
+def test_explore_sigterm_stops_the_server_and_exits_143(tmp_path):
+    import signal
+    import time
+
+    from test_lifeline import descendants, gone_within, kill_tree
+
+    pytest.importorskip("solara", reason="econsim explore needs the explore extra (solara)")
+    proc, port = _serve(tmp_path)
+    kids: set[int] = set()
+    try:
+        kids = descendants(proc.pid)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)  # to `econsim explore` only, as `kill PID` does
+        assert proc.wait(timeout=15) == 128 + signal.SIGTERM
+        assert not gone_within(kids, 5.0) and _port_free(port)
+        assert time.monotonic() - t0 < 15
+    finally:
+        kill_tree(proc.pid, kids)

@@ -77,8 +77,80 @@ def test_unusable_cache_path_is_a_user_error(tmp_path):
         ResponseCache(afile / "sub" / "cache.sqlite")
     bad = tmp_path / "bad.sqlite"
     bad.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(UserError, match="cache"):
+    with pytest.raises(UserError) as err:
         ResponseCache(bad)
+    assert str(err.value) == (f"LLM response cache {bad} is damaged (file is not a database): move it "
+                              "away (a fresh one is made at the next run) or run with --set llm.cache=off")
+
+
+def _filled_cache(path, n=400):
+    c = ResponseCache(path)
+    c.put_many([(f"k{i}", "x" * 300, 1, 1, "worker", "m") for i in range(n)])
+    c.close()  # checkpoints the WAL into the file
+    assert not (path.parent / (path.name + "-wal")).exists() or (path.parent / (path.name + "-wal")).stat().st_size == 0
+
+
+def test_a_corrupt_cache_page_is_one_line_naming_the_file(tmp_path):
+    path = tmp_path / "cache.sqlite"
+    _filled_cache(path)
+    with open(path, "r+b") as f:  # garbage over pages 3-6 (the responses table's b-tree)
+        f.seek(2 * 4096)
+        f.write(bytes(range(256)) * 64)
+    with pytest.raises(UserError) as err:
+        c = ResponseCache(path)
+        c.get_many([f"k{i}" for i in range(400)])
+        len(c)
+    msg = str(err.value)
+    assert msg.startswith(f"LLM response cache {path} is damaged (")
+    assert "malformed" in msg and msg.endswith("or run with --set llm.cache=off") and "\n" not in msg
+
+
+def test_a_full_disk_and_a_lock_held_too_long_are_one_line_each(tmp_path, monkeypatch):
+    import sqlite3
+
+    import simulator.llm.cache as cache_mod
+
+    path = tmp_path / "full.sqlite"
+    c = ResponseCache(path)
+    c._conn.execute("PRAGMA max_page_count=8")  # what a full disk does to SQLite: SQLITE_FULL
+    with pytest.raises(UserError) as err:
+        c.put_many([(f"k{i}", "x" * 2000, 1, 1, "worker", "m") for i in range(200)])
+    assert str(err.value).startswith(f"LLM response cache {path} cannot grow: the disk is full "
+                                     "(database or disk is full): free space")
+    assert len(c) == 0  # the failed write was rolled back
+    c.close()
+
+    monkeypatch.setattr(cache_mod, "BUSY_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(cache_mod, "LOCK_RETRY_S", 0.3)
+    locked = tmp_path / "locked.sqlite"
+    c = ResponseCache(locked)
+    other = sqlite3.connect(str(locked), isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process writing and never finishing
+    t0 = time.perf_counter()
+    with pytest.raises(UserError, match=r"is still locked by another process after 0.3 s \(database is locked\)"):
+        c.put_many([("k", "x", 1, 1, "worker", "m")])
+    assert time.perf_counter() - t0 < 5
+    other.execute("ROLLBACK")
+    other.close()
+    c.put_many([("k", "x", 1, 1, "worker", "m")])  # free again: it works
+    assert len(c) == 1
+    c.close()
+
+
+def test_a_damaged_cache_during_a_run_is_exit_2_with_one_line(tmp_path, capsys):
+    from simulator.cli.main import main
+
+    path = tmp_path / "cache.sqlite"
+    _filled_cache(path)
+    with open(path, "r+b") as f:
+        f.seek(2 * 4096)
+        f.write(bytes(range(256)) * 64)
+    rc = main(["run", "quickstart", "--no-progress", "--set", "llm.backend=scripted",
+               "--set", f"llm.cache_path={path}", "--set", "population.size=4",
+               "--set", "run.tax_years=1", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"econsim: error: LLM response cache {path} is damaged (") and "llm.cache=off" in err
 
 
 @needs_llama

@@ -124,3 +124,44 @@ def test_income_histogram_ticks_do_not_crowd_zero():
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert ticks[0] == 0 and all(t >= lo for t in ticks[1:]), (ticks, lo)
     assert ax.get_xlim()[1] < 10 * max(pre * 0.8 + 20_000)  # the axis ends near the data
+
+
+def test_experiment_report_leads_with_the_verdict(tmp_path):
+    """The verdict comes first (after any run alerts) on both pages: per comparison the
+    winner or 'no clear winner', the CE gain with its interval, revenue, who gains and
+    loses; 2 seeds are called unreliable; the inverse-income-sum objective and the
+    Atkinson row carry their caveats; the provenance names each variant's changes."""
+    from simulator.experiments import run_experiment
+
+    sc = scenario_from_dict({
+        "population": {"size": 80, "source": "census"}, "run": {"tax_years": 1, "seeds": 2},
+        "planner": {"objective": {"swf": "inverse_income_sum"}},
+        "compare": [{"label": "us"}, {"label": "flat30", "planner": {"kind": "flat", "rate": 0.3}}],
+    })
+    run_experiment(sc, tmp_path / "e")
+    assert main(["report", str(tmp_path / "e")]) == 0
+    out = tmp_path / "e" / "report"
+    md = (out / "report.md").read_text()
+    assert md.index("## Verdict") < md.index("## Summary") < md.index("## Differences")
+    verdict = pd.read_parquet(out / "verdict.parquet").iloc[0]
+    diffs = pd.read_parquet(out / "differences.parquet").set_index(["variant", "metric"])
+    d = diffs.loc[("flat30", "swf_inverse_income_sum")]
+    assert (verdict.diff_mean, verdict.ci_low, verdict.ci_high) == (d.diff_mean, d.ci_low, d.ci_high)
+    assert verdict.distinguishable == (d.ci_low > 0 or d.ci_high < 0)
+    head = md[md.index("## Verdict"):md.index("## Summary")]
+    assert "flat30 vs us:" in head and ("is better on" in head or "no clear winner" in head)
+    assert "consumption-equivalent gain of flat30" in head and "revenue:" in head and "decile" in head
+    assert "Only 2 paired seeds" in head and "unreliable" in head
+    assert "at the $1 floor" in head  # the objective's caveat beside its CE
+    assert "consumption only; can move opposite to utilitarian welfare" in md  # the Atkinson row
+    assert "- **flat30**: planner.kind=flat, planner.rate=0.3" in md
+    html = (out / "report.html").read_text()
+    assert html.index('id="verdict"') < html.index('id="summary"')
+    assert "Only 2 paired seeds" in html and "{}" not in html[html.index('id="provenance"'):].split("<pre>")[0]
+    assert "flat30: planner.kind=flat, planner.rate=0.3" in html
+    # the incidence tables carry intervals
+    inc = pd.read_parquet(out / "incidence.parquet")
+    assert {"d_post_tax_low", "d_post_tax_high", "d_post_tax_pct_low", "d_post_tax_pct_high"} <= set(inc.columns)
+    dec = inc[inc.grouping == "income_decile"]  # every decile has workers on both seeds
+    assert dec["d_post_tax_low"].notna().all() and (dec["d_post_tax_low"] <= dec["d_post_tax_high"]).all()
+    assert inc.loc[inc.n_seeds < 2, "d_post_tax_low"].isna().all()  # a state seen on one seed: none

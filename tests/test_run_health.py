@@ -54,8 +54,11 @@ class FaultServer(LocalHTTPServer):
     slow (0.2 s per reply; counts requests in flight).  ``get_mode`` likewise for GET.
     """
 
-    def __init__(self, mode: str = "ok", get_mode: str = "ok") -> None:
+    def __init__(self, mode: str = "ok", get_mode: str = "ok", owned_by: str | None = None) -> None:
         self.mode, self.get_mode = mode, get_mode
+        models = {"object": "list", "data": [{"id": "m", "object": "model",
+                                              **({"owned_by": owned_by} if owned_by else {})}]}
+        self._models = json.dumps(models).encode()
         self.posts = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -79,7 +82,7 @@ class FaultServer(LocalHTTPServer):
                 if outer.get_mode == "hang":
                     outer._release.wait(30)
                     return
-                self._send(200, b'{"object": "list", "data": [{"id": "m", "object": "model"}]}')
+                self._send(200, outer._models)
 
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", 0))
@@ -99,6 +102,8 @@ class FaultServer(LocalHTTPServer):
                     elif m == "badjson":
                         body = _completion('{"hours": 40}')
                         self._send(200, body[: len(body) // 2])
+                    elif m == "500":
+                        self._send(500, b'{"error": {"message": "boom"}}')
                     elif m == "dialect500":
                         self._send(500, b'{"error": {"message": "Unrecognized schema: json_schema"}}')
                     elif m == "slow":
@@ -178,15 +183,45 @@ def test_cut_json_body_is_a_retried_transport_error_not_an_invalid_reply():
     assert r.error_kind == "transport" and "truncated or malformed" in r.error and r.retries == 2
 
 
-def test_a_permanent_dialect_500_is_not_retried():
-    with FaultServer("dialect500") as srv:
+@pytest.mark.parametrize("owned_by", ["llamacpp", None])
+def test_a_permanent_dialect_500_is_not_retried(owned_by):
+    """The llama.cpp hint only when the health check found llama.cpp (``owned_by``)."""
+    with FaultServer("dialect500", owned_by=owned_by) as srv:
         m = OpenAIModel(model="m", base_url=srv.base_url, api_key="x", dialect="openai_json_schema",
                         retry=RetryPolicy(max_retries=3, base_s=0.01, cap_s=0.02))
         out = m.generate(ask(3))
         m.close()
     assert all(r.error_kind == "request" and r.retries == 0 for r in out)
-    assert "llamacpp_json_object" in out[0].error
+    assert ("llama.cpp's server answers 500 to json_schema" in out[0].error) == (owned_by is not None)
+    assert "permanent: not retried" in out[0].error and "llm.dialect" in out[0].error
     assert srv.posts == 3  # one each, no retries
+
+
+def test_the_llamacpp_hint_needs_llamacpp_and_a_json_schema():
+    """A plain HTTP 500 from any other server, or to a request without a schema, carries no
+    llama.cpp hint; the detection reads ``Server`` and ``owned_by`` of ``GET /models``."""
+    from simulator.llm.openai_backend import server_kind
+
+    assert server_kind("llama.cpp", "") == "llama.cpp"
+    assert server_kind("uvicorn", '{"data": [{"id": "m", "owned_by": "me", "permissions": []}]}') == "llama.cpp"
+    assert server_kind("uvicorn", '{"data": [{"id": "m", "owned_by": "llamacpp"}]}') == "llama.cpp"
+    assert server_kind(None, '{"data": [{"id": "gpt", "owned_by": "openai"}]}') is None
+    assert server_kind("nginx", "<html>") is None and server_kind(None, None) is None
+    with FaultServer("500") as srv:
+        m = OpenAIModel(model="m", base_url=srv.base_url, api_key="x", dialect="openai_json_schema",
+                        retry=RetryPolicy(max_retries=0))
+        (r,) = m.generate(ask(1))
+        m.close()
+    assert r.error_kind == "transport" and r.error.startswith("http 500") and "llama" not in r.error
+    with FaultServer("500", owned_by="llamacpp") as srv:
+        m = OpenAIModel(model="m", base_url=srv.base_url, api_key="x", dialect="openai_json_schema",
+                        retry=RetryPolicy(max_retries=0))
+        (with_schema,) = m.generate(ask(1))
+        (plain,) = m.generate([Request.chat("hello", seed=1)])
+        m.close()
+    assert m.server_kind == "llama.cpp"
+    assert "llama.cpp's server answers 500 to json_schema" in with_schema.error
+    assert plain.error.startswith("http 500") and "llama" not in plain.error
 
 
 def test_in_flight_requests_never_exceed_the_concurrency_bound():
@@ -245,42 +280,94 @@ def test_a_timeout_is_retried_at_most_once():
 def test_a_hung_server_trips_the_breaker_and_the_next_batch_tries_again():
     """40 requests at concurrency 4, read timeout 1 s, 3 retries: without the breaker 10
     waves x 4 tries x 1 s = 40 s and 160 requests; with it, the first wave times out
-    twice, the breaker opens after 4 failures in a row, and the rest end at once."""
+    twice, the breaker opens after 4 failures in a row, the requests in flight are
+    cancelled and the rest end at once: 2 x timeout_s."""
     with FaultServer("hang") as srv:
-        m = model_for(srv.base_url, timeout_s=1.0, concurrency=4,
+        m = model_for(srv.base_url, timeout_s=1.0, concurrency=4, probe_every_s=0.0,
                       retry=RetryPolicy(max_retries=3, base_s=0.01, cap_s=0.02))
         out, wall = bounded(lambda: m.generate(ask(40)), 15)
         posts = srv.posts
-        assert wall < 6, wall
+        assert 2.0 <= wall < 3.0, wall  # two timeouts, not a third for the requests in flight
         assert all(r.error_kind == "transport" for r in out)
         # the first wave twice (4 x 2), plus at most the 3 requests that took a slot
-        # freed before the 4th failure opened the breaker (none of them retried)
+        # freed before the 4th failure opened the breaker (cancelled, none retried)
         assert 8 <= posts <= 11, posts
         skipped = [r for r in out if "server stopped answering" in r.error]
-        assert len(skipped) >= 40 - 11 and all(r.retries == 0 for r in skipped)
+        assert len(skipped) >= 40 - 8 and all(r.retries == 0 for r in skipped)
         assert skipped[0].error.startswith(
             f"transport: server stopped answering at {srv.base_url}: 4 requests in a row timed out")
-        # the server is back: the next batch is sent
+        # still hung: the next batch sends one probe (it times out) and nothing else
+        again, wall = bounded(lambda: m.generate(ask(8)), 10)
+        assert srv.posts == posts + 1 and wall < 1.5
+        assert all("still not answering a probe (timeout after 1 s)" in r.error for r in again)
+        # the server is back: the probe answers, and the batch is sent
         srv.mode = "ok"
         again = m.generate(ask(8))
         m.close()
-    assert all(r.ok for r in again) and srv.posts == posts + 8
+    assert all(r.ok for r in again) and srv.posts == posts + 1 + 1 + 8
+
+
+def test_the_breaker_holds_across_batches_until_a_probe_is_due():
+    """Without a probe due (``probe_every_s``), later batches fail at once, unsent."""
+    with FaultServer("hang") as srv:
+        m = model_for(srv.base_url, timeout_s=0.5, concurrency=2, probe_every_s=60.0,
+                      retry=RetryPolicy(max_retries=0))
+        first, _ = bounded(lambda: m.generate(ask(4)), 10)
+        posts = srv.posts
+        later, wall = bounded(lambda: [m.generate(ask(64)) for _ in range(4)], 5)
+        m.close()
+    assert wall < 0.5 and srv.posts == posts  # 256 requests, none sent
+    assert all(r.error_kind == "transport" and "server stopped answering" in r.error
+               for batch in later for r in batch)
+    assert m.breaker.trips == 1 and m.breaker.probes == 0
+
+
+def test_a_server_answering_500_opens_the_breaker_and_a_probe_closes_it():
+    """HTTP 500 to everything: retried, then the breaker opens naming the last error; a
+    probe answered 500 keeps it open; once the server answers, the probe closes it."""
+    with FaultServer("500") as srv:
+        m = model_for(srv.base_url, concurrency=2, probe_every_s=0.0,
+                      retry=RetryPolicy(max_retries=1, base_s=0.01, cap_s=0.02))
+        out = m.generate(ask(10))
+        assert srv.posts <= 2 * 2 + 1  # two requests twice, then at most one more slot
+        assert out[-1].error.startswith(f"transport: server stopped answering at {srv.base_url}: 2 requests "
+                                        "in a row failed (transport), the last: http 500: ")
+        posts = srv.posts
+        again = m.generate(ask(3))
+        assert srv.posts == posts + 1  # the probe only
+        assert all("still not answering a probe (http 500)" in r.error for r in again)
+        srv.mode = "ok"
+        back = m.generate(ask(3))
+        m.close()
+    assert all(r.ok for r in back) and srv.posts == posts + 1 + 1 + 3
+    assert m.breaker.trips == 1 and m.breaker.probes == 2
 
 
 def test_breaker_counts_in_a_row_and_can_be_turned_off():
-    from simulator.llm.openai_backend import _Breaker
-    from simulator.llm.types import Response
+    from simulator.llm.wrappers import CircuitBreaker
 
-    b = _Breaker(3)
-    fail = Response(error="transport: connection error (x)", error_kind="transport")
-    for r in (fail, fail, Response(text="ok"), fail, fail):
-        b.ended(r, "URL")
+    now = [0.0]
+    b = CircuitBreaker(3, probe_every_s=10.0, clock=lambda: now[0])
+    fail = ("transport", "transport: connection error (x)")
+    for kind, err in (fail, fail, (None, None), fail, fail):
+        assert not b.ended(kind, err, "URL")
     assert b.open is None  # a reply in between starts the count again
-    b.ended(fail, "URL")
+    assert b.ended(*fail, "URL")
     assert b.open.startswith("transport: server stopped answering at URL: 3 requests in a row failed (transport)")
-    off = _Breaker(0)
+    assert not b.probe_due()  # just opened: no probe for probe_every_s
+    now[0] = 10.0
+    assert b.probe_due() and not b.probe_due()  # one caller probes, the others fail fast
+    b.probed(False, "timeout after 1 s")
+    assert "still not answering a probe (timeout after 1 s)" in b.open
+    now[0] = 19.9
+    assert not b.probe_due()
+    now[0] = 20.0
+    assert b.probe_due()
+    b.probed(True, "answered")
+    assert b.open is None and b.in_a_row == 0 and b.trips == 1 and b.probes == 2
+    off = CircuitBreaker(0)
     for _ in range(50):
-        off.ended(fail, "URL")
+        off.ended(*fail, "URL")
     assert off.open is None
     llm = build_llm({"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:1/v1", "cache": "off",
                      "concurrency": 1, "read_timeout_retries": 0, "breaker_after": 0})
@@ -640,7 +727,122 @@ def test_one_question_failing_alone_stops_the_run(tmp_path):
             return "maybe"  # never a valid yes/no
         return '{"hours": 35}'
 
-    with pytest.raises(RunFailed, match="'satisfaction' requests") as err:
+    with pytest.raises(RunFailed, match=r"worker satisfaction \('satisfaction'\) requests in a step") as err:
         run_scenario(sc, tmp_path / "run", progress=False, llm=build_llm(sc.llm, script=script))
     assert "failed 12 of 12" in str(err.value)
     assert load_run(tmp_path / "run").status == "failed"
+
+
+# --------------------------------------------------------------------------- every question
+def planner_reply(req):
+    return json.dumps({f"b{i + 1}": 0 for i in range(K)})
+
+
+def by_tag_from_llm_table(res) -> dict[str, tuple[int, int]]:
+    """(requests, failures) per tag from the run's llm table (telemetry per year), an
+    independent count of what the manifest's llm_health.questions says."""
+    t = res.tables["llm"].groupby("tag")[["requests", "failures"]].sum()
+    return {tag: (int(r.requests), int(r.failures)) for tag, r in t.iterrows() if tag != "persona"}
+
+
+def test_a_planner_that_never_answers_fails_the_run_and_says_so(tmp_path, capsys, monkeypatch):
+    """Every planner reply unusable, every worker reply fine: 2 planner failures among 32
+    requests (6%) used to end completed_with_warnings; the planner is its own question."""
+    script = lambda r: "no idea" if r.tag == "planner" else '{"hours": 30}'  # noqa: E731
+    sc = scenario()
+    with pytest.raises(RunFailed) as err:
+        run_scenario(sc, tmp_path / "run", progress=False, llm=build_llm(sc.llm, script=script))
+    msg = str(err.value)
+    assert msg.startswith("the language model failed 2 of 2 the planner ('planner') requests over the run "
+                          "(it never answered: the tax schedule never moved), in tax years 1, 2 (100% > "
+                          "llm.max_failure_rate 50%; 0 transport failures, 2 unusable replies")
+    res = load_run(tmp_path / "run")
+    assert res.status == "failed" and res.manifest["reason"] == msg
+    assert res.manifest["years_completed"] == 3  # the years are kept
+    q = res.manifest["llm_health"]["questions"]
+    assert q["planner"] == {"question": "the planner", "requests": 2, "failures": 2, "failure_rate": 1.0,
+                            "transport_failures": 0, "invalid": 2, "failed_years": [1, 2]}
+    assert {t: (v["requests"], v["failures"]) for t, v in q.items()} == by_tag_from_llm_table(res)
+    assert res.years["rate_0"].nunique() == 1  # the schedule never moved
+    out = capsys.readouterr().out
+    assert "LLM failures by question (failed/asked): worker hours 0/30 (0.0%), the planner 2/2 (100.0%)" in out
+    # the CLI: exit status 1 and the one line
+    import yaml
+
+    import simulator.run.runner as runner_mod
+    from simulator.cli.main import main
+
+    real = runner_mod.run_scenario
+    monkeypatch.setattr(runner_mod, "run_scenario",
+                        lambda s, out, **k: real(s, out, **{**k, "llm": build_llm(s.llm, script=script)}))
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(sc.model_dump(mode="json")))
+    assert main(["run", str(path), "--out", str(tmp_path / "cli"), "--no-progress"]) == 1
+    err_out = capsys.readouterr().err
+    assert err_out.count("\n") == 1 and "the planner ('planner') requests over the run" in err_out
+
+
+def test_a_planner_failing_most_years_stops_the_run_early(tmp_path):
+    """Held to the bound after every step once asked MIN_RUN_REQUESTS times: a 12-year run
+    whose planner never answers stops at tax year 3, not after 12 years."""
+    script = lambda r: "no idea" if r.tag == "planner" else '{"hours": 30}'  # noqa: E731
+    sc = scenario(run={"tax_years": 12})
+    with pytest.raises(RunFailed, match=r"failed 3 of 3 the planner \('planner'\) requests so far"):
+        run_scenario(sc, tmp_path, progress=False, llm=build_llm(sc.llm, script=script))
+    assert load_run(tmp_path).manifest["years_completed"] == 4  # years 0..3
+
+
+def test_a_planner_failing_once_is_a_warning_naming_it(tmp_path, capsys):
+    """One planner reply in four unusable (25% <= 50%): completed_with_warnings, and the
+    warning names the planner, its own rate and the year."""
+    seen = {"planner": 0}
+
+    def script(req):
+        if req.tag == "planner":
+            seen["planner"] += 1
+            return "no idea" if seen["planner"] == 2 else planner_reply(req)
+        return '{"hours": 30}'
+
+    sc = scenario(run={"tax_years": 5})
+    res = run_scenario(sc, tmp_path, progress=False, llm=build_llm(sc.llm, script=script))
+    assert res.status == "completed_with_warnings"
+    w = res.manifest["warnings"]
+    assert w[0].startswith("degraded run: 0.0% of worker replies fell back, 1.9% of 54 LLM requests failed")
+    assert w[1].startswith("the planner ('planner'): 1 of 4 requests failed (25.0%; tax year 2); "
+                           "first error: invalid reply")
+    assert len(w) == 2
+    assert res.manifest["llm_health"]["questions"]["planner"]["failure_rate"] == 0.25
+    assert "warning: the planner ('planner'): 1 of 4 requests failed" in capsys.readouterr().out
+
+
+def test_candidates_and_the_leader_are_questions_of_their_own(tmp_path):
+    """Elections every year: candidates' platforms, the elected leader's planner and the
+    votes are counted apart; platforms that never parse fail the run, naming them."""
+    demo = {"enabled": True, "election_every": 1, "candidates": 2, "winner_mode": "planner"}
+
+    def ok(req):
+        if req.tag in ("platform", "winner_planner", "planner"):
+            return planner_reply(req)
+        if req.tag == "voter":
+            return "A"
+        return '{"hours": 35}'
+
+    sc = scenario(democracy=demo, run={"tax_years": 3}, population={"size": 8})
+    res = run_scenario(sc, tmp_path / "ok", progress=False, llm=build_llm(sc.llm, script=ok))
+    q = res.manifest["llm_health"]["questions"]
+    assert res.status == "completed" and set(q) == {"worker", "platform", "voter", "winner_planner"}
+    assert {t: (v["requests"], v["failures"]) for t, v in q.items()} == by_tag_from_llm_table(res)
+    assert q["platform"]["requests"] == 4 and q["voter"]["requests"] == 16  # years 1, 2
+    bad = lambda r: "vote for me" if r.tag == "platform" else ok(r)  # noqa: E731
+    with pytest.raises(RunFailed, match=r"failed 4 of 4 candidate platforms \('platform'\) requests"):
+        run_scenario(sc, tmp_path / "bad", progress=False, llm=build_llm(sc.llm, script=bad))
+
+
+def test_a_checkpoint_without_question_counts_restores():
+    from simulator.sim.health import RunHealth
+
+    h = RunHealth()
+    state = h.checkpoint_state()
+    del state["questions"]  # written before per-question accounting
+    h.restore_state(state)
+    assert h.questions == {} and h.final_status([]) == ("completed", [])

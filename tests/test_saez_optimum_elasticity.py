@@ -85,7 +85,7 @@ def test_optimum_beats_us_federal_on_its_objective():
     rng = np.random.default_rng(4)
     w = rng.lognormal(np.log(1_300), 0.8, 300)
     util = IsoelasticUtility()
-    us = TaxSchedule.us_federal(2024)
+    us = TaxSchedule.us_federal(2024, standard_deduction=False)
     res = optimal_schedule(us, w, util, objective="utilitarian", max_evaluations=250)
     assert res.welfare > welfare_of_rates(us.rates, us, w, util, "utilitarian")
     flat = max(welfare_of_rates([r] * 7, us, w, util, "utilitarian") for r in np.linspace(0, 1, 11))
@@ -109,7 +109,7 @@ def test_elasticity_on_us_schedule_and_with_income_effects():
     w = rng.lognormal(np.log(1_300), 0.7, 5_000)
     util = IsoelasticUtility(eta=0.0, frisch=0.3, psi=1e-4)
     est = estimate_elasticity(
-        lambda s: w * best_response(s, w, util, 0.0, (0, 1e6)), TaxSchedule.us_federal(2024)
+        lambda s: w * best_response(s, w, util, 0.0, (0, 1e6)), TaxSchedule.us_federal(2024, standard_deduction=False)
     )
     assert est.value == pytest.approx(0.3, abs=0.02)  # kinks bias it slightly down
     assert est.value <= 0.3 + 1e-9
@@ -250,7 +250,7 @@ def test_log_utility_best_response_is_exact_to_a_micro_hour():
         ref = np.where(0.7 * w * ref + rebate < util.c_floor, h, ref)  # c floor: not compared
         assert np.max(np.abs(h - ref)) < 1e-6, rebate
     # progressive: on each agent's chosen segment the same first-order condition holds
-    us = TaxSchedule.us_federal(2024)
+    us = TaxSchedule.us_federal(2024, standard_deduction=False)
     h = best_response(us, w, util, 8_000.0, (0, 100))
     z = w * h
     t = us.marginal_rate(z)

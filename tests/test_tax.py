@@ -26,14 +26,14 @@ def loop_tax(income: float, thresholds, rates, deduction=0.0) -> float:
 
 
 def test_published_examples():
-    s = TaxSchedule.us_federal(2024, "single")
+    """On taxable income (no deduction): the Tax Computation Worksheet arithmetic."""
+    s = TaxSchedule.us_federal(2024, "single", standard_deduction=False)
     assert s.tax(100_000) == pytest.approx(17_053.00, abs=0.005)
     # 2023 single, $50,000: 1,100 + 4,047 + 1,160.50
-    assert TaxSchedule.us_federal(2023, "single").tax(50_000) == pytest.approx(6_307.50)
+    assert TaxSchedule.us_federal(2023, "single", standard_deduction=False).tax(50_000) == pytest.approx(6_307.50)
     # 2024 married filing jointly, $100,000: 2,320 + 8,532 + 1,254
-    assert TaxSchedule.us_federal(2024, "married_filing_jointly").tax(100_000) == pytest.approx(
-        12_106.0
-    )
+    assert TaxSchedule.us_federal(2024, "married_filing_jointly", standard_deduction=False).tax(
+        100_000) == pytest.approx(12_106.0)
 
 
 def test_cumulative_tax_matches_every_statutory_row():
@@ -42,7 +42,7 @@ def test_cumulative_tax_matches_every_statutory_row():
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 * 4 * 7
     for r in rows:
-        s = TaxSchedule.us_federal(int(r["tax_year"]), r["filing_status"])
+        s = TaxSchedule.us_federal(int(r["tax_year"]), r["filing_status"], standard_deduction=False)
         assert s.tax(float(r["taxable_income_over"])) == pytest.approx(
             float(r["tax_at_bracket_start"]), abs=0.01
         ), r
@@ -50,7 +50,7 @@ def test_cumulative_tax_matches_every_statutory_row():
 
 
 def test_top_rate_applies_above_ten_million():
-    s = TaxSchedule.us_federal(2024, "single")
+    s = TaxSchedule.us_federal(2024, "single")  # the default: after the standard deduction
     assert s.tax(20e6) - s.tax(10e6) == pytest.approx(0.37 * 10e6)
     assert s.marginal_rate(1e9) == 0.37
 
@@ -67,9 +67,10 @@ def test_standard_deduction():
 @pytest.mark.parametrize("year", [2023, 2024, 2025, 2026])
 @pytest.mark.parametrize("status", FILING_STATUSES)
 def test_vectorised_equals_loop(year, status):
-    s = TaxSchedule.us_federal(year, status)
+    s = TaxSchedule.us_federal(year, status)  # the default: the standard deduction first
+    assert s.deduction > 0
     incomes = np.linspace(0, 2e6, 997)
-    expected = [loop_tax(z, s.thresholds, s.rates) for z in incomes]
+    expected = [loop_tax(z, s.thresholds, s.rates, s.deduction) for z in incomes]
     np.testing.assert_allclose(s.tax(incomes), expected, rtol=1e-12, atol=1e-6)
 
 
@@ -136,18 +137,31 @@ def test_unknown_year_and_status():
 def test_describe_lists_every_bracket():
     text = TaxSchedule.us_federal(2024).describe()
     assert "$609,350 and above" in text and "37.0%" in text
-    assert len(text.splitlines()) == 8
+    assert len(text.splitlines()) == 9 and text.endswith("(after a deduction of $14,600)")
+    assert len(TaxSchedule.us_federal(2024, standard_deduction=False).describe().splitlines()) == 8
 
 
 def test_cli_tax(capsys):
     from simulator.cli.main import main
 
+    # the default, as scenarios: gross income less the $14,600 standard deduction (2024)
     assert main(["tax", "100000", "--year", "2024", "--filing-status", "single"]) == 0
-    assert capsys.readouterr().out.strip() == "17053.00"
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "13841.00"
+    assert "$14,600 standard deduction" in lines[1] and "$85,400.00 taxable" in lines[1]
+    assert main(["tax", "100000", "--no-standard-deduction"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "17053.00" and "no deduction" in lines[1]
     assert main(["tax", "100000", "--json"]) == 0
     import json
 
+    out = json.loads(capsys.readouterr().out)
+    assert (out["tax"], out["standard_deduction"], out["taxable_income"]) == (13841.0, 14600.0, 85400.0)
+    assert main(["tax", "100000", "--json", "--no-standard-deduction"]) == 0
     assert json.loads(capsys.readouterr().out)["tax"] == 17053.0
+    assert main(["tax", "9112", "--json"]) == 0  # below the deduction: nothing owed
+    out = json.loads(capsys.readouterr().out)
+    assert (out["tax"], out["marginal_rate"], out["average_rate"]) == (0.0, 0.0, 0.0)
     assert main(["tax", "100000", "--year", "2031"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "2031" in err
@@ -157,9 +171,39 @@ def test_cli_tax(capsys):
     assert exc.value.code == 2
 
 
+def test_deduction_is_the_default_and_is_stated():
+    s = TaxSchedule.us_federal(2024)
+    assert s.deduction == 14_600 and s.deduction_label == "standard deduction"
+    assert s.deduction_note() == "including the $14,600 standard deduction"
+    assert s.with_rates([0.2] * 7).deduction_note() == s.deduction_note()  # kept by with_rates
+    assert TaxSchedule.us_federal(2024, standard_deduction=False).deduction_note().startswith("no deduction")
+    assert TaxSchedule.flat(0.2, deduction=5_000).deduction_note() == "including the $5,000 deduction"
+
+
+def test_curves_are_the_schedule_and_its_kinks():
+    s = TaxSchedule.us_federal(2024)
+    z = s.curve_incomes()
+    assert z[0] == 1_000 and np.all(np.diff(z) > 0)
+    assert {14_600.0, 14_600.0 + 11_600, 14_600.0 + 609_350} <= set(z.tolist())  # kinks in gross income
+    c = s.curves(z, rebate=2_000.0)
+    expected = np.array([loop_tax(x, s.thresholds, s.rates, s.deduction) for x in z])
+    np.testing.assert_allclose(c["tax"], expected, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(c["average_rate"], expected / z, rtol=1e-12)
+    np.testing.assert_allclose(c["net_average_rate"], (expected - 2_000.0) / z, rtol=1e-12)
+    np.testing.assert_allclose(c["taxable"], np.maximum(z - 14_600, 0))
+    # marginal rate by finite differences of the independent loop, away from the kinks
+    mid = np.sqrt(z[1:] * z[:-1])
+    fd = np.array([(loop_tax(x + 0.5, s.thresholds, s.rates, 14_600) - loop_tax(x - 0.5, s.thresholds, s.rates, 14_600))
+                   for x in mid])
+    np.testing.assert_allclose(s.curves(mid)["marginal_rate"], fd, atol=1e-9)
+    assert np.isnan(s.curves([0.0], rebate=1.0)["net_average_rate"][0])
+    with pytest.raises(ValueError, match="low < high"):
+        s.curve_incomes(low=1_000, high=500)
+
+
 def test_irs_tax_table_amounts():
     """The Tax Table lists tax at the bin midpoint, rounded half up, below $100,000."""
-    s = TaxSchedule.us_federal(2024, "single")
+    s = TaxSchedule.us_federal(2024, "single", standard_deduction=False)  # on taxable income
     # $50,000-$50,050 bin: 1,160 + 0.12 * 35,550 + 0.22 * (50,025 - 47,150) = 6,058.5 -> 6,059
     assert s.tax_table_amount(50_000) == 6_059
     assert s.tax_table_amount(50_049.99) == 6_059

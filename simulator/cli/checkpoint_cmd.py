@@ -9,7 +9,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser(
         "resume", help="continue an interrupted or failed run from its last checkpoint",
         description="Continue an interrupted or failed run in its own directory from the "
-        "checkpoint of its last finished tax year. Checkpoints are pickles: resume only runs you trust.",
+        "checkpoint of its last finished tax year. Each checkpoint's digest is checked first: a "
+        "damaged newest one is reported and the newest good one is used. A directory another "
+        "process is writing is refused. Checkpoints are pickles: resume only runs you trust.",
     )
     r.add_argument("run_dir", metavar="RUN_DIR", help="the run directory to continue (it has checkpoints/)")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")

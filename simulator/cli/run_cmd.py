@@ -47,9 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _load(args: argparse.Namespace):
     path = resolve_scenario_path(args.scenario)
     scenario = load_scenario(path, args.overrides)
+    from simulator.run.preflight import (  # deferred: every command loads only what it runs (fast --help)
+        check_seed_flag,
+        preflight,
+    )
+
+    check_seed_flag(scenario, getattr(args, "seed", None), str(path))
     if getattr(args, "seed", None) is not None:
-        if args.seed < 0:
-            raise UserError(f"--seed must be >= 0, got {args.seed}")
         scenario = scenario.model_copy(
             update={"run": scenario.run.model_copy(update={"seed": args.seed})}
         )
@@ -58,6 +62,8 @@ def _load(args: argparse.Namespace):
     )
 
     check_scenario(scenario, str(path))  # search planners: is any schedule feasible?
+    # everything else the run checks before its first tax year (validate == run)
+    preflight(scenario, str(path), baseline=getattr(args, "baseline", None))
     return path, scenario
 
 
@@ -66,11 +72,17 @@ def run(args: argparse.Namespace) -> int:
         is_experiment,
         run_experiment,
     )
-    from simulator.run.runner import (
-        run_scenario,  # deferred: every command loads only what it runs (fast --help)
+    from simulator.run.runner import (  # deferred: every command loads only what it runs (fast --help)
+        check_out_dir,
+        run_scenario,
     )
 
     path, scenario = _load(args)
+    experiment = is_experiment(scenario)
+    if args.out is not None:  # an experiment's root is checked for other files by the experiment
+        check_out_dir(args.out, "--out", contents=not experiment)
+    elif scenario.output.dir is not None:
+        check_out_dir(scenario.output.dir, "output.dir", contents=not experiment)
     who = (f"workers from {scenario.population.path}" if scenario.population.source == "file"
            and "size" not in scenario.population.model_fields_set
            else f"{scenario.population.size:,} workers")
@@ -84,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     progress = False if args.no_progress else None
-    if is_experiment(scenario):
+    if experiment:
         jobs = args.jobs if args.jobs is not None else (None if args.ray else "auto")
         plan = run_experiment(scenario, args.out, jobs=jobs, ray=args.ray,
                               baseline=args.baseline, source=str(path))

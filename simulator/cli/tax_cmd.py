@@ -1,4 +1,10 @@
-"""``econsim tax INCOME``: federal income tax on a taxable income."""
+"""``econsim tax INCOME``: US federal income tax on a gross income.
+
+The tax is ``TaxSchedule.curves`` of ``TaxSchedule.us_federal`` (the evaluation the
+simulation charges and the reports draw), with the same default as scenarios
+(``tax.us_federal.standard_deduction: true``): the standard deduction of the year and
+filing status is subtracted first, and the output says which deduction was used.
+"""
 
 from __future__ import annotations
 
@@ -22,22 +28,28 @@ def _income(text: str) -> float:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "tax",
-        help="federal income tax on a taxable income",
-        description="Print the US federal income tax on a taxable income (dollars a year).",
+        help="federal income tax on a gross income (standard deduction first)",
+        description="Print the US federal income tax on a gross income (dollars a year): the "
+        "standard deduction of the year and filing status is subtracted first, as in a "
+        "scenario's default (tax.us_federal.standard_deduction: true); the second line "
+        "names the deduction used.",
     )
-    p.add_argument("income", type=_income, metavar="INCOME", help="taxable income, dollars a year")
+    p.add_argument("income", type=_income, metavar="INCOME",
+                   help="gross income, dollars a year (taxable income with --no-standard-deduction)")
     p.add_argument("--year", type=int, default=2024, help="tax year, 2023-2026 (default 2024)")
     p.add_argument(
         "--filing-status", default="single", metavar="STATUS",
         help=f"one of {', '.join(FILING_STATUSES)} (default single)",
     )
     p.add_argument(
-        "--standard-deduction", action="store_true",
-        help="treat INCOME as gross income and subtract the standard deduction first",
+        "--standard-deduction", action=argparse.BooleanOptionalAction, default=True,
+        help="subtract the standard deduction first (the default, as scenarios do); "
+        "--no-standard-deduction taxes INCOME from the first dollar (INCOME is taxable income)",
     )
     p.add_argument(
         "--tax-table", action="store_true",
-        help="the amount the IRS Tax Table lists (bin midpoint, whole dollars) below $100,000",
+        help="the amount the IRS Tax Table lists (bin midpoint, whole dollars) below $100,000 "
+        "of taxable income",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
@@ -48,15 +60,21 @@ def run(args: argparse.Namespace) -> int:
         sched = TaxSchedule.us_federal(args.year, args.filing_status, args.standard_deduction)
     except TaxScheduleError as exc:
         raise UserError(str(exc)) from None
-    tax = float(sched.tax_table_amount(args.income) if args.tax_table else sched.tax(args.income))
-    marginal = float(sched.marginal_rate(args.income))
-    average = float(sched.average_rate(args.income))
+    c = sched.curves(args.income)
+    tax = float(sched.tax_table_amount(args.income) if args.tax_table else c["tax"])
+    taxable = float(c["taxable"])
     if args.json:
         print(json.dumps({
             "income": args.income, "year": args.year, "filing_status": args.filing_status,
-            "standard_deduction": sched.deduction, "tax": round(tax, 2),
-            "marginal_rate": marginal, "average_rate": average,
+            "standard_deduction": sched.deduction, "taxable_income": taxable, "tax": round(tax, 2),
+            "marginal_rate": float(c["marginal_rate"]), "average_rate": float(c["average_rate"]),
         }))
     else:
         print(f"{tax:.2f}")
+        if sched.deduction > 0:
+            print(f"({args.year} {args.filing_status}: ${args.income:,.2f} less the "
+                  f"${sched.deduction:,.0f} standard deduction = ${taxable:,.2f} taxable; "
+                  "--no-standard-deduction to tax from the first dollar)")
+        else:
+            print(f"({args.year} {args.filing_status}: no deduction, ${taxable:,.2f} taxed from the first dollar)")
     return 0

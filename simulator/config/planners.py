@@ -54,6 +54,18 @@ def _check_grid(sc: Scenario) -> None:
         raise ValueError("planner kind 'grid' needs planner.schedules")
 
 
+def _check_optimum(sc: Scenario) -> None:
+    """``kind: optimum``: a subsample (``planner.optimum_max_agents``) no larger than the
+    population (a population file without ``population.size`` is checked when it is read)."""
+    k = sc.planner.optimum_max_agents
+    sized = sc.population.source != "file" or "size" in sc.population.model_fields_set
+    if k is not None and sized and k > sc.population.size:
+        raise ValueError(
+            f"planner.optimum_max_agents is {k} but population.size is {sc.population.size}: "
+            "a subsample cannot be larger than the population (leave it out to search on everyone)"
+        )
+
+
 #: optimiser name -> the Python package it needs (``planner.search.optimizer``)
 SEARCH_OPTIMIZERS = {"cma": "cma"}
 
@@ -85,7 +97,8 @@ PLANNER_KINDS: dict[str, PlannerKind] = {k.name: k for k in (
     PlannerKind("saez", _P + "saez:SaezPlanner", "Saez (2001) rates from last year's incomes",
                 "Saez (2001)"),
     PlannerKind("optimum", _P + "optimum:OptimumPlanner",
-                "the numerical optimum of the objective for rational workers", "numerical optimum"),
+                "the numerical optimum of the objective for rational workers", "numerical optimum",
+                check=_check_optimum),
     PlannerKind("grid", _P + "rules:GridPlanner", "planner.schedules, one per year, cycled",
                 check=_check_grid),
     PlannerKind("llm", _P + "llm:LLMPlanner", "the in-context LLM planner", "LLM planner",

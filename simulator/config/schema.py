@@ -284,8 +284,13 @@ class PlannerConfig(_Strict):
     saez_remeasure_every: int = Field(
         0, ge=0, description="saez with measured elasticity: re-measure every N years (0: once)"
     )
-    optimum_max_agents: int = Field(2_000, ge=10, description="optimum: agents subsampled for the search")
-    optimum_max_evaluations: int = Field(600, ge=10)
+    optimum_max_agents: int | None = Field(
+        None, ge=10, description="optimum: search on a random subsample of this many workers "
+        "(default: the whole population; the schedule found is always evaluated on everyone)",
+    )
+    optimum_max_evaluations: int = Field(
+        1_000, ge=10, description="optimum: candidate schedules evaluated in the search (at most)"
+    )
     llm: LLMPlannerOptions = Field(default_factory=LLMPlannerOptions)
     search: SearchPlannerOptions = Field(default_factory=SearchPlannerOptions)
 
@@ -330,6 +335,11 @@ class PoolingConfig(_Strict):
     )
     prior_spread: float = Field(
         5.0, gt=0, description="assumed SD of reply deviations (hours a week) for cells not yet asked"
+    )
+    error_replicates: int = Field(
+        16, ge=0, le=1_000, description="replicates of the pooling error model each deciding step: "
+        "record pool_se_* (standard errors of pooled mean hours, revenue, objective and SD of hours "
+        "against one call per worker, docs/agents.md); 0: off",
     )
 
     @field_validator("attributes")
@@ -431,17 +441,24 @@ class RunConfig(_Strict):
     def _seeds(cls, v):
         if v is None:
             return v
-        bad = "run.seeds must be a count >= 1 or a list of distinct non-negative integers"
+        bad = "run.seeds must be a count >= 2 or a list of distinct non-negative integers"
+        # an interval over seeds needs 2 (docs/experiments.md: 5 or more for a reliable one)
+        short = ("needs at least 2 seeds: one seed gives no interval over seeds "
+                 "(5 or more for a reliable one); leave run.seeds out for a single run")
         if isinstance(v, bool) or not isinstance(v, int | list):
             raise ValueError(bad)
         if isinstance(v, int):
             if v < 1:
                 raise ValueError(bad)
+            if v < 2:
+                raise ValueError(short)
             return v
         if not v or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in v):
             raise ValueError(bad)
         if len(set(v)) != len(v):
             raise ValueError("run.seeds lists a seed twice")
+        if len(v) < 2:
+            raise ValueError(short)
         return v
 
     def seed_list(self) -> list[int]:

@@ -36,6 +36,9 @@ DEFAULT_HOURS_BOUNDS = (0.0, 100.0)
 #: Agents per block in large problems: blocks fit in cache and run on a thread pool
 #: (numpy releases the GIL inside its array loops).
 CHUNK = 65_536
+#: Candidates x agents solved together by the batch solvers: past a few tens of thousands
+#: of elements a larger block is no faster per element (measured: benchmarks/optimum.py).
+BATCH_ELEMENTS = 32_768
 
 
 def _chunked(schedule, w, utility, rebate, bounds) -> np.ndarray:
@@ -194,3 +197,286 @@ def equilibrium(
         return cache[r]
     h = hours_at(r)
     return h, rebate_of(h)
+
+
+# --------------------------------------------------------------------------- batches
+# Many candidate rate vectors on the same brackets at once (the optimum's search): the
+# rows of a batch share the thresholds and deduction, so the segment edges are common
+# and only each row's rates and intercepts differ.  Candidates x agents are flattened
+# into one vectorised problem; the solves are the same as :func:`best_response`'s.
+
+
+def _batch_segments(schedule: TaxSchedule, rates: np.ndarray):
+    """``schedule``'s segments of gross income for every row of ``rates`` (m, K).
+
+    Returns ``(lower, upper, rate, intercept)``: ``lower``, ``upper`` of shape (S,) (shared;
+    S = K, plus a leading 0 % segment with a deduction), ``rate`` and ``intercept`` of
+    shape (m, S), as :meth:`TaxSchedule.segments` computes them for one rate vector.
+    """
+    thr = schedule.threshold_array
+    m = rates.shape[0]
+    tax_lo = np.concatenate(
+        [np.zeros((m, 1)), np.cumsum(np.diff(thr)[None, :] * rates[:, :-1], axis=1)], axis=1
+    )
+    lower = thr + schedule.deduction
+    rate = rates
+    if schedule.deduction > 0:
+        lower = np.concatenate([[0.0], lower])
+        rate = np.concatenate([np.zeros((m, 1)), rates], axis=1)
+        tax_lo = np.concatenate([np.zeros((m, 1)), tax_lo], axis=1)
+    upper = np.concatenate([lower[1:], [np.inf]])
+    intercept = rate * lower[None, :] - tax_lo
+    return lower, upper, rate, intercept
+
+
+def tax_batch(schedule: TaxSchedule, rates: ArrayLike, incomes: ArrayLike) -> np.ndarray:
+    """Tax (dollars a year) on gross ``incomes`` (m, n) under each row of ``rates`` (m, K)
+    on ``schedule``'s brackets and deduction; row i equals
+    ``schedule.with_rates(rates[i]).tax(incomes[i])``."""
+    r = np.atleast_2d(np.asarray(rates, dtype=float))
+    z = np.asarray(incomes, dtype=float)
+    thr = schedule.threshold_array
+    tax_lo = np.concatenate(
+        [np.zeros((r.shape[0], 1)), np.cumsum(np.diff(thr)[None, :] * r[:, :-1], axis=1)], axis=1
+    )
+    x = np.maximum(z - schedule.deduction, 0.0)
+    k = np.searchsorted(thr, x, side="right") - 1
+    return np.take_along_axis(tax_lo, k, 1) + np.take_along_axis(r, k, 1) * (x - thr[k])
+
+
+def best_response_batch(
+    schedule: TaxSchedule,
+    rates: ArrayLike,
+    wages: ArrayLike,
+    utility: Utility,
+    rebate: ArrayLike = 0.0,
+    hours_bounds: tuple[float, float] = DEFAULT_HOURS_BOUNDS,
+) -> np.ndarray:
+    """Utility-maximising hours a week of every agent under each of many schedules.
+
+    ``rates`` (m, K): candidate bracket rates on ``schedule``'s thresholds and deduction;
+    ``wages`` (n,) in dollars a year per weekly hour; ``rebate`` (dollars a year, a scalar
+    or one per candidate) taken as given.  Returns hours of shape (m, n); row i is
+    :func:`best_response` under ``schedule.with_rates(rates[i])`` (the same exact solves,
+    to rounding).
+    """
+    r = np.atleast_2d(np.asarray(rates, dtype=float))
+    w = np.asarray(wages, dtype=float)
+    if w.ndim != 1:
+        raise ValueError("wages must be a one-dimensional array")
+    if r.ndim != 2 or r.shape[1] != schedule.n_brackets:
+        raise ValueError(f"rates must have shape (m, {schedule.n_brackets})")
+    lmin, lmax = map(float, hours_bounds)
+    if not 0 <= lmin <= lmax:
+        raise ValueError(f"invalid hours bounds {hours_bounds}")
+    m, n = r.shape[0], w.size
+    reb = np.broadcast_to(np.asarray(rebate, dtype=float), (m,))
+    out = np.empty((m, n))
+    if n == 0 or m == 0:
+        return out
+    if n > 2 * CHUNK:  # one candidate already fills the blocks: the threaded single solve
+        for i in range(m):
+            out[i] = best_response(schedule.with_rates(r[i]), w, utility, reb[i], (lmin, lmax))
+        return out
+    lower, upper, rate, intercept = _batch_segments(schedule, r)
+    per_block = max(1, BATCH_ELEMENTS // n)  # candidates per block
+    for s in range(0, m, per_block):
+        blk = slice(s, min(s + per_block, m))
+        h = _rows_by_pieces(lower, upper, rate[blk], intercept[blk], w, utility, reb[blk],
+                            lmin, lmax)
+        out[blk] = h.reshape(-1, n)
+    out[:, w <= 0] = lmin
+    return out
+
+
+def _tiled(utility: Utility, n: int, p: int) -> Utility:
+    """``utility`` for p stacked copies of its n agents (per-agent parameters tiled)."""
+    return subset_utility(utility, np.tile(np.arange(n), p))
+
+
+def _rows_by_pieces(lower, upper, rate, intercept, w, utility, rebate, lmin, lmax):
+    """Exact hours for p candidates x n agents, the budget split into convex pieces.
+
+    A piece is a maximal run of segments whose rates never fall.  On a piece's hours
+    interval the budget is concave, so utility is concave in hours there and the
+    piece's best point is found as :func:`_progressive_best_response` finds it: a binary
+    search for the piece's last segment whose start has a positive marginal gain, then
+    one exact segment solve.  The best piece is picked by utility (the first on ties, as
+    the all-segments solve picks the first best segment).  A progressive candidate has
+    one piece; a candidate whose rates fall j times has j + 1 pieces, so this costs
+    j + 1 segment solves per agent instead of one per segment.
+    """
+    p, n = rate.shape[0], w.size
+    n_seg = rate.shape[1]
+    row = np.repeat(np.arange(p), n)
+    base = row * n_seg  # flat index of each element's row in (p, S) arrays
+    rate_f, icpt_f = rate.ravel(), intercept.ravel()
+    util = _tiled(utility, n, p)
+    per_agent = util is not utility
+    safe_w1 = np.where(w > 0, w, 1.0)
+    safe_w = np.tile(safe_w1, p)
+    inv_w = 1.0 / safe_w
+    r = rebate[row]
+    # segments holding the lower and upper hours bounds (as in the progressive solve)
+    first1 = (
+        np.zeros(n, dtype=np.intp) if lmin == 0.0
+        else np.searchsorted(lower, lmin * safe_w1, side="right") - 1
+    )
+    last1 = np.maximum(np.searchsorted(lower, lmax * safe_w1, side="left") - 1, first1)
+    first, last = np.tile(first1, p), np.tile(last1, p)
+    # piece of every segment of every candidate: a new piece starts where the rate falls
+    piece = np.concatenate(
+        [np.zeros((p, 1), dtype=np.intp), np.cumsum(np.diff(rate, axis=1) < 0, axis=1)], axis=1
+    )
+    rounds = int(np.ceil(np.log2(max(n_seg, 2))))
+    best_h = best_u = None
+    for q in range(int(piece[:, -1].max()) + 1):
+        in_q = piece == q  # (p, S)
+        has = in_q.any(axis=1)
+        a = np.where(has, np.argmax(in_q, axis=1), n_seg)  # first segment of piece q
+        b = np.where(has, n_seg - 1 - np.argmax(in_q[:, ::-1], axis=1), -1)  # its last
+        if q == 0:  # every candidate's first piece starts at segment 0
+            lo_idx, hi_idx, ok = first, np.minimum(b[row], last), None
+        else:
+            lo_idx = np.maximum(a[row], first)
+            hi_idx = np.minimum(b[row], last)
+            ok = lo_idx <= hi_idx  # the piece meets the hours bounds
+            if not ok.any():
+                continue
+            lo_idx = np.where(ok, lo_idx, first)
+            hi_idx = np.where(ok, hi_idx, first)
+        for _ in range(rounds):
+            open_ = lo_idx < hi_idx
+            if not open_.any():
+                break
+            mid = (lo_idx + hi_idx + 1) // 2
+            start = np.maximum(np.take(lower, mid) * inv_w, lmin)
+            j = base + mid
+            gain = util.marginal_gain(start, safe_w * (1.0 - rate_f[j]), icpt_f[j] + r)
+            pos = gain > 0
+            lo_idx = np.where(open_ & pos, mid, lo_idx)
+            hi_idx = np.where(open_ & ~pos, mid - 1, hi_idx)
+        k = lo_idx
+        j = base + k
+        lo = np.clip(np.take(lower, k) * inv_w, lmin, lmax)
+        hi = np.clip(np.take(upper, k) * inv_w, lmin, lmax)
+        nw = safe_w * (1.0 - rate_f[j])
+        v = icpt_f[j] + r
+        if per_agent:  # as columns: the per-element solve of 1-D arrays assumes scalars
+            h = util.segment_argmax(nw[:, None], v[:, None], lo[:, None], hi[:, None])[:, 0]
+        else:
+            h = util.segment_argmax(nw, v, lo, hi)
+        if int(piece[:, -1].max()) == 0:  # progressive candidates only: one piece
+            return h
+        u = util(nw * h + v, h)
+        if ok is not None:
+            u = np.where(ok, u, -np.inf)
+        if best_h is None:
+            best_h, best_u = h, u
+        else:
+            better = u > best_u
+            best_h = np.where(better, h, best_h)
+            best_u = np.where(better, u, best_u)
+    return best_h
+
+
+def equilibrium_batch(
+    schedule: TaxSchedule,
+    rates: ArrayLike,
+    wages: ArrayLike,
+    utility: Utility,
+    rebate_share: float = 1.0,
+    hours_bounds: tuple[float, float] = DEFAULT_HOURS_BOUNDS,
+    weights: ArrayLike | None = None,
+    tol: float = 1e-6,
+    rebate_guess: ArrayLike | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`equilibrium` for each row of ``rates`` (m, K) on ``schedule``'s brackets.
+
+    Solves ``R_i = share * mean(T_i(w * l_i(R_i)))`` for every candidate i at once.  The
+    gap ``g(R) = share * mean(T(w * l(R))) - R`` is decreasing in ``R`` (slope <= -1:
+    leisure is normal), so a secant step per candidate inside its current bracket
+    converges in a few best-response passes; a step that leaves the bracket is replaced
+    by bisection (or, while no upper end is known, by the fixed-point step
+    ``R + g(R)``), and after six steps every other step bisects: where a worker's
+    choice jumps with the rebate (falling rates) the gap jumps too, the fixed point is
+    the jump, and the bracket closes on it to the tolerance.  Cold (``rebate_guess`` None) the search starts, as
+    :func:`equilibrium` does, from ``R = 0`` and the bracket ``[0, share * mean(T(w *
+    l(0)))]``; warm it starts at ``rebate_guess`` (dollars a year, one per candidate:
+    e.g. a nearby candidate's rebate), which saves passes when the guess is close.  The
+    tolerance is :func:`equilibrium`'s.  Only candidates not yet converged are solved
+    again.  Returns ``(hours, rebates)`` of shapes (m, n) and (m,), rebates in dollars a
+    year per person.
+    """
+    r = np.atleast_2d(np.asarray(rates, dtype=float))
+    w = np.asarray(wages, dtype=float)
+    m = r.shape[0]
+    if weights is None:
+        wn = np.full(w.size, 1.0 / max(w.size, 1))
+    else:
+        wts = np.asarray(weights, dtype=float)
+        wn = wts / wts.sum()
+
+    def solve(rows: np.ndarray, reb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = best_response_batch(schedule, r[rows], w, utility, reb, hours_bounds)
+        if w.size == 0:
+            return h, np.zeros(rows.size)
+        return h, rebate_share * (tax_batch(schedule, r[rows], w[None, :] * h) @ wn)
+
+    everyone = np.arange(m)
+    no_income_effects = isinstance(utility, QuasiLinearUtility) or (
+        isinstance(utility, IsoelasticUtility) and utility.eta == 0.0
+    )
+    hours = np.empty((m, w.size))
+    rebates = np.zeros(m)
+    if no_income_effects or rebate_guess is None:
+        h0, r0 = solve(everyone, np.zeros(m))
+        hours[:], rebates[:] = h0, r0
+        act = np.flatnonzero(r0 > 0) if not no_income_effects else everyone[:0]
+        if act.size == 0:
+            return hours, rebates
+        # secant from (0, r0) to r0 inside [0, r0]
+        a_r, g_a, lo_b, hi_b = np.zeros(act.size), r0[act], np.zeros(act.size), r0[act].copy()
+        b_r = r0[act].copy()
+        tol_r = np.maximum(tol, 1e-9 * r0[act])
+        h_b, reb_b = solve(act, b_r)
+        g_b = reb_b - b_r
+        done = (np.abs(g_b) <= tol_r) | (g_b >= 0)  # gap(r0) >= 0: the rebate is r0
+    else:
+        act = everyone
+        b_r = np.maximum(np.broadcast_to(np.asarray(rebate_guess, dtype=float), (m,)), 0.0).copy()
+        h_b, reb_b = solve(act, b_r)
+        g_b = reb_b - b_r
+        a_r, g_a = np.full(m, np.nan), np.full(m, np.nan)
+        lo_b = np.where(g_b > 0, b_r, 0.0)
+        hi_b = np.where(g_b > 0, np.inf, b_r)
+        tol_r = np.maximum(tol, 1e-9 * reb_b)
+        done = np.abs(g_b) <= tol_r
+    for it in range(120):
+        if done.any():
+            hours[act[done]] = h_b[done]
+            rebates[act[done]] = b_r[done]
+            keep = ~done
+            act, tol_r, lo_b, hi_b = act[keep], tol_r[keep], lo_b[keep], hi_b[keep]
+            a_r, g_a, b_r, g_b, h_b = a_r[keep], g_a[keep], b_r[keep], g_b[keep], h_b[keep]
+        if act.size == 0:
+            break
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nxt = b_r - g_b * (b_r - a_r) / (g_b - g_a)
+        # no secant yet, or it left the bracket: bisect, or step to R + g(R) (the
+        # fixed-point map) while the bracket has no upper end
+        bad = ~np.isfinite(nxt) | (nxt <= lo_b) | (nxt >= hi_b)
+        if it >= 6 and it % 2 == 0:  # still open: a worker's jump sits inside the bracket,
+            bad = bad | np.isfinite(hi_b)  # where secant steps stall; bisect every other step
+        fallback = np.where(np.isfinite(hi_b), 0.5 * (lo_b + hi_b), b_r + g_b)
+        nxt = np.where(bad, fallback, nxt)
+        a_r, g_a = b_r, g_b
+        b_r = nxt
+        h_b, reb_b = solve(act, b_r)
+        g_b = reb_b - b_r
+        lo_b = np.where(g_b > 0, np.maximum(lo_b, b_r), lo_b)
+        hi_b = np.where(g_b > 0, hi_b, np.minimum(hi_b, b_r))
+        done = (np.abs(g_b) <= tol_r) | (hi_b - lo_b <= tol_r)
+    if act.size:  # not converged in 120 steps (never seen): the last iterate
+        hours[act], rebates[act] = h_b, b_r
+    return hours, rebates

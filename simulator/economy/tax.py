@@ -7,7 +7,12 @@ reference implementation left income above $10M untaxed; we do not).  An optiona
 ``deduction`` (dollars a year) is subtracted from gross income before the brackets
 apply, so in terms of gross income the schedule has an extra 0 % bracket below it.
 
-All methods accept scalars or numpy arrays of gross income (dollars a year).
+All methods accept scalars or numpy arrays of gross income (dollars a year).  Every view
+of a schedule computes tax through :meth:`TaxSchedule.tax`: the simulation's accounting
+(``simulator.economy.outcome.evaluate``), the rate curves of reports and
+``tax_rates.parquet`` and the explore page (:meth:`TaxSchedule.curves`), and
+``econsim tax``; given the schedule a run used, its deduction included, they agree to the
+cent.
 """
 
 from __future__ import annotations
@@ -80,12 +85,17 @@ class TaxSchedule:
         standard deduction); 0 by default.
     name:
         A label for reports.
+    deduction_label:
+        What the deduction is called in captions ("standard deduction" for
+        :meth:`us_federal`).
     """
 
     thresholds: tuple[float, ...]
     rates: tuple[float, ...]
     deduction: float = 0.0
     name: str = field(default="custom", compare=False)
+    # a class-level default, so schedules pickled before the field existed still read it
+    deduction_label: str = field(default="deduction", compare=False)
 
     def __init__(
         self,
@@ -93,6 +103,7 @@ class TaxSchedule:
         rates: ArrayLike,
         deduction: float = 0.0,
         name: str = "custom",
+        deduction_label: str = "deduction",
     ) -> None:
         thr = np.atleast_1d(np.asarray(thresholds, dtype=float))
         rt = np.atleast_1d(np.asarray(rates, dtype=float))
@@ -122,6 +133,7 @@ class TaxSchedule:
         object.__setattr__(self, "rates", tuple(float(x) for x in rt))
         object.__setattr__(self, "deduction", float(deduction))
         object.__setattr__(self, "name", name)
+        object.__setattr__(self, "deduction_label", deduction_label)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -139,12 +151,18 @@ class TaxSchedule:
         cls,
         year: int = 2024,
         filing_status: str = "single",
-        standard_deduction: bool = False,
+        standard_deduction: bool = True,
     ) -> TaxSchedule:
-        """The statutory US federal income tax schedule for ``year`` (2023-2026).
+        """The statutory US federal income tax schedule for ``year`` (2023-2026), on gross
+        income (dollars a year).
 
-        With ``standard_deduction=True`` the basic standard deduction of that year and
-        status is subtracted first (2025 uses the P.L. 119-21 amount).
+        By default (``standard_deduction=True``, the law and the scenario default
+        ``tax.us_federal.standard_deduction``) the basic standard deduction of that year and
+        status is subtracted first (26 U.S.C. 63(c); the amounts of Rev. Proc. 2022-38 and
+        2023-34, and for 2025 and 2026 Rev. Proc. 2024-40 and 2025-32 as amended by P.L.
+        119-21; ``standard_deduction_2023_2026.csv``).
+        ``standard_deduction=False`` taxes from the first dollar (the brackets of 26 U.S.C.
+        1(j) applied to the income as given, as the LLM Economist reference does).
         """
         table = federal_table()
         years = sorted({y for y, _ in table})
@@ -160,11 +178,13 @@ class TaxSchedule:
         deduction = (
             standard_deductions()[(str(int(year)), filing_status)] if standard_deduction else 0.0
         )
-        return cls(thresholds, rates, deduction=deduction, name=f"US federal {year} {filing_status}")
+        return cls(thresholds, rates, deduction=deduction, name=f"US federal {year} {filing_status}",
+                   deduction_label="standard deduction")
 
     def with_rates(self, new_rates: ArrayLike) -> TaxSchedule:
         """The same brackets (and deduction) with different marginal rates."""
-        return TaxSchedule(self.thresholds, new_rates, deduction=self.deduction, name=self.name)
+        return TaxSchedule(self.thresholds, new_rates, deduction=self.deduction, name=self.name,
+                           deduction_label=self.deduction_label)
 
     # ------------------------------------------------------------------ arrays
     @cached_property
@@ -233,6 +253,49 @@ class TaxSchedule:
         t = self.tax(inc)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(inc > 0, t / np.where(inc > 0, inc, 1.0), 0.0)
+
+    def curves(self, income: ArrayLike, rebate: float = 0.0) -> dict[str, np.ndarray]:
+        """Tax and rates at gross ``income`` (dollars a year), the one evaluation behind
+        every rate curve (reports, ``tax_rates.parquet``, the explore page, ``econsim tax``).
+
+        Returns arrays ``income``, ``taxable`` (income less the deduction, floored at 0),
+        ``tax`` (:meth:`tax`, dollars a year: exactly what the simulation charges),
+        ``average_rate`` (tax / income; 0 where income <= 0), ``marginal_rate`` (statutory,
+        :meth:`marginal_rate`) and ``net_average_rate``: ``(tax - rebate) / income`` with a
+        lump-sum ``rebate`` per person (dollars a year; NaN where income <= 0).
+        """
+        z = np.asarray(income, dtype=float)
+        tax = self.tax(z)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            net = np.where(z > 0, (tax - float(rebate)) / np.where(z > 0, z, 1.0), np.nan)
+        return {
+            "income": z,
+            "taxable": self._taxable(z),
+            "tax": tax,
+            "average_rate": self.average_rate(z),
+            "marginal_rate": self.marginal_rate(z),
+            "net_average_rate": net,
+        }
+
+    def curve_incomes(self, n: int = 200, low: float = 1_000.0, high: float | None = None) -> np.ndarray:
+        """Gross incomes (dollars a year) to draw the schedule at: ``n`` log-spaced points
+        from ``low`` to ``high`` (default 2.5x the top bracket's gross lower edge, at least
+        10x ``low``) plus every kink inside that range (bracket edges in gross income, the
+        deduction included)."""
+        kinks = self.segments()[0]
+        top = max(2.5 * float(kinks[-1]), 10.0 * low) if high is None else float(high)
+        if not 0 < low < top:
+            raise ValueError(f"curve incomes need 0 < low < high, got low={low:g}, high={top:g}")
+        grid = np.geomspace(low, top, n)
+        inside = kinks[(kinks > low) & (kinks < top)]
+        return np.unique(np.concatenate([grid, inside]))
+
+    def deduction_note(self, currency: str = "$") -> str:
+        """``including the $14,600 standard deduction``, or that there is none: the text
+        that captions of this schedule's curves carry."""
+        if self.deduction > 0:
+            return f"including the {currency}{self.deduction:,.0f} {self.deduction_label}"
+        return "no deduction: taxed from the first dollar"
 
     def net_income(self, income: ArrayLike) -> np.ndarray:
         """Income after tax (dollars a year), before any rebate."""

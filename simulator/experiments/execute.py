@@ -12,6 +12,16 @@ Runs are independent and deterministic given their scenario and seed, so the exe
 (in-process, a ``ProcessPoolExecutor`` with the spawn start method, or Ray tasks)
 changes only the wall time, never the results.  Running the same experiment again
 into the same directory keeps finished runs and runs the failed and missing ones.
+
+Process lifetimes and locks: the experiment directory is locked (``EXP_DIR/.lock``,
+:mod:`simulator.run.lock`) by the process that runs the experiment, and each run
+directory by the worker writing it, for the whole write; a second experiment into the
+same directory, or a rerun while some run directory is still being written, fails at once
+naming the holder's pid, and no run directory whose lock is held is ever removed.  Pool
+workers end with the process that started them (:mod:`simulator.lifeline`; ``kill -9``
+included), and so do Ray tasks on a local Ray instance started here (they watch the
+driver's pid); the local instance's own processes share the driver's fate (Ray's own
+parent-death handling).
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from simulator.config.schema import Scenario
 from simulator.errors import UserError
 from simulator.experiments.plan import ExperimentPlan, Task, plan_experiment, scenario_key
 from simulator.experiments.summary import summary_text
+from simulator.lifeline import Reaper, descendants, pool_arguments, process_identity, watch_pid
 from simulator.results import (
     _now,
     atomic_write_bytes,
@@ -43,6 +54,7 @@ from simulator.results import (
     git_revision,
     package_versions,
 )
+from simulator.run.lock import LOCK_NAME, RunDirLock, RunLocked, is_locked, lock_run_dir
 from simulator.run.resume import resume_run
 from simulator.run.runner import default_run_dir, run_scenario
 from simulator.run.signals import StopGuard
@@ -67,23 +79,26 @@ def run_status(path: str | Path) -> dict[str, Any]:
             "wall_seconds": m.get("wall_seconds"), "years_completed": m.get("years_completed", 0)}
 
 
-def _continue_run(scenario_data: dict[str, Any], path: str | Path, llm: Any = None) -> dict[str, Any]:
-    """Bring an unfinished run (failed, interrupted or never started) to an end.
+def _continue_run(scenario_data: dict[str, Any], path: str | Path, lock: RunDirLock,
+                  llm: Any = None) -> dict[str, Any]:
+    """Bring an unfinished run (failed, interrupted or never started) to an end, holding
+    its directory's ``lock``.
 
     A run that left a checkpoint of its tax years continues from it with
     :func:`simulator.run.resume.resume_run` (the result equals an uninterrupted run); one
-    without a usable checkpoint (none written, another scenario or version) is removed
-    and run again from scratch.
+    without a usable checkpoint (none written, another scenario or version) is emptied
+    (the lock file stays, and stays held) and run again from scratch.
     """
     path = Path(path)
     if path.exists() and finished_years(path):
         try:
             return _recorded(path, lambda: resume_run(path, progress=False, llm=llm, stream=io.StringIO()),
                              reraise=UserError)
+        except RunLocked:
+            raise
         except UserError:
             pass  # no usable checkpoint: start again below
-    if path.exists():
-        shutil.rmtree(path)
+    lock.clear()
     return _fresh_run(scenario_data, path, llm)
 
 
@@ -121,23 +136,42 @@ def _init_worker(stop: Any) -> None:
     _STOP = stop
 
 
-def run_task(scenario_data: dict[str, Any], path: str, llm: Any = None) -> dict[str, Any]:
-    """Run one (variant, seed) into ``path`` unless it already finished there.
+def run_task(scenario_data: dict[str, Any], path: str, llm: Any = None,
+             driver: tuple[int, str | None] | None = None) -> dict[str, Any]:
+    """Run one (variant, seed) into ``path`` unless it already finished there, holding
+    the run directory's lock for the whole write.
 
     Module-level and taking plain data so it pickles for spawned processes and Ray
-    (``llm``, a live language model, only in-process).
+    (``llm``, a live language model, only in-process).  ``driver``: the
+    :func:`~simulator.lifeline.process_identity` of the experiment's process, for a Ray
+    task on a local instance: the task's process ends when the driver does.  A run
+    directory locked by another process is left untouched and reported failed, naming
+    the holder.
     """
+    if driver is not None:
+        watch_pid(driver)
     status = run_status(path)
     if status["status"] in FINISHED:
         return status
     if _STOP is not None and _STOP.is_set():
         return {**status, "reason": "not started: the experiment was interrupted"}
     try:
-        return _continue_run(scenario_data, path, llm)
+        lock = lock_run_dir(path)
+    except RunLocked as exc:
+        return {**status, "status": "failed", "reason": str(exc)}
+    try:
+        status = run_status(path)  # again, now that no one else can write it
+        if status["status"] in FINISHED:
+            return status
+        return _continue_run(scenario_data, path, lock, llm)
     except KeyboardInterrupt:
         if _STOP is None:  # in this process: the experiment stops
             raise
         return run_status(path)  # a pool worker: report the interrupted run, don't pickle the signal
+    except RunLocked as exc:
+        return {**run_status(path), "status": "failed", "reason": str(exc)}
+    finally:
+        lock.release()
 
 
 def _task_data(task: Task) -> dict[str, Any]:
@@ -175,8 +209,9 @@ class PoolExecutor:
         self.jobs = jobs
         ctx = get_context("spawn")
         self.stop = ctx.Event()
+        # the workers end with this process, SIGKILL included (simulator.lifeline)
         self.pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
-                                        initializer=_init_worker, initargs=(self.stop,))
+                                        **pool_arguments(_init_worker, (self.stop,)))
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "jobs": self.jobs}
@@ -246,26 +281,40 @@ class RayExecutor:
         root = str(Path(__file__).resolve().parents[2])
         path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
         env = {"env_vars": {"PYTHONPATH": path}}
+        self._reaper: Reaper | None = None
         try:
             if address:
                 _check_reachable(address)
                 ray.init(address=address, runtime_env=env, log_to_driver=False)
             else:
+                # the local instance's processes (GCS, raylet, agents) end with this one:
+                # the reaper kills those that outlive it (Ray's agents wait on the GCS)
+                self._reaper = Reaper()
+                before = descendants()
                 ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
                          runtime_env=env, log_to_driver=False, configure_logging=False)
+                self._ray_pids = descendants() - before
+                self._reaper.add(self._ray_pids)
         except UserError:
+            self._close_reaper()
             raise
         except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError, ...
+            self._close_reaper()
             raise UserError(f"--ray {address or '(local)'}: cannot start or reach Ray: "
                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         self._remote = ray.remote(num_cpus=1, max_retries=0)(run_task)
+        # the tasks of a local instance run on this machine: they watch this process and
+        # end with it (a cluster's own workers end with their job, Ray's owner semantics)
+        self._driver = None if address else process_identity()
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "address": self.address or "local", "num_cpus": self.num_cpus}
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
         ray = self.ray
-        refs = {self._remote.remote(_task_data(t), str(t.path)): t for t in tasks}
+        if self._reaper is not None:  # helpers the instance started after ray.init returned
+            self._reaper.add(set().union(*(descendants(p) for p in self._ray_pids)))
+        refs = {self._remote.remote(_task_data(t), str(t.path), None, self._driver): t for t in tasks}
         pending = list(refs)
         try:
             while pending:
@@ -281,8 +330,16 @@ class RayExecutor:
             for ref in pending:
                 ray.cancel(ref, force=True)
 
+    def _close_reaper(self) -> None:
+        if self._reaper is not None:
+            reaper, self._reaper = self._reaper, None
+            reaper.close()  # kills what shutdown left running
+
     def close(self) -> None:
-        self.ray.shutdown()
+        try:
+            self.ray.shutdown()
+        finally:
+            self._close_reaper()
 
 
 def _uses_embedded_llm(scenario: Scenario) -> bool:
@@ -336,7 +393,7 @@ def _prepare_root(plan: ExperimentPlan) -> dict[str, Any] | None:
                     "write to another --out (or delete it) to run changed variants"
                 )
         return stored
-    if root.exists() and any(root.iterdir()):
+    if root.exists() and any(p.name != LOCK_NAME for p in root.iterdir()):
         what = "a comparison of the older layout" if (root / "comparison.parquet").exists() else "other files"
         raise UserError(f"{root} is not empty and not an experiment directory ({what}); choose another --out")
     return None
@@ -394,22 +451,52 @@ def run_experiment(
     ``jobs``: processes of the local pool (1 or None: in this process; ``"auto"``: see
     :func:`auto_jobs`), or CPUs of a local Ray instance.  Everything that can be wrong
     with the input (seeds, sweep keys, baseline, the directory, the executor) is checked
-    before the directory is created.
+    before the directory is created.  The directory is locked while the experiment runs:
+    a second experiment into it, or one whose unfinished runs are still being written by
+    another process, raises :class:`~simulator.errors.RunLocked` (naming the holder's pid)
+    and changes nothing.
     """
     stream = stream or sys.stdout
     root = Path(out_dir) if out_dir is not None else default_run_dir(scenario)
     plan = plan_experiment(scenario, root, baseline=baseline, source=source)
     stored = _prepare_root(plan)
-    if jobs == "auto":
-        pending = sum(run_status(t.path)["status"] not in FINISHED for t in plan.tasks())
-        jobs = None if (ray or llm is not None) else auto_jobs(plan, pending)
-    executor = make_executor(jobs, ray, llm)
-    created = not root.exists()
+    lock = RunDirLock(root)
+    if root.is_dir():  # a rerun: refused at once while another process writes here
+        lock.acquire()
     try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        executor.close()
-        raise UserError(f"cannot create output directory {root}: {exc.strerror}") from None
+        _check_runs_free(plan)
+        if jobs == "auto":
+            pending = sum(run_status(t.path)["status"] not in FINISHED for t in plan.tasks())
+            jobs = None if (ray or llm is not None) else auto_jobs(plan, pending)
+        executor = make_executor(jobs, ray, llm)
+        created = not root.exists()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+        except OSError as exc:
+            executor.close()
+            raise UserError(f"cannot create output directory {root}: {exc.strerror}") from None
+        except BaseException:
+            executor.close()
+            raise
+        return _execute(plan, stored, executor, lock, created, stream)
+    finally:
+        lock.release()
+
+
+def _check_runs_free(plan: ExperimentPlan) -> None:
+    """Raise :class:`RunLocked` if another process holds the lock of an unfinished run's
+    directory (e.g. a worker of a killed experiment still writing, or an ``econsim
+    resume`` of that run): it must never be removed or rewritten under its writer."""
+    for t in plan.tasks():
+        if t.path.is_dir() and run_status(t.path)["status"] not in FINISHED and is_locked(t.path):
+            raise RunLocked(t.path, RunDirLock.holder_pid(t.path), None)
+
+
+def _execute(plan: ExperimentPlan, stored: dict[str, Any] | None, executor: Any, lock: RunDirLock,
+             created: bool, stream: TextIO) -> ExperimentPlan:
+    """Run the plan's unfinished runs with ``executor`` into the locked ``plan.root``."""
+    root = plan.root
     tasks = plan.tasks()
     rows = {(t.variant, t.seed): run_status(t.path) for t in tasks}
     todo = [t for t in tasks if rows[(t.variant, t.seed)]["status"] not in FINISHED]
@@ -464,6 +551,7 @@ def run_experiment(
         _write_json(root / "experiment.json", meta)
         executor.close()
         if created and not any((root / "runs").glob("*/seed-*/manifest.json")):
+            lock.release(unlink=True)
             shutil.rmtree(root, ignore_errors=True)
         raise
     finally:

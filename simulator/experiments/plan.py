@@ -25,7 +25,9 @@ LABEL_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 @dataclass(frozen=True)
 class Variant:
-    """One policy variant: a label and the full scenario (without seeds)."""
+    """One policy variant: a label, the full scenario (without seeds) and ``overrides``,
+    what it changes in the base scenario as dotted keys (its ``compare:`` entry, then its
+    sweep point), e.g. ``{"planner.kind": "flat", "planner.rate": 0.2}``."""
 
     label: str
     scenario: Scenario
@@ -115,6 +117,19 @@ def _check_sweep_key(key: str, source: str) -> None:
         raise UserError(f"{source}: sweep: {key!r} is a section; sweep one of its fields")
 
 
+def dotted(changes: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested scenario changes as dotted keys: ``{"planner": {"kind": "flat"}}`` ->
+    ``{"planner.kind": "flat"}`` (lists and other values are kept as they are)."""
+    out: dict[str, Any] = {}
+    for k, v in changes.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(dotted(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
 def _fmt_value(v: Any) -> str:
     text = json.dumps(v) if not isinstance(v, str) else v
     text = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
@@ -159,9 +174,10 @@ def plan_experiment(
     root = Path(root)
     seeds = scenario.run.seed_list()
     compare = scenario.variants(source)  # validates compare labels and sections
+    changes = [dotted({k: v for k, v in c.items() if k != "label"}) for c in scenario.compare] or [{}]
     points = sweep_points(scenario, source)
     variants: list[Variant] = []
-    for clabel, csc in compare:
+    for (clabel, csc), cchanges in zip(compare, changes, strict=True):
         for slabel, over in points:
             if not over:
                 label = clabel
@@ -179,7 +195,7 @@ def plan_experiment(
                     raise UserError(*[
                         format_error(f"{source}: sweep point {where}", e) for e in exc.errors()
                     ]) from None
-            variants.append(Variant(label, sc, dict(over)))
+            variants.append(Variant(label, sc, {**cchanges, **over}))
     labels = [v.label for v in variants]
     if len(set(labels)) != len(labels):
         raise UserError(f"{source}: variant labels repeat: {', '.join(labels)}")

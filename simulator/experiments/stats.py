@@ -7,16 +7,19 @@ Formulas (see ``docs/experiments.md``):
 
 * paired difference of variant ``v`` against the baseline ``b`` on seed ``s``:
   ``d_s = m_{v,s} - m_{b,s}`` for a metric ``m`` of the final tax year; reported as
-  the mean over seeds ``mean(d)`` and a percentile bootstrap interval: resample the
-  seeds ``B`` times with replacement (a seeded ``numpy`` generator), take the mean of
-  each resample, and report the ``(1-level)/2`` and ``(1+level)/2`` quantiles;
+  the mean over seeds ``mean(d)`` and the paired Student-t interval
+  ``mean(d) -+ t_{S-1,(1+level)/2} sd(d) / sqrt(S)`` over the ``S`` seeds
+  (:func:`t_interval`; chosen by measured coverage, ``benchmarks/interval_coverage.py``);
 * consumption equivalent: ``lambda`` solving ``W(u(c_b (1 + lambda), l_b)) = W_v``,
   the uniform proportional change of every worker's consumption in the baseline (hours
-  held) that gives the variant's welfare, by Brent's method, per seed, in percent;
+  held) that gives the variant's welfare, by Brent's method, per seed, in percent; the
+  same t interval over seeds;
 * incidence: per worker ``dc = c_v - c_b`` (post-tax income incl. rebate, dollars a
   year) and ``du = u_v - u_b``, averaged (population weights) within groups of the
   baseline's pre-tax income decile or a persona attribute; a worker gains (loses) when
-  ``dc > 0.01 |c_b|`` (``dc < -0.01 |c_b|``);
+  ``dc > 0.01 |c_b|`` (``dc < -0.01 |c_b|``); group means over seeds with t intervals;
+* verdict: per variant, the winner on the objective when the interval of the paired
+  difference excludes zero (:func:`verdict`);
 * tax rate curves: ``ATR(z) = T(z)/z``, ``MTR(z) = T'(z)`` (right derivative) and the
   net average rate ``(T(z) - rebate)/z`` of a final schedule.
 """
@@ -52,7 +55,90 @@ GROUP_COLUMNS: dict[str, str] = {
 }
 
 
-# --------------------------------------------------------------------------- bootstrap
+# --------------------------------------------------------------------------- intervals
+#: fewest seeds that give an interval over seeds at all (a t interval needs a standard
+#: deviation); ``run.seeds`` lists shorter than this are refused (``config.schema``)
+MIN_SEEDS = 2
+#: below this many seeds the reports call an interval unreliable: its coverage rests on
+#: the per-seed differences being close to normal, which 2-4 seeds cannot check, and
+#: its width on a standard deviation estimated from 1-3 degrees of freedom
+RELIABLE_SEEDS = 5
+#: ``interval`` column of the tables: how every interval the reports show is made
+INTERVAL_METHOD = "paired Student-t"
+
+
+def t_interval(
+    x: Sequence[float] | np.ndarray, level: float = 0.95, axis: int = -1,
+) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """Student-t interval of the mean of ``x`` along ``axis`` (vectorised over the rest).
+
+    ``mean(x) -+ t_{n-1,(1+level)/2} sd(x) / sqrt(n)`` with ``sd`` the sample standard
+    deviation (``ddof=1``) and ``n`` the number of finite values along ``axis``; non-finite
+    values are left out.  Exact for normal per-seed differences (Student 1908); see
+    ``docs/experiments.md`` for its measured coverage on skewed and heavy-tailed ones.
+    ``nan`` where fewer than :data:`MIN_SEEDS` values are finite; a point where they are
+    all equal.  Scalars for a 1-d ``x``, arrays otherwise.
+    """
+    x = np.asarray(x, dtype=float)
+    ok = np.isfinite(x)
+    n = ok.sum(axis=axis)
+    xs = np.where(ok, x, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = xs.sum(axis=axis) / n
+        dev = np.where(ok, x - np.expand_dims(mean, axis), 0.0)
+        sd = np.sqrt((dev ** 2).sum(axis=axis) / (n - 1))
+        q = _t_quantile(level, n - 1)
+        half = q * sd / np.sqrt(n)
+    lo = np.where(n >= MIN_SEEDS, mean - half, np.nan)
+    hi = np.where(n >= MIN_SEEDS, mean + half, np.nan)
+    if lo.ndim == 0:
+        return float(lo), float(hi)
+    return lo, hi
+
+
+def _t_quantile(level: float, df: np.ndarray | int) -> np.ndarray:
+    """Two-sided Student-t critical value ``t_{df,(1+level)/2}`` (nan for ``df < 1``)."""
+    from scipy.stats import t as student_t  # deferred: scipy.stats is slow to import (fast --help)
+
+    df = np.asarray(df, dtype=float)
+    return np.where(df >= 1, student_t.ppf((1.0 + level) / 2.0, np.maximum(df, 1.0)), np.nan)
+
+
+def seeds_for_half_width(sd: float, half_width: float, level: float = 0.95, max_seeds: int = 100_000) -> int:
+    """Fewest seeds ``n`` whose t interval has half-width at most ``half_width``.
+
+    The smallest ``n >= 2`` with ``t_{n-1,(1+level)/2} sd / sqrt(n) <= half_width``
+    (``n ~ (t sd / h)^2``, solved exactly since ``t`` falls with ``n``); ``sd`` is the
+    standard deviation of the per-seed differences (from a pilot experiment) and
+    ``half_width`` is in the same units.  ``max_seeds`` when even that many are not enough.
+    """
+    if not (np.isfinite(sd) and np.isfinite(half_width)) or half_width <= 0:
+        raise ValueError("seeds_for_half_width needs a finite sd and a positive half-width")
+    if sd == 0:
+        return MIN_SEEDS
+    n = np.arange(MIN_SEEDS, max_seeds + 1)
+    ok = _t_quantile(level, n - 1) * abs(sd) / np.sqrt(n) <= half_width
+    return int(n[np.argmax(ok)]) if ok.any() else max_seeds
+
+
+def outlying_seeds(x: Sequence[float] | np.ndarray, seeds: Sequence[int], cut: float = 3.5) -> list[int]:
+    """Seeds whose value is far from the others: modified z-score ``0.6745 |x - median| /
+    MAD > cut`` (Iglewicz and Hoaglin 1993); none with fewer than 4 values or MAD 0.
+
+    A t interval over seeds whose differences have such outliers (a skewed distribution
+    of per-seed effects) covers the mean less often than its level says.
+    """
+    x = np.asarray(x, dtype=float)
+    if x.size < 4:
+        return []
+    med = np.median(x)
+    mad = np.median(np.abs(x - med))
+    if not np.isfinite(mad) or mad == 0:
+        return []
+    z = 0.6745 * np.abs(x - med) / mad
+    return [int(s) for s, zi in zip(seeds, z, strict=True) if zi > cut]
+
+
 def bootstrap_ci(
     x: Sequence[float] | np.ndarray,
     n_resamples: int = 2000,
@@ -61,8 +147,10 @@ def bootstrap_ci(
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``x`` (resampling its elements).
 
-    Returns ``(nan, nan)`` with fewer than two finite values: one seed says nothing about
-    seed-to-seed variation.
+    Not used by the reports any more: with 3-10 seeds it covers the mean far less often
+    than ``level`` (about 84 % at 5 normal seeds, 50 % at 2; ``benchmarks/interval_coverage.py``),
+    see :func:`t_interval`.  Kept for comparison.  Returns ``(nan, nan)`` with fewer than
+    two finite values: one seed says nothing about seed-to-seed variation.
     """
     x = np.asarray(x, dtype=float)
     x = x[np.isfinite(x)]
@@ -81,16 +169,17 @@ def paired_differences(
     baseline: str,
     metrics: Sequence[str] = METRICS,
     *,
-    n_resamples: int = 2000,
     level: float = 0.95,
-    seed: int = 0,
 ) -> pd.DataFrame:
     """Variant minus baseline on the same seed, for every metric.
 
     ``final``: one row per (variant, seed) with the metric columns (the final tax
     year of each run).  Only seeds where both runs finished are paired.  Returns one
     row per (variant, metric): ``n_seeds, baseline_mean, variant_mean, diff_mean,
-    ci_low, ci_high`` (the baseline itself included, with zero differences).
+    diff_sd`` (standard deviation of the per-seed differences), ``ci_low, ci_high``
+    (:func:`t_interval` of the per-seed differences; nan below :data:`MIN_SEEDS`) and
+    ``outliers`` (:func:`outlying_seeds`, comma-separated), the baseline itself included
+    with zero differences.
     """
     metrics = [m for m in metrics if m in final.columns]
     base = final[final["variant"] == baseline].set_index("seed")
@@ -102,13 +191,15 @@ def paired_differences(
             vb = base.loc[seeds, m].to_numpy(dtype=float)
             vv = v.loc[seeds, m].to_numpy(dtype=float)
             d = vv - vb
-            lo, hi = bootstrap_ci(d, n_resamples, level, seed)
+            lo, hi = t_interval(d, level)
             rows.append({
                 "variant": variant, "metric": m, "n_seeds": len(seeds),
                 "baseline_mean": float(np.mean(vb)) if seeds else float("nan"),
                 "variant_mean": float(np.mean(vv)) if seeds else float("nan"),
                 "diff_mean": float(np.mean(d)) if seeds else float("nan"),
+                "diff_sd": float(np.std(d, ddof=1)) if len(seeds) >= MIN_SEEDS else float("nan"),
                 "ci_low": lo, "ci_high": hi,
+                "outliers": ", ".join(map(str, outlying_seeds(d, seeds))),
             })
     return pd.DataFrame(rows)
 
@@ -126,6 +217,102 @@ def best_variants(final: pd.DataFrame, metrics: Sequence[str] = SWF_METRICS) -> 
     """The variant with the highest mean over seeds of each welfare function."""
     means = final.groupby("variant", sort=False)[[m for m in metrics if m in final]].mean()
     return {m: str(means[m].idxmax()) for m in means.columns if means[m].notna().any()}
+
+
+def reliability(n_seeds: int) -> str:
+    """``"no interval"`` below :data:`MIN_SEEDS` paired seeds, ``"unreliable"`` below
+    :data:`RELIABLE_SEEDS`, else ``"ok"``."""
+    if n_seeds < MIN_SEEDS:
+        return "no interval"
+    return "unreliable" if n_seeds < RELIABLE_SEEDS else "ok"
+
+
+def verdict(
+    diffs: pd.DataFrame,
+    ce: pd.DataFrame,
+    incidence_table: pd.DataFrame,
+    baseline: str,
+    objective: str,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """The headline of an experiment: one row per variant other than the baseline.
+
+    ``diffs``: :func:`paired_differences`; ``ce``: mean consumption equivalents with
+    ``ce_pct_mean, ce_low, ce_high`` per (variant, metric); ``incidence_table``: incidence
+    by grouping with intervals (:func:`mean_over_seeds`), may be empty; ``objective``: the
+    welfare function the planners maximise (``utilitarian``, ...).  Columns:
+
+    * ``metric`` (``swf_<objective>``), ``n_seeds``, ``diff_mean, ci_low, ci_high``;
+    * ``distinguishable``: the interval excludes zero; ``winner``: the variant or the
+      baseline when it does, ``""`` when it does not; ``higher``: the one with the higher
+      mean (also on one seed); ``reliability`` (:func:`reliability`); ``outliers``;
+    * ``seeds_needed``: seeds whose t interval would have half-width ``|diff_mean|``
+      (:func:`seeds_for_half_width`, ``sd`` from these seeds), when not distinguishable;
+    * ``ce_pct, ce_low, ce_high`` (percent), ``revenue_diff, revenue_low, revenue_high``
+      (dollars a year per person);
+    * ``gaining_deciles`` / ``losing_deciles``: pre-tax income deciles whose post-tax
+      income rises / falls (interval above / below zero; the sign of the mean on one
+      seed), comma-separated; ``share_gaining`` / ``share_losing``: population shares
+      gaining / losing more than 1 % of post-tax income (mean over seeds).
+    """
+    metric = f"swf_{objective}"
+    rows = []
+    for variant in pd.unique(diffs["variant"]):
+        if variant == baseline:
+            continue
+        d = diffs[diffs["variant"] == variant].set_index("metric")
+        if metric not in d.index:
+            continue
+        r = d.loc[metric]
+        n = int(r["n_seeds"])
+        lo, hi, mean = float(r["ci_low"]), float(r["ci_high"]), float(r["diff_mean"])
+        dist = bool(np.isfinite(lo) and (lo > 0 or hi < 0))
+        higher = variant if mean > 0 else baseline if mean < 0 else ""
+        needed = -1
+        sd = float(r.get("diff_sd", np.nan))
+        if not dist and n >= MIN_SEEDS and np.isfinite(sd) and sd > 0 and mean != 0:
+            needed = seeds_for_half_width(sd, abs(mean), level)
+        c = ce[(ce["variant"] == variant) & (ce["metric"] == metric)] if len(ce) else ce
+        rev = d.loc["revenue"] if "revenue" in d.index else None
+        row = {
+            "variant": variant, "baseline": baseline, "metric": metric, "n_seeds": n,
+            "diff_mean": mean, "ci_low": lo, "ci_high": hi, "distinguishable": dist,
+            "winner": (variant if mean > 0 else baseline) if dist else "", "higher": higher,
+            "reliability": reliability(n), "outliers": str(r.get("outliers", "") or ""),
+            "seeds_needed": needed,
+            "ce_pct": float(c["ce_pct_mean"].iloc[0]) if len(c) else float("nan"),
+            "ce_low": float(c["ce_low"].iloc[0]) if len(c) else float("nan"),
+            "ce_high": float(c["ce_high"].iloc[0]) if len(c) else float("nan"),
+            "revenue_diff": float(rev["diff_mean"]) if rev is not None else float("nan"),
+            "revenue_low": float(rev["ci_low"]) if rev is not None else float("nan"),
+            "revenue_high": float(rev["ci_high"]) if rev is not None else float("nan"),
+            "gaining_deciles": "", "losing_deciles": "",
+            "share_gaining": float("nan"), "share_losing": float("nan"),
+        }
+        if len(incidence_table):
+            inc = incidence_table[(incidence_table["variant"] == variant)
+                                  & (incidence_table["grouping"] == "income_decile")]
+            dec = inc[inc["group"] != "all"]
+            if len(dec):
+                mid = dec["d_post_tax_pct"].to_numpy(float)
+                low = dec["d_post_tax_pct_low"].to_numpy(float) if "d_post_tax_pct_low" in dec else np.full(len(dec), np.nan)
+                high = dec["d_post_tax_pct_high"].to_numpy(float) if "d_post_tax_pct_high" in dec else np.full(len(dec), np.nan)
+                has = np.isfinite(low)
+                gain = np.where(has, low > 0, mid > 0)
+                lose = np.where(has, high < 0, mid < 0)
+                groups = dec["group"].astype(str).to_numpy()
+                row["gaining_deciles"] = ",".join(groups[gain])
+                row["losing_deciles"] = ",".join(groups[lose])
+            alls = inc[inc["group"] == "all"]
+            if len(alls):
+                row["share_gaining"] = float(alls["share_gaining"].iloc[0])
+                row["share_losing"] = float(alls["share_losing"].iloc[0])
+        rows.append(row)
+    cols = ["variant", "baseline", "metric", "n_seeds", "diff_mean", "ci_low", "ci_high", "distinguishable",
+            "winner", "higher", "reliability", "outliers", "seeds_needed", "ce_pct", "ce_low", "ce_high",
+            "revenue_diff", "revenue_low", "revenue_high", "gaining_deciles", "losing_deciles",
+            "share_gaining", "share_losing"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 # --------------------------------------------------------------------------- CE
@@ -235,40 +422,53 @@ def incidence(paired: pd.DataFrame, by: str) -> pd.DataFrame:
     return out
 
 
-def mean_over_seeds(tables: list[pd.DataFrame]) -> pd.DataFrame:
-    """Average per-seed incidence tables group by group (each seed counts once)."""
+#: incidence columns that get an interval over seeds (``<column>_low``, ``<column>_high``)
+INCIDENCE_INTERVALS: tuple[str, ...] = ("d_post_tax", "d_post_tax_pct", "d_utility")
+
+
+def mean_over_seeds(tables: list[pd.DataFrame], level: float = 0.95) -> pd.DataFrame:
+    """Average per-seed incidence tables group by group (each seed counts once).
+
+    Adds ``<c>_low`` and ``<c>_high`` for every column ``c`` of
+    :data:`INCIDENCE_INTERVALS`: the :func:`t_interval` of that group's per-seed values
+    (nan with fewer than :data:`MIN_SEEDS` seeds), and ``n_seeds``.
+    """
     if not tables:
         return pd.DataFrame()
-    cat = pd.concat(tables, ignore_index=True)
+    cat = pd.concat([t.assign(_seed=k) for k, t in enumerate(tables)], ignore_index=True)
     order = list(dict.fromkeys(cat["group"]))
-    out = cat.groupby("group", sort=False).mean(numeric_only=True)
+    out = cat.drop(columns="_seed").groupby("group", sort=False).mean(numeric_only=True)
     out["n_seeds"] = cat.groupby("group", sort=False).size()
-    return out.loc[order].reset_index()
+    out = out.loc[order]
+    for c in INCIDENCE_INTERVALS:
+        if c not in cat:
+            continue
+        wide = cat.pivot(index="group", columns="_seed", values=c).loc[order].to_numpy(dtype=float)
+        lo, hi = t_interval(wide, level, axis=1)
+        out[f"{c}_low"], out[f"{c}_high"] = lo, hi
+    return out.reset_index()
 
 
 # --------------------------------------------------------------------------- rates
 def tax_rate_curves(
-    thresholds: Sequence[float], rates: Sequence[float], incomes: np.ndarray | None = None,
-    rebate: float = 0.0,
+    schedule: TaxSchedule, incomes: np.ndarray | None = None, rebate: float = 0.0,
 ) -> pd.DataFrame:
-    """Average, marginal and net average tax rates of a schedule at ``incomes``.
+    """Tax, average, marginal and net average tax rates of ``schedule`` at gross ``incomes``.
 
-    ``incomes`` in dollars a year (default: 200 points from $1,000 to 2.5x the top
-    threshold, log-spaced, plus every threshold); ``rebate`` per person, dollars a year.
+    ``schedule`` is the one the run charged (``TaxSchedule.with_rates`` of its base
+    schedule, so its deduction is included); every column comes from
+    ``TaxSchedule.curves``, the evaluation the simulation's ``tax`` uses, so ``tax`` is what
+    the run charged at that income.  ``incomes`` in dollars a year (default
+    ``schedule.curve_incomes()``: 200 log-spaced points from $1,000 to 2.5x the top
+    bracket's gross lower edge, plus every kink); ``rebate`` per person, dollars a year.
+    The ``deduction`` column (dollars a year) and ``deduction_note`` say what the curves
+    include.
     """
-    sched = TaxSchedule(list(thresholds), list(rates))
-    if incomes is None:
-        top = max(float(max(thresholds)), 1.0)
-        incomes = np.unique(np.concatenate([np.geomspace(1_000.0, 2.5 * top, 200),
-                                            [t for t in thresholds if t > 0]]))
-    z = np.asarray(incomes, dtype=float)
-    tax = np.asarray(sched.tax(z), dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        atr = np.where(z > 0, tax / z, np.nan)
-        net = np.where(z > 0, (tax - rebate) / z, np.nan)
-    return pd.DataFrame({"income": z, "tax": tax, "average_rate": atr,
-                         "marginal_rate": np.asarray(sched.marginal_rate(z), dtype=float),
-                         "net_average_rate": net})
+    z = schedule.curve_incomes() if incomes is None else np.asarray(incomes, dtype=float)
+    c = schedule.curves(z, rebate=rebate)
+    return pd.DataFrame({"income": c["income"], "tax": c["tax"], "average_rate": c["average_rate"],
+                         "marginal_rate": c["marginal_rate"], "net_average_rate": c["net_average_rate"],
+                         "deduction": schedule.deduction, "deduction_note": schedule.deduction_note()})
 
 
 def bracket_labels(thresholds: Sequence[float]) -> list[str]:

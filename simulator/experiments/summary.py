@@ -147,10 +147,6 @@ def _utility_for(scenario: dict[str, Any]):
     return build_utility(Scenario.model_validate(scenario))
 
 
-def _schedule_thresholds(scenario: dict[str, Any]) -> list[float]:
-    return [float(t) for t in build_base_schedule(Scenario.model_validate(scenario)).thresholds]
-
-
 def consumption_equivalents(exp: Experiment, final: pd.DataFrame) -> pd.DataFrame:
     """CE % of every variant against the baseline, per seed and welfare function."""
     rows = []
@@ -179,10 +175,11 @@ def consumption_equivalents(exp: Experiment, final: pd.DataFrame) -> pd.DataFram
 
 
 def ce_summary(ce: pd.DataFrame, cfg: dict[str, Any]) -> pd.DataFrame:
-    """Mean CE % over seeds with its bootstrap interval, per variant and welfare function."""
+    """Mean CE % over seeds with its t interval (``stats.t_interval`` of the per-seed CE
+    values, level ``experiment.confidence``), per variant and welfare function."""
     rows = []
     for (v, m), g in ce.groupby(["variant", "metric"], sort=False):
-        lo, hi = stats.bootstrap_ci(g["ce_pct"], cfg["bootstrap"], cfg["confidence"], cfg["bootstrap_seed"])
+        lo, hi = stats.t_interval(g["ce_pct"].to_numpy(float), cfg["confidence"])
         vals = g["ce_pct"].to_numpy(float)
         rows.append({"variant": v, "metric": m, "n_seeds": int(np.isfinite(vals).sum()),
                      "ce_pct_mean": float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan"),
@@ -190,8 +187,9 @@ def ce_summary(ce: pd.DataFrame, cfg: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["variant", "metric", "n_seeds", "ce_pct_mean", "ce_low", "ce_high"])
 
 
-def incidence_tables(exp: Experiment, final: pd.DataFrame) -> pd.DataFrame:
-    """Incidence of every variant against the baseline, by every grouping, mean over seeds."""
+def incidence_tables(exp: Experiment, final: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Incidence of every variant against the baseline, by every grouping, mean over seeds
+    with t intervals (``stats.mean_over_seeds``)."""
     out = []
     for v in exp.variants:
         if v == exp.baseline:
@@ -208,7 +206,7 @@ def incidence_tables(exp: Experiment, final: pd.DataFrame) -> pd.DataFrame:
                 if col in paired:
                     per_group.setdefault(col, []).append(stats.incidence(paired, col))
         for col, tables in per_group.items():
-            t = stats.mean_over_seeds(tables)
+            t = stats.mean_over_seeds(tables, level)
             t.insert(0, "grouping", col)
             t.insert(0, "variant", v)
             out.append(t)
@@ -216,44 +214,55 @@ def incidence_tables(exp: Experiment, final: pd.DataFrame) -> pd.DataFrame:
 
 
 def rate_curves(exp: Experiment, final: pd.DataFrame) -> pd.DataFrame:
-    """ATR/MTR curves of each variant's final schedule (rates averaged over seeds)."""
+    """ATR/MTR curves of each variant's final schedule (rates averaged over seeds): the
+    variant's base schedule (brackets and deduction, from its resolved scenario) with the
+    final rates, as the runs charged it."""
     out = []
     for v in exp.variants:
         f = final[final["variant"] == v]
         if f.empty:
             continue
-        thresholds = _schedule_thresholds(exp.scenario(v))
-        rates = [float(f[f"rate_{i}"].mean()) for i in range(len(thresholds))]
+        base = build_base_schedule(Scenario.model_validate(exp.scenario(v)))
+        sched = base.with_rates([float(f[f"rate_{i}"].mean()) for i in range(base.n_brackets)])
         rebate = float(f["rebate"].mean()) if "rebate" in f else 0.0
-        out.append(stats.tax_rate_curves(thresholds, rates, rebate=rebate).assign(variant=v))
+        out.append(stats.tax_rate_curves(sched, rebate=rebate).assign(variant=v))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
 def stats_config(exp: Experiment) -> dict[str, Any]:
-    """Bootstrap settings from the scenario's ``experiment:`` section (or defaults)."""
+    """Statistics settings from the scenario's ``experiment:`` section (or defaults); the
+    intervals use ``confidence``."""
     sc = exp.meta.get("scenario") or exp.scenario(exp.variants[0])
     return ExperimentConfig.model_validate(sc.get("experiment", {})).model_dump()
 
 
+def objective_of(final: pd.DataFrame) -> str:
+    """The welfare function the planners maximised (``objective_swf`` of the runs)."""
+    return str(final["objective_swf"].iloc[0]) if "objective_swf" in final and len(final) else "utilitarian"
+
+
 def experiment_stats(exp: Experiment) -> dict[str, pd.DataFrame]:
     """Every table of the report: ``final``, ``means``, ``differences``, ``ce``,
-    ``ce_runs``, ``incidence``, ``tax_rates``, ``years``."""
+    ``ce_runs``, ``incidence``, ``verdict`` (``stats.verdict``), ``tax_rates``, ``years``."""
     cfg = stats_config(exp)
     years = years_table(exp)
     final = final_table(exp)
     if final.empty:
         raise UserError(f"{exp.root}: no run has a completed tax year to report")
-    diffs = stats.paired_differences(final, exp.baseline, n_resamples=cfg["bootstrap"],
-                                     level=cfg["confidence"], seed=cfg["bootstrap_seed"])
+    level = cfg["confidence"]
+    diffs = stats.paired_differences(final, exp.baseline, level=level)
     ce_runs = consumption_equivalents(exp, final)
+    ce = ce_summary(ce_runs, cfg)
+    inc = incidence_tables(exp, final, level)
     return {
         "years": years,
         "final": final,
         "means": stats.variant_means(final),
         "differences": diffs,
         "ce_runs": ce_runs,
-        "ce": ce_summary(ce_runs, cfg),
-        "incidence": incidence_tables(exp, final),
+        "ce": ce,
+        "incidence": inc,
+        "verdict": stats.verdict(diffs, ce, inc, exp.baseline, objective_of(final), level),
         "tax_rates": rate_curves(exp, final),
     }
 
@@ -275,9 +284,8 @@ def summary_text(root: str | Path, baseline: str | None = None) -> str:
     exp = load_experiment(root, baseline)
     final = final_table(exp)
     cfg = stats_config(exp)
-    diffs = stats.paired_differences(final, exp.baseline, n_resamples=cfg["bootstrap"],
-                                     level=cfg["confidence"], seed=cfg["bootstrap_seed"])
-    obj = str(final["objective_swf"].iloc[0]) if "objective_swf" in final else "utilitarian"
+    diffs = stats.paired_differences(final, exp.baseline, level=cfg["confidence"])
+    obj = objective_of(final)
     metrics = [f"swf_{obj}", "revenue", "mean_hours", "gini_post_tax"]
     header = ["variant", "seeds"] + [m.replace("swf_", "") for m in metrics]
     lines = [header]
@@ -301,5 +309,10 @@ def summary_text(root: str | Path, baseline: str | None = None) -> str:
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
     body = "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in lines)
     level = int(round(100 * cfg["confidence"]))
+    n = int(diffs["n_seeds"].min()) if len(diffs) else 0
+    note = ("" if stats.reliability(n) == "ok" else
+            f"\nonly {n} paired seed{'s' if n != 1 else ''}: "
+            + ("no interval" if n < stats.MIN_SEEDS else
+               f"intervals are unreliable below {stats.RELIABLE_SEEDS} seeds") + " (docs/experiments.md)")
     return (f"\n== experiment: final tax year, mean over seeds (difference from {exp.baseline} "
-            f"on the same seeds [{level} % bootstrap interval])\n{body}")
+            f"on the same seeds [{level} % paired t interval])\n{body}{note}")

@@ -56,6 +56,68 @@ _BASELINES: OrderedDict[str, tuple] = OrderedDict()
 # Controls that define the economy's people or randomness (everything else is policy).
 _STRUCTURAL = ("scenario", "population_size", "population_source", "population_path", "seed")
 
+#: (low, high, step) of each numeric control, in the page's units: the page's slider
+#: ranges, and the values a starting control may take (widened to the scenario's own
+#: value where it lies outside).  ``rate`` stands for every ``rate_<i>``.
+CONTROL_RANGES: dict[str, tuple[float, float, float]] = {
+    "population_size": (10, 200_000, 10), "seed": (0, 1000, 1),
+    "delta": (1.1, 6.0, 0.1), "eta": (0.0, 3.0, 0.1), "frisch": (0.1, 2.0, 0.05),
+    "min_hours": (0.0, 168.0, 1.0), "max_hours": (0.0, 168.0, 1.0),
+    "rate": (0.0, 100.0, 0.5), "flat_rate": (0.0, 100.0, 0.5), "rebate_share": (0.0, 100.0, 1.0),
+}
+_WHOLE = ("population_size", "seed")
+_PERCENT = ("rate", "flat_rate", "rebate_share")
+_CHOICES = {"planner": PLANNER_KINDS, "workers": WORKER_POLICIES, "population_source": POPULATION_SOURCES}
+
+
+def control_range(name: str, settings: dict[str, Any] | None = None) -> tuple[float, float, float]:
+    """(low, high, step) of numeric control ``name``, widened to ``settings[name]``."""
+    lo, hi, step = CONTROL_RANGES["rate" if name.startswith("rate_") else name]
+    own = (settings or {}).get(name)
+    if isinstance(own, int | float) and not isinstance(own, bool) and np.isfinite(own):
+        lo, hi = min(lo, own), max(hi, own)
+    return lo, hi, step
+
+
+def check_controls(params: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Starting values of controls, checked one by one against ``settings`` (the
+    scenario's :func:`default_settings`): known names, numbers where numbers go, whole
+    numbers for sizes and seeds, within :func:`control_range`, one of the choices.
+    Returns them converted (``"45"`` -> 45.0); raises :class:`UserError`, one line per
+    bad control.  Combinations (minimum above maximum hours, ...) are the scenario
+    schema's to check."""
+    out, problems = {}, []
+    for name, value in params.items():
+        if name not in settings:
+            known = ", ".join(k for k in settings if not k.startswith("rate_"))
+            rates = [k for k in settings if k.startswith("rate_")]
+            problems.append(f"{name}={value}: unknown control; known: {known}"
+                            + (f", {rates[0]} ... {rates[-1]} (one per tax bracket)" if rates else ""))
+        elif name in _CHOICES:
+            if value not in _CHOICES[name]:
+                problems.append(f"{name}={value}: expected one of {', '.join(_CHOICES[name])}")
+            out[name] = value
+        elif name in ("scenario", "population_path"):
+            out[name] = str(value)
+        else:
+            lo, hi, _ = control_range(name, settings)
+            unit = " %" if name.startswith(_PERCENT) else ""
+            try:
+                if isinstance(value, bool) or isinstance(value, list | dict) or value is None:
+                    raise ValueError
+                number = float(value)
+            except (TypeError, ValueError):
+                problems.append(f"{name}={value}: expected a number ({lo:g}-{hi:g}{unit})")
+                continue
+            if not np.isfinite(number) or not lo <= number <= hi:
+                problems.append(f"{name}={value}: outside {lo:g}-{hi:g}{unit}")
+            elif name in _WHOLE and number != int(number):
+                problems.append(f"{name}={value}: expected a whole number")
+            out[name] = int(number) if name in _WHOLE and np.isfinite(number) else number
+    if problems:
+        raise UserError(*problems)
+    return out
+
 
 def _scenario_data(name: str | Path) -> tuple[dict[str, Any], Path]:
     """The raw YAML mapping of a scenario file or shipped scenario name."""
@@ -225,19 +287,23 @@ def winners_losers(base: Outcome, now: Outcome, weights: np.ndarray | None = Non
 
 def schedule_curves(schedule: TaxSchedule, rebate: float = 0.0,
                     incomes: np.ndarray | None = None) -> pd.DataFrame:
-    """Statutory marginal rate, average tax rate and effective average rate by income.
+    """Tax, statutory marginal rate, average and effective average rate by gross income.
 
-    ``incomes`` in dollars a year (default 300 log-spaced points from $1,000 to $2M).
-    The effective average rate nets out the lump-sum ``rebate`` (dollars a year):
-    ``(T(z) - rebate) / z``; it is negative where the rebate exceeds the tax.
+    ``schedule`` is the one the economy charges (its deduction included); the columns come
+    from ``TaxSchedule.curves``, the evaluation behind the simulation's tax and the
+    reports' curves.  ``incomes`` in dollars a year (default 300 log-spaced points from
+    $1,000 to $2M plus the schedule's kinks in gross income).  The effective average rate
+    nets out the lump-sum ``rebate`` (dollars a year): ``(T(z) - rebate) / z``; it is
+    negative where the rebate exceeds the tax.
     """
-    z = np.geomspace(1_000, 2_000_000, 300) if incomes is None else np.asarray(incomes, dtype=float)
-    tax = schedule.tax(z)
+    z = schedule.curve_incomes(300, 1_000.0, 2_000_000.0) if incomes is None else np.asarray(incomes, dtype=float)
+    c = schedule.curves(z, rebate=rebate)
     return pd.DataFrame({
-        "income": z,
-        "marginal_rate": schedule.marginal_rate(z),
-        "average_rate": schedule.average_rate(z),
-        "effective_average_rate": (tax - rebate) / z,
+        "income": c["income"],
+        "tax": c["tax"],
+        "marginal_rate": c["marginal_rate"],
+        "average_rate": c["average_rate"],
+        "effective_average_rate": c["net_average_rate"],
     })
 
 
@@ -272,10 +338,7 @@ class ExploreModel(mesa.Model):
         merged = default_settings(name)
         if settings and str(start.get("scenario", name)) == str(name):
             merged.update({k: v for k, v in start.items() if k in merged})
-        unknown = sorted(set(params) - set(merged))
-        if unknown:
-            raise UserError(f"unknown control(s) {', '.join(unknown)}; known: {', '.join(merged)}")
-        merged.update(params)
+        merged.update(check_controls(params, merged))
         merged["scenario"] = str(name)
         sc = build_scenario(merged)
         super().__init__(rng=sc.run.seed)

@@ -36,6 +36,7 @@ from simulator.explore.model import (  # noqa: E402
     POPULATION_SOURCES,
     WORKER_POLICIES,
     ExploreModel,
+    control_range,
     describe_error,
 )
 
@@ -48,9 +49,17 @@ def shipped_scenarios() -> list[str]:
 
 
 def _bracket_label(i: int, thresholds: tuple[float, ...]) -> str:
+    """``rate_<i>, $lo-$hi``: the control's own name (as ``--param`` and ``apply`` take
+    it, counted from 0 like the ``rate_<i>`` columns of the run tables) and its bracket."""
     lo = thresholds[i]
     span = f"${lo:,.0f}+" if i + 1 == len(thresholds) else f"${lo:,.0f}-${thresholds[i + 1]:,.0f}"
-    return f"rate {i + 1}, {span}"
+    return f"rate_{i}, {span}"
+
+
+def _slider(label: str, name: str, settings: dict[str, Any], kind: type = float) -> Slider:
+    """A Mesa ``Slider`` for control ``name`` over its :func:`control_range`."""
+    lo, hi, step = control_range(name, settings)
+    return Slider(label, kind(settings[name]), kind(lo), kind(hi), kind(step))
 
 
 def economy_params(model: ExploreModel) -> dict[str, Any]:
@@ -61,8 +70,7 @@ def economy_params(model: ExploreModel) -> dict[str, Any]:
         scenarios = [s["scenario"], *scenarios]
     params: dict[str, Any] = {
         "scenario": {"type": "Select", "label": "scenario", "value": s["scenario"], "values": scenarios},
-        "population_size": Slider(f"population size: {s['population_size']:,}", s["population_size"],
-                                  10, 200_000, 10),
+        "population_size": _slider(f"population size: {s['population_size']:,}", "population_size", s, int),
         "population_source": {"type": "Select", "label": "population source",
                               "value": s["population_source"], "values": list(POPULATION_SOURCES)},
     }
@@ -72,13 +80,13 @@ def economy_params(model: ExploreModel) -> dict[str, Any]:
     params["workers"] = {"type": "Select", "label": "workers", "value": s["workers"],
                          "values": list(WORKER_POLICIES)}
     if model.scenario_settings.economy.utility.form == "quasi_linear":
-        params["delta"] = Slider(f"utility: labour exponent delta {s['delta']:g}", float(s["delta"]), 1.1, 6.0, 0.1)
+        params["delta"] = _slider(f"utility: labour exponent delta {s['delta']:g}", "delta", s)
     else:
-        params["eta"] = Slider(f"utility: risk aversion eta {s['eta']:g}", float(s["eta"]), 0.0, 3.0, 0.1)
-        params["frisch"] = Slider(f"utility: Frisch elasticity {s['frisch']:g}", float(s["frisch"]), 0.1, 2.0, 0.05)
-    params["min_hours"] = Slider(f"min hours a week: {s['min_hours']:g}", float(s["min_hours"]), 0.0, 168.0, 1.0)
-    params["max_hours"] = Slider(f"max hours a week: {s['max_hours']:g}", float(s["max_hours"]), 0.0, 168.0, 1.0)
-    params["seed"] = Slider(f"seed: {s['seed']}", int(s["seed"]), 0, 1000, 1)
+        params["eta"] = _slider(f"utility: risk aversion eta {s['eta']:g}", "eta", s)
+        params["frisch"] = _slider(f"utility: Frisch elasticity {s['frisch']:g}", "frisch", s)
+    params["min_hours"] = _slider(f"min hours a week: {s['min_hours']:g}", "min_hours", s)
+    params["max_hours"] = _slider(f"max hours a week: {s['max_hours']:g}", "max_hours", s)
+    params["seed"] = _slider(f"seed: {s['seed']}", "seed", s, int)
     return params
 
 
@@ -92,12 +100,10 @@ def tax_params(model: ExploreModel) -> dict[str, Any]:
     if s["planner"] == "fixed":
         thr = model.economy.base_schedule.thresholds
         for i in range(len(thr)):
-            value = float(s[f"rate_{i}"])
-            params[f"rate_{i}"] = Slider(f"{_bracket_label(i, thr)}: {value:g} %", value, 0.0, 100.0, 0.5)
+            params[f"rate_{i}"] = _slider(f"{_bracket_label(i, thr)}: {float(s[f'rate_{i}']):g} %", f"rate_{i}", s)
     elif s["planner"] == "flat":
-        params["flat_rate"] = Slider(f"flat rate: {s['flat_rate']:g} %", float(s["flat_rate"]), 0.0, 100.0, 0.5)
-    params["rebate_share"] = Slider(f"rebate share of revenue: {s['rebate_share']:g} %",
-                                    float(s["rebate_share"]), 0.0, 100.0, 1.0)
+        params["flat_rate"] = _slider(f"flat rate: {s['flat_rate']:g} %", "flat_rate", s)
+    params["rebate_share"] = _slider(f"rebate share of revenue: {s['rebate_share']:g} %", "rebate_share", s)
     return params
 
 

@@ -56,7 +56,7 @@ def schedule_figure(model: ExploreModel) -> Figure:
     ax.axhline(0, color="black", lw=0.5)
     ax.xaxis.set_major_formatter(FuncFormatter(_dollars))
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlabel("gross income, dollars a year")
+    ax.set_xlabel(f"gross income, dollars a year ({eco.schedule.deduction_note()})")
     ax.set_ylabel("rate")
     ax.set_title(f"Tax schedule, year {max(len(eco.history) - 1, 0)}")
     ax.legend(fontsize=7, loc="lower right")

@@ -13,6 +13,11 @@ connection).  Several processes (the runs of an experiment on a process pool or 
 can share one file: WAL journal (readers never block the writer), a 30 s busy timeout,
 writes in ``BEGIN IMMEDIATE`` transactions, and a retry with backoff when SQLite still
 reports the database locked or busy.
+
+Any other SQLite error on the file (``sqlite3.DatabaseError`` and its subclasses: a
+corrupt page, not a database, the disk full, read-only, still locked after
+:data:`LOCK_RETRY_S`) is a :class:`~simulator.errors.UserError` of one line naming the
+file and what to do (:func:`cache_error`), never a traceback.
 """
 
 from __future__ import annotations
@@ -43,18 +48,48 @@ def _locked(exc: sqlite3.OperationalError) -> bool:
     return "locked" in msg or "busy" in msg
 
 
-def _retrying(fn, *args):
-    """Call ``fn(*args)``, retrying with backoff while the database is locked."""
+def cache_error(path: Path, exc: BaseException) -> UserError:
+    """One line naming the cache file, what SQLite (or the OS) said and what to do."""
+    msg = " ".join(str(exc).split())[:160] or type(exc).__name__
+    low = msg.lower()
+    off = "or run with --set llm.cache=off"
+    elsewhere = "set llm.cache_path or ECONSIM_CACHE_DIR to another folder"
+    # SQLITE_CORRUPT ("database disk image is malformed") and SQLITE_NOTADB are plain
+    # DatabaseErrors; full, locked, read-only and cannot-open are OperationalErrors
+    corrupt = type(exc) is sqlite3.DatabaseError or "malformed" in low or "not a database" in low
+    if corrupt:
+        what, todo = "is damaged", f"move it away (a fresh one is made at the next run) {off}"
+    elif "full" in low:
+        what, todo = "cannot grow: the disk is full", f"free space, {elsewhere}, {off}"
+    elif _locked(exc):
+        what = f"is still locked by another process after {LOCK_RETRY_S:g} s"
+        todo = f"wait for the other run to finish, {elsewhere}, {off}"
+    elif "readonly" in low or "read-only" in low or "permission" in low:
+        what, todo = "is read-only", f"make it writable, {elsewhere}, {off}"
+    else:
+        what, todo = "cannot be used", f"{elsewhere}, move the file away, {off}"
+    return UserError(f"LLM response cache {path} {what} ({msg}): {todo}")
+
+
+def _retrying(fn, *args, path: Path | None = None):
+    """Call ``fn(*args)``, retrying with backoff while the database is locked; any SQLite
+    error left is :func:`cache_error` (a ``UserError``) when ``path`` is given."""
     delay, waited = 0.01, 0.0
     while True:
         try:
             return fn(*args)
         except sqlite3.OperationalError as exc:
             if not _locked(exc) or waited >= LOCK_RETRY_S:
-                raise
+                if path is None:
+                    raise
+                raise cache_error(path, exc) from None
             time.sleep(delay)
             waited += delay
             delay = min(delay * 2, 1.0)
+        except sqlite3.Error as exc:  # DatabaseError: corrupt page, not a database, ...
+            if path is None:
+                raise
+            raise cache_error(path, exc) from None
 
 
 class CacheMissError(UserError):
@@ -89,12 +124,14 @@ class ResponseCache:
             self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, check_same_thread=False,
                                          isolation_level=None)
             with self._lock:
-                _retrying(self._setup)
-        except (OSError, sqlite3.Error) as exc:
+                _retrying(self._setup, path=self.path)
+        except OSError as exc:
             raise UserError(
                 f"LLM response cache {self.path}: cannot use it ({exc}); set llm.cache_path or "
-                "ECONSIM_CACHE_DIR to a writable folder, or llm.cache: off"
+                "ECONSIM_CACHE_DIR to a writable folder, or run with --set llm.cache=off"
             ) from None
+        except sqlite3.Error as exc:  # connect itself: unable to open the file
+            raise cache_error(self.path, exc) from None
 
     def _setup(self) -> None:
         self._conn.execute(f"PRAGMA busy_timeout={int(1000 * BUSY_TIMEOUT_S)}")
@@ -110,10 +147,14 @@ class ResponseCache:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             self._conn.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            if self._conn.in_transaction:
+                try:
+                    self._conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the original error says more
             raise
-        self._conn.execute("COMMIT")
 
     def get_many(self, keys: Sequence[str]) -> dict[str, tuple[str, int, int]]:
         out: dict[str, tuple[str, int, int]] = {}
@@ -122,7 +163,8 @@ class ResponseCache:
             for i in range(0, len(uniq), 500):
                 chunk = uniq[i : i + 500]
                 q = "SELECT key, text, prompt_tokens, completion_tokens FROM responses WHERE key IN (%s)"
-                rows = _retrying(lambda q=q, c=chunk: self._conn.execute(q % ",".join("?" * len(c)), c).fetchall())
+                rows = _retrying(lambda q=q, c=chunk: self._conn.execute(q % ",".join("?" * len(c)), c).fetchall(),
+                                 path=self.path)
                 for k, text, pt, ct in rows:
                     out[k] = (text, pt or 0, ct or 0)
         return out
@@ -133,11 +175,12 @@ class ResponseCache:
             return
         now = time.time()
         with self._lock:
-            _retrying(self._write, [(*r, now) for r in rows])
+            _retrying(self._write, [(*r, now) for r in rows], path=self.path)
 
     def __len__(self) -> int:
         with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+            return int(_retrying(lambda: self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0],
+                                 path=self.path))
 
     def close(self) -> None:
         with self._lock:

@@ -15,7 +15,8 @@ the value.  Batches are sorted so prompts sharing a prefix are adjacent (llama.c
 the KV cache of the previous prompt's common prefix) and, above a few prompts, split
 across worker processes with one thread each (2 processes x 1 thread beat 1 x 2 threads:
 2.7 vs 2.2 prompts/s on 2 cores).  The pool (spawn context) loads the model once per
-process and lives until :meth:`EmbeddedModel.close`.
+process and lives until :meth:`EmbeddedModel.close`; its workers end with the process
+that started them, however it ends (``kill -9`` included; :mod:`simulator.lifeline`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.errors import UserError
+from simulator.lifeline import pool_arguments
 from simulator.llm.cache import file_sha256
 from simulator.llm.config import EMBEDDED_MODEL, LLMConfig, user_cache_dir
 from simulator.llm.constraints import parse_reply
@@ -400,11 +402,11 @@ class EmbeddedModel(LanguageModel):
 
             # a ProcessPoolExecutor (not multiprocessing.Pool): a worker that dies raises
             # BrokenProcessPool here instead of hanging the batch forever
+            # the workers end with this process, SIGKILL included (simulator.lifeline)
             self._pool = ProcessPoolExecutor(
                 self.processes,
                 mp_context=mp.get_context("spawn"),
-                initializer=_worker_init,
-                initargs=(str(self.path), self.threads, self.n_ctx, self.extra_bufts),
+                **pool_arguments(_worker_init, (str(self.path), self.threads, self.n_ctx, self.extra_bufts)),
             )
         return self._pool
 
@@ -486,7 +488,7 @@ class EmbeddedModel(LanguageModel):
             except Exception:  # noqa: BLE001
                 pass
 
-    def __del__(self) -> None:  # best effort; pools also die with the parent
+    def __del__(self) -> None:  # best effort; the workers also die with the parent (lifeline)
         try:
             self._terminate_pool()
         except Exception:  # noqa: BLE001

@@ -7,17 +7,25 @@ and counts them: HTTP 429, 5xx, timeouts and connection errors are retried with
 exponential backoff and full jitter; other 4xx are recorded at once.  Nothing raises out
 of :meth:`OpenAIModel.generate` for a failed request: it becomes ``Response.error``.
 
-A hung server (it accepts connections and never answers) fails fast: a timeout is retried
-at most ``read_timeout_retries`` times (default once), and a per-batch circuit breaker
-stops sending once ``breaker_after`` requests in a row (default: the concurrency bound, at
-least 2) have ended in a transport failure with no success in between; the batch's other
-requests end at once as transport failures naming the server.  The next batch tries again.
+A dead or hung server fails fast, whatever the number of requests: a timeout is retried at
+most ``read_timeout_retries`` times (default once), and one circuit breaker per backend
+(:class:`~simulator.llm.wrappers.CircuitBreaker`, kept for the whole run) opens once
+``breaker_after`` requests in a row (default: the concurrency bound, at least 2) have
+ended in a transport failure with no reply in between.  Requests in flight are then
+cancelled, and every request not yet sent, of this batch, of the next chunk or of a
+later step, ends at once as a transport failure naming the server.  Before anything is
+sent again, one cheap probe (a 1-token chat request with ``probe_timeout_s``, at most
+once every ``probe_every_s``) decides: it answers, the breaker closes; it does not, the
+breaker stays open.  So a dead or hung server is detected within 2 x ``timeout_s`` (plus
+the retry backoff) and a step against it lasts at most that plus one probe timeout.
 
 Structured output speaks the server's *dialect*:
 
 - ``openai_json_schema``: ``response_format={"type": "json_schema", ...}`` (OpenAI, vLLM);
 - ``llamacpp_json_object``: ``response_format={"type": "json_object", "schema": ...}``
-  (llama.cpp's server answers HTTP 500 to json_schema);
+  (llama.cpp's server answers HTTP 500 to json_schema: a 500 to a JSON-schema request
+  says so when the health check found llama.cpp, from ``GET /models``: its ``owned_by``
+  or the ``Server`` header);
 - ``grammar``: ``extra_body={"grammar": GBNF}`` with integer ranges compiled exactly
   (llama.cpp's server);
 - ``none``: no structured output; the reply is only parsed and validated.
@@ -44,7 +52,6 @@ from simulator.errors import UserError
 from simulator.llm.constraints import choices_as_schema, parse_reply
 from simulator.llm.grammar import compile_grammar
 from simulator.llm.types import (
-    BREAKER_MARK,
     Choices,
     JsonSchema,
     LanguageModel,
@@ -52,7 +59,7 @@ from simulator.llm.types import (
     Request,
     Response,
 )
-from simulator.llm.wrappers import RetryPolicy
+from simulator.llm.wrappers import CircuitBreaker, RetryPolicy
 
 if TYPE_CHECKING:
     from simulator.llm.config import LLMConfig
@@ -205,6 +212,25 @@ def _server_service_s(completion: Any) -> float | None:
     return None
 
 
+def server_kind(server_header: str | None, models_body: str | None) -> str | None:
+    """``"llama.cpp"`` when a ``GET /models`` answer comes from llama.cpp's server
+    (``Server: llama.cpp``, ``owned_by: llamacpp``) or llama-cpp-python's (``owned_by:
+    me`` with a ``permissions`` list); ``None`` otherwise."""
+    if server_header and "llama" in server_header.lower():
+        return "llama.cpp"
+    try:
+        data = json.loads(models_body or "").get("data") or []
+    except (ValueError, AttributeError):
+        return None
+    for m in data if isinstance(data, list) else []:
+        if not isinstance(m, dict):
+            continue
+        owner = str(m.get("owned_by", "")).lower()
+        if "llama" in owner or (owner == "me" and isinstance(m.get("permissions"), list)):
+            return "llama.cpp"
+    return None
+
+
 def _batch_bar(n: int) -> Any:
     """A tqdm bar over a large batch's replies on a terminal; ``None`` otherwise."""
     import sys
@@ -214,30 +240,6 @@ def _batch_bar(n: int) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=n, desc="LLM replies", unit="req", leave=False, file=sys.stderr)
-
-
-class _Breaker:
-    """A batch's circuit breaker: opens once ``after`` requests in a row have ended in a
-    transport failure (no reply of any kind in between); ``after`` 0 never opens.
-    ``open`` is then the error text every request not yet sent ends with."""
-
-    def __init__(self, after: int) -> None:
-        self.after = after
-        self.in_a_row = 0
-        self.timeouts = 0
-        self.open: str | None = None
-
-    def ended(self, r: Response, where: str) -> None:
-        if r.error_kind != "transport":
-            self.in_a_row = self.timeouts = 0  # the server answered
-            return
-        self.in_a_row += 1
-        self.timeouts += (r.error or "").startswith("transport: timeout")
-        if self.after and self.open is None and self.in_a_row >= self.after:
-            how = "timed out" if self.timeouts == self.in_a_row else "failed (transport)"
-            self.open = (f"transport: {BREAKER_MARK} at {where}: {self.in_a_row} requests in a row "
-                         f"{how}; the batch's other requests were not sent (llm.breaker_after)")
-            log.warning("econsim: %s", self.open)  # once per batch; each request records it too
 
 
 class OpenAIModel(LanguageModel):
@@ -257,6 +259,8 @@ class OpenAIModel(LanguageModel):
         health_check: bool = True,
         read_timeout_retries: int = 1,
         breaker_after: int | None = None,
+        probe_timeout_s: float | None = None,
+        probe_every_s: float = 30.0,
     ) -> None:
         try:
             import openai
@@ -273,8 +277,15 @@ class OpenAIModel(LanguageModel):
         #: a timed-out request is sent again at most this many times (other transport
         #: failures follow ``retry``)
         self.read_timeout_retries = read_timeout_retries
-        #: the batch stops sending after this many transport failures in a row (0: never)
+        #: the backend stops sending after this many transport failures in a row (0: never)
         self.breaker_after = max(2, concurrency) if breaker_after is None else breaker_after
+        #: read timeout of the probe sent before sending again after the breaker opened
+        self.probe_timeout_s = min(timeout_s, 10.0) if probe_timeout_s is None else probe_timeout_s
+        #: one breaker for the backend's whole life (every batch, chunk and step)
+        self.breaker = CircuitBreaker(self.breaker_after, probe_every_s)
+        #: "llama.cpp" when the health check found llama.cpp's server (or llama-cpp-python's)
+        self.server_kind: str | None = None
+        self._inflight: set[asyncio.Task] = set()
         self._healthy = False
         #: (status, message) pairs this server has already answered and will answer again:
         #: a dialect it does not speak; later requests failing the same way are not retried
@@ -339,7 +350,7 @@ class OpenAIModel(LanguageModel):
         HTTP answer, even an error status, means the server is there."""
         o = self._openai
         try:
-            await self._client.with_options(timeout=self._health_timeout()).models.list()
+            raw = await self._client.with_options(timeout=self._health_timeout()).models.with_raw_response.list()
         except o.APIStatusError:
             return
         except (o.APITimeoutError, o.APIConnectionError) as exc:
@@ -348,22 +359,67 @@ class OpenAIModel(LanguageModel):
                 f"cannot reach the model server at {self.where()}: it does not answer ({text}); "
                 "start it, or fix llm.base_url"
             ) from None
+        self.server_kind = server_kind(raw.headers.get("server"), raw.text)
 
     def _health_timeout(self) -> Any:
         return self._openai.Timeout(min(self.timeout_s, 30.0), connect=self.connect_timeout_s)
 
+    async def _probe(self) -> tuple[bool, str]:
+        """One 1-token chat request with the probe timeout: (the server answered, what it got).
+        Any HTTP answer but 429/5xx counts as answering (the server is there)."""
+        o = self._openai
+        timeout = o.Timeout(self.probe_timeout_s, connect=self.connect_timeout_s)
+        try:
+            completion = await self._client.with_options(timeout=timeout).chat.completions.create(
+                model=self.model, messages=[{"role": "user", "content": "Reply with OK."}],
+                max_tokens=1, temperature=0.0)
+            _check_body(completion)
+        except o.APIStatusError as exc:
+            code = exc.status_code
+            return not (code == 429 or code >= 500), f"http {code}"
+        except Exception as exc:  # noqa: BLE001 - every failure is a verdict
+            text, _ = self._classify(exc, timeout_s=self.probe_timeout_s)
+            return False, text.removeprefix("transport: ")
+        return True, "answered"
+
     async def _batch(self, requests: list[Request]) -> list[Response]:
+        breaker = self.breaker
+        if breaker.open is not None and breaker.probe_due():
+            answered, why = await self._probe()
+            breaker.probed(answered, why)
+            log.info("econsim: probe of %s: %s (%s)", self.where(),
+                     "answering again" if answered else "still not answering", why)
+        if breaker.open is not None:  # the server stopped answering: nothing is sent
+            return [Response(error=breaker.open, error_kind="transport") for _ in requests]
         sem = self._sem
         bar = _batch_bar(len(requests))
-        breaker = _Breaker(self.breaker_after)
+        inflight = self._inflight
 
         async def one(r: Request) -> Response:
             async with sem:
                 if breaker.open is not None:  # the server stopped answering: not sent
                     out = Response(error=breaker.open, error_kind="transport")
                 else:
-                    out = await self._one(r, breaker)
-                    breaker.ended(out, self.where())  # before the slot is released
+                    t0 = time.perf_counter()
+                    task = asyncio.ensure_future(self._one(r, breaker))
+                    inflight.add(task)
+                    try:
+                        out = await task
+                        counted = True
+                    except asyncio.CancelledError:
+                        me = asyncio.current_task()
+                        if (me is not None and me.cancelling()) or breaker.open is None:
+                            raise  # Ctrl-C / SIGTERM in the caller, not the breaker
+                        # in flight when the breaker opened: not waited for
+                        out = Response(error=breaker.open, error_kind="transport",
+                                       latency_s=time.perf_counter() - t0)
+                        counted = False
+                    finally:
+                        inflight.discard(task)
+                    if counted and breaker.ended(out.error_kind, out.error, self.where()):
+                        log.info("econsim: %s", breaker.open)  # once per opening; the run's line quotes it
+                        for t in list(inflight):  # the other requests in flight end now
+                            t.cancel()
             if bar is not None:
                 bar.update(1)
             return out
@@ -374,8 +430,10 @@ class OpenAIModel(LanguageModel):
             if bar is not None:
                 bar.close()
 
-    def _classify(self, exc: BaseException, timeout_s: float | None = None) -> tuple[str, bool]:
-        """(error text, retryable)."""
+    def _classify(self, exc: BaseException, timeout_s: float | None = None,
+                  schema: bool = False) -> tuple[str, bool]:
+        """(error text, retryable).  ``schema``: the request sent a JSON schema
+        (``openai_json_schema`` and a constraint)."""
         o = self._openai
         if isinstance(exc, o.APITimeoutError):
             return f"transport: timeout after {timeout_s or self.timeout_s:g} s", True
@@ -388,21 +446,26 @@ class OpenAIModel(LanguageModel):
             code = exc.status_code
             msg = " ".join(str(getattr(exc, "message", exc)).split())[:300]
             text = f"http {code}: {msg}"
-            hint = " (llama.cpp's server answers 500 to json_schema: try dialect llamacpp_json_object or grammar)"
-            if code == 500 and self.dialect == "openai_json_schema" and _is_dialect_error(msg):
+            llamacpp = code == 500 and schema and self.server_kind == "llama.cpp"
+            hint = (" (llama.cpp's server answers 500 to json_schema: try llm.dialect "
+                    "llamacpp_json_object or grammar)" if llamacpp else
+                    " (the server refuses this structured-output format: try another llm.dialect; "
+                    "econsim llm check finds one)")
+            if code == 500 and schema and _is_dialect_error(msg):
                 # the dialect, not the load: the same request fails the same way again
                 self._permanent.add((code, msg))
             if (code, msg) in self._permanent:
                 return text + hint + " (permanent: not retried)", False
-            if code == 500 and self.dialect == "openai_json_schema":
+            if llamacpp:
                 text += hint
             return text, code in _RETRY_STATUS or code >= 500
         if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
             return f"transport: truncated or malformed response body ({type(exc).__name__}: {exc})", True
         return f"backend: {type(exc).__name__}: {exc}", False
 
-    async def _one(self, r: Request, breaker: _Breaker | None = None) -> Response:
+    async def _one(self, r: Request, breaker: CircuitBreaker | None = None) -> Response:
         kwargs = build_chat_kwargs(r, self.model, self.dialect)
+        schema = r.constraint is not None and self.dialect == "openai_json_schema"
         retries = timeouts = 0
         t0 = time.perf_counter()
         while True:
@@ -410,7 +473,7 @@ class OpenAIModel(LanguageModel):
                 completion = await self._client.chat.completions.create(**kwargs)
                 _check_body(completion)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a recorded error
-                text, retryable = self._classify(exc)
+                text, retryable = self._classify(exc, schema=schema)
                 if isinstance(exc, self._openai.APITimeoutError):
                     # a hung server: waiting timeout_s again and again only delays the verdict
                     timeouts += 1
@@ -463,10 +526,17 @@ class OpenAIModel(LanguageModel):
             self._client = None
 
 
+def check(config: LLMConfig) -> None:
+    """What :func:`build` rejects about ``config``, without connecting (``econsim validate``)."""
+    if not config.model:
+        raise UserError("llm.model: the openai backend needs the server's model name "
+                        "(e.g. --set llm.model=my-model)")
+    resolve_api_key(config.api_key_env, config.base_url, required=config.cache != "replay")
+
+
 def build(config: LLMConfig, script: object = None) -> OpenAIModel:
     """The openai backend of ``config`` (:data:`simulator.llm.registry.BACKENDS`)."""
-    if not config.model:
-        raise UserError("llm.backend openai needs llm.model (the server's model name)")
+    check(config)
     return OpenAIModel(
         model=config.model,
         base_url=config.base_url,

@@ -427,10 +427,14 @@ def _is_input_error(exc: BaseException) -> bool:
 
 def has_batch_invariant_mode() -> bool:
     """Whether the installed vLLM has the batch-invariant kernels (vLLM >= 0.11)."""
-    try:
-        return importlib.util.find_spec("vllm.model_executor.layers.batch_invariant") is not None
-    except (ImportError, ValueError):
-        return False
+    for where in ("vllm.model_executor.determinism.batch_invariant",  # vLLM 0.32
+                  "vllm.model_executor.layers.batch_invariant"):  # vLLM 0.11-0.2x
+        try:
+            if importlib.util.find_spec(where) is not None:
+                return True
+        except (ImportError, ValueError):
+            return False
+    return False
 
 
 def enable_batch_invariance(vllm: Any, version: str, *, cpu: bool, wanted: bool) -> bool:

@@ -1,4 +1,5 @@
-"""Wrappers around any :class:`LanguageModel`: retry, concurrency limit, telemetry."""
+"""Wrappers around any :class:`LanguageModel`: retry, concurrency limit, telemetry; and the
+run-long circuit breaker a backend keeps on its server (:class:`CircuitBreaker`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.llm.types import LanguageModel, ModelWrapper, Request, Response
+from simulator.llm.types import BREAKER_MARK, LanguageModel, ModelWrapper, Request, Response
 
 
 # --------------------------------------------------------------------------- retry
@@ -121,6 +122,84 @@ class ConcurrencyLimit(ModelWrapper):
             for i in range(0, len(requests), self.max_batch):
                 out += self.inner.generate(requests[i : i + self.max_batch])
             return out
+
+
+# --------------------------------------------------------------------------- circuit breaker
+class CircuitBreaker:
+    """One backend's verdict on its server, kept for the whole run (thread-safe).
+
+    It counts requests that ended (after their own retries) in a row in a transport
+    failure, across batches, chunks and ``generate`` calls alike; a usable or unusable
+    reply of any kind in between starts the count again.  Once ``after`` requests in a
+    row have failed (``after`` 0: never), it *opens*: :attr:`open` is the error text
+    every request then ends with, without being sent.  While open, :meth:`probe_due`
+    says when the owner may send one cheap probe (at once after opening no, then at
+    most once every ``probe_every_s`` seconds); :meth:`probed` with its verdict closes
+    the breaker (the server answers again) or keeps it open until the next probe.
+
+    So a dead or hung server costs the timeouts of the one wave of requests that opened
+    the breaker, plus at most one probe per ``probe_every_s``, however many requests,
+    chunks or steps follow.  ``clock``: seconds, monotonic (tests inject one).
+    """
+
+    def __init__(self, after: int, probe_every_s: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.after = int(after)
+        self.probe_every_s = float(probe_every_s)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.in_a_row = 0
+        self.timeouts = 0
+        self.last_error: str | None = None
+        #: the error text of requests not sent while open; ``None``: closed
+        self.open: str | None = None
+        self._opening: str | None = None  # why it opened (kept across failed probes)
+        self._next_probe = 0.0
+        #: times it opened, and probes sent, over the backend's life
+        self.trips = 0
+        self.probes = 0
+
+    def ended(self, error_kind: str | None, error: str | None, where: str) -> bool:
+        """Count one request that ended; ``True`` when this request opened the breaker."""
+        with self._lock:
+            if error_kind != "transport":
+                self.in_a_row = self.timeouts = 0  # the server answered
+                return False
+            self.in_a_row += 1
+            self.timeouts += (error or "").startswith("transport: timeout")
+            self.last_error = error
+            if not self.after or self.open is not None or self.in_a_row < self.after:
+                return False
+            how = "timed out" if self.timeouts == self.in_a_row else "failed (transport)"
+            last = " ".join(str(error or "").split())[:160].removeprefix("transport: ")
+            self._opening = (f"transport: {BREAKER_MARK} at {where}: {self.in_a_row} requests in a row "
+                             f"{how}, the last: {last}")
+            self.open = f"{self._opening}; not sent until a probe answers (llm.breaker_after)"
+            self.trips += 1
+            self._next_probe = self._clock() + self.probe_every_s
+            return True
+
+    def probe_due(self) -> bool:
+        """Open, and time for a probe: ``True`` once per ``probe_every_s`` (the caller
+        sends it; other callers meanwhile see ``False`` and fail fast)."""
+        with self._lock:
+            if self.open is None or self._clock() < self._next_probe:
+                return False
+            self._next_probe = self._clock() + self.probe_every_s
+            self.probes += 1
+            return True
+
+    def probed(self, answered: bool, why: str) -> None:
+        """The probe's verdict: ``answered`` closes the breaker; otherwise it stays open
+        and its text says what the probe got (``why``)."""
+        with self._lock:
+            if answered:
+                self.open = self._opening = None
+                self.in_a_row = self.timeouts = 0
+                return
+            if self._opening is not None:
+                self.open = (f"{self._opening}; still not answering a probe ({why}); not sent until "
+                             "a probe answers (llm.breaker_after)")
 
 
 # --------------------------------------------------------------------------- telemetry

@@ -9,6 +9,7 @@ report never changes the plotting backend of the caller (e.g. inline plots in Ju
 from __future__ import annotations
 
 import io
+import json
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,8 +21,10 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from simulator.config.builders import build_base_schedule
 from simulator.config.schema import Scenario
+from simulator.economy.tax import TaxSchedule
 from simulator.errors import UserError
-from simulator.experiments.stats import bracket_labels
+from simulator.experiments.plan import dotted
+from simulator.experiments.stats import MIN_SEEDS, RELIABLE_SEEDS, bracket_labels
 from simulator.results import load_run
 
 SWF_LABELS = {
@@ -122,6 +125,157 @@ def _dollars(x: float, _pos: Any = None) -> str:
     return f"${x / 1000:,.0f}k" if abs(x) >= 1000 else f"${x:,.0f}"
 
 
+def signed(v: float, unit: str = "", money: bool = False) -> str:
+    """``+1,399 %``, ``-2.72 %``, ``+$477``: a sign, 3 significant digits below 1,000
+    (whole numbers from 1,000), never an exponent; ``–`` when not finite."""
+    v = float(v)
+    if not math.isfinite(v):
+        return "–"
+    a = abs(v)
+    digits = 0 if a >= 1000 or a == 0 else min(max(2 - math.floor(math.log10(a)), 0), 8)
+    text = format(a, f",.{digits}f")
+    sign = "-" if v < 0 else "+"
+    return f"{sign}${text}" if money else f"{sign}{text}{unit}"
+
+
+def interval_text(lo: float, hi: float, unit: str = "", money: bool = False) -> str:
+    """``[-3.03, -2.11] %``; empty when there is no interval."""
+    if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
+        return ""
+    return f"[{signed(lo, money=money)}, {signed(hi, money=money)}]{unit}"
+
+
+def ranges_text(groups: str) -> str:
+    """``"1,2,3,5"`` -> ``"1–3, 5"`` (deciles)."""
+    nums = sorted(int(g) for g in str(groups).split(",") if g.strip().lstrip("-").isdigit())
+    out: list[str] = []
+    for n in nums:
+        if out and out[-1][1] == n - 1:
+            out[-1] = (out[-1][0], n)
+        else:
+            out.append((n, n))
+    return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in out)
+
+
+# --------------------------------------------------------------------------- caveats
+#: welfare functions whose numbers need a word beside them: metric -> (short note, full text)
+CAVEATS: dict[str, tuple[str, str]] = {
+    "swf_inverse_income_sum": (
+        "CE dominated by the $1 income floor",
+        "Inverse-income sum (the LLM Economist objective) weights each worker's utility by "
+        "1 / max(pre-tax income, $1): a worker with no earnings weighs as much as 50,000 workers "
+        "earning $50,000, so its welfare and its consumption equivalent (often hundreds or "
+        "thousands of percent) are driven by the few workers at the $1 floor, not by a typical "
+        "worker's gain. Read the utilitarian or inverse-income-weighted rows instead.",
+    ),
+    "swf_atkinson": (
+        "consumption only; can move opposite to utilitarian welfare",
+        "Atkinson EDE is the equally-distributed-equivalent post-tax income (consumption, $/yr) "
+        "with inequality aversion epsilon: it counts consumption only, not the hours worked to "
+        "earn it, so a policy that makes people work more can raise it while utilitarian welfare "
+        "(utility, leisure included) falls, and one that lets them work less can lower it while "
+        "welfare rises; it measures equality-adjusted consumption, not well-being.",
+    ),
+}
+
+
+def variant_changes(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What each variant of an experiment changes in its base scenario, as dotted keys.
+
+    From ``experiment.json``'s ``variants[].overrides`` (the plan's ``compare:`` entry and
+    sweep point); experiments written before the plan recorded ``compare:`` entries there
+    (they held ``{}`` for them) get those from the stored scenario's ``compare:`` list.
+    """
+    sc = meta.get("scenario") or {}
+    compare = {str(c.get("label", f"variant{i}")): dotted({k: v for k, v in c.items() if k != "label"})
+               for i, c in enumerate(sc.get("compare") or []) if isinstance(c, dict)}
+    out = {}
+    for v in meta.get("variants") or []:
+        label = str(v.get("label"))
+        over = dict(v.get("overrides") or {})
+        prefix = max((c for c in compare if label == c or label.startswith(c + "_")), key=len, default=None)
+        recorded = prefix is not None and any(k in over for k in compare[prefix])
+        out[label] = over if recorded or prefix is None else {**compare[prefix], **over}
+    return out
+
+
+def changes_text(changes: dict[str, Any]) -> str:
+    """``planner.kind=flat, planner.rate=0.2`` (``--set`` syntax); ``the base scenario``."""
+    return ", ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in changes.items()) \
+        or "the base scenario"
+
+
+def caveat_notes(metrics: Sequence[str]) -> list[str]:
+    """The full caveat texts of the metrics shown (:data:`CAVEATS`), in order."""
+    return [f"{SWF_LABELS[m]}: {CAVEATS[m][1]}" for m in dict.fromkeys(metrics) if m in CAVEATS]
+
+
+def reliability_note(n_seeds: int, level: int) -> str:
+    """What the reader must know about intervals from ``n_seeds`` paired seeds, or ``""``."""
+    if n_seeds < MIN_SEEDS:
+        return (f"Only {n_seeds} paired seed{'s' if n_seeds != 1 else ''}: no interval, so no difference "
+                "can be told from seed-to-seed noise; run at least 5 seeds (run.seeds).")
+    if n_seeds < RELIABLE_SEEDS:
+        return (f"Only {n_seeds} paired seeds: the {level} % intervals are unreliable (they rest on "
+                f"normal per-seed differences, which {n_seeds} seeds cannot check, and on a standard "
+                f"deviation from {n_seeds - 1} degree{'s' if n_seeds != 2 else ''} of freedom); "
+                f"use at least {RELIABLE_SEEDS} seeds (docs/experiments.md).")
+    return ""
+
+
+def verdict_lines(v: pd.Series, level: int) -> tuple[str, list[str]]:
+    """The headline of one comparison (a row of ``stats.verdict``): a title sentence and
+    detail sentences, plain text (both pages mark them up)."""
+    obj = str(v["metric"])
+    name = SWF_TITLES.get(obj[len("swf_"):], obj)
+    variant, base, n = str(v["variant"]), str(v["baseline"]), int(v["n_seeds"])
+    if n < MIN_SEEDS:
+        head = (f"{variant} vs {base}: {v['higher'] or 'neither'} higher on {name} on "
+                f"{n} seed{'s' if n != 1 else ''}; no interval, not distinguishable from seed noise")
+    elif bool(v["distinguishable"]):
+        head = (f"{variant} vs {base}: {v['winner']} is better on {name}; the difference is "
+                f"distinguishable from zero ({level} % interval over {n} seeds excludes 0)")
+    else:
+        head = (f"{variant} vs {base}: no clear winner on {name}; the difference is not "
+                f"distinguishable from zero ({level} % interval over {n} seeds includes 0"
+                + (f", {v['higher']} higher on average" if v["higher"] else "") + ")")
+    lines = []
+    ce = f"consumption-equivalent gain of {variant}: {signed(v['ce_pct'], ' %')}"
+    if math.isfinite(float(v["ce_pct"])):
+        iv = interval_text(v["ce_low"], v["ce_high"], " %")
+        lines.append(ce + (f" {iv}" if iv else "") + f" (the uniform change in every worker's consumption "
+                     f"under {base} that gives {variant}'s welfare)")
+    diff = f"{name}: {signed(v['diff_mean'])}"
+    iv = interval_text(v["ci_low"], v["ci_high"])
+    lines.append(diff + (f" {iv}" if iv else "") + f" ({variant} minus {base}, same seeds)")
+    if math.isfinite(float(v["revenue_diff"])):
+        iv = interval_text(v["revenue_low"], v["revenue_high"], money=True)
+        lines.append(f"revenue: {signed(v['revenue_diff'], money=True)}" + (f" {iv}" if iv else "")
+                     + " per person a year")
+    gain, lose = ranges_text(v["gaining_deciles"]), ranges_text(v["losing_deciles"])
+    if gain or lose or math.isfinite(float(v["share_gaining"])):
+        who = [f"gain: income decile{'s' if not gain.isdigit() else ''} {gain}" if gain else "no decile gains",
+               f"lose: decile{'s' if not lose.isdigit() else ''} {lose}" if lose else "no decile loses"]
+        if math.isfinite(float(v["share_gaining"])):
+            who.append(f"{100 * float(v['share_gaining']):.0f} % of workers gain and "
+                       f"{100 * float(v['share_losing']):.0f} % lose more than 1 % of post-tax income")
+        lines.append("; ".join(who) + (" (post-tax income by baseline pre-tax decile, interval "
+                                        "excludes 0)" if n >= MIN_SEEDS else " (one seed)"))
+    if int(v["seeds_needed"]) > 0:
+        lines.append(f"seeds for an interval half-width equal to this difference: about "
+                     f"{int(v['seeds_needed'])} (n = (t s / h)^2 with s from these seeds; more to "
+                     f"tell it from zero reliably)")
+    if v["outliers"]:
+        lines.append(f"seed {v['outliers']} lies far from the other seeds' differences: skewed per-seed "
+                     f"effects make the t interval cover less often than {level} % (docs/experiments.md)")
+    note = reliability_note(n, level)
+    if note:
+        lines.append(note)
+    if obj in CAVEATS:
+        lines.append(f"caveat: {CAVEATS[obj][1]}")
+    return head, lines
+
+
 # --------------------------------------------------------------------------- figures
 def png_bytes(fig: Figure) -> bytes:
     """The figure as PNG bytes (integer year ticks, tight layout)."""
@@ -198,8 +352,33 @@ def fig_objective_revenue(years: pd.DataFrame) -> Figure:
     return fig
 
 
+def run_schedule(scenario: dict[str, Any], rates: Sequence[float]) -> TaxSchedule:
+    """The schedule a run charged: its base schedule (brackets and deduction, from its
+    resolved scenario) with ``rates``; the input of ``stats.tax_rate_curves``."""
+    return build_base_schedule(Scenario.model_validate(scenario)).with_rates([float(r) for r in rates])
+
+
+def deduction_text(curves: pd.DataFrame) -> str:
+    """What rate curves (``stats.tax_rate_curves``) include: ``including the $14,600
+    standard deduction``, or one such note per variant where the variants differ."""
+    if "deduction_note" not in curves or not len(curves):
+        return ""
+    notes = curves.drop_duplicates("variant")[["variant", "deduction_note"]]
+    if notes["deduction_note"].nunique() == 1:
+        return str(notes["deduction_note"].iloc[0])
+    return "; ".join(f"{v}: {n}" for v, n in zip(notes["variant"], notes["deduction_note"], strict=True))
+
+
+def rate_curves_caption(curves: pd.DataFrame, title: str) -> str:
+    """``title`` and what the curves include (:func:`deduction_text`)."""
+    text = deduction_text(curves)
+    return f"{title}, {text}" if text else title
+
+
 def fig_rate_curves(curves: pd.DataFrame) -> Figure:
-    """Average (and net of rebate) and marginal tax rates by income, per variant."""
+    """Average (and net of rebate) and marginal tax rates by gross income, per variant
+    (``stats.tax_rate_curves`` of the schedules the runs charged, deduction included; the
+    figure states the deduction)."""
     fig = Figure(figsize=(8.5, 3.6))
     ax1, ax2 = fig.subplots(1, 2, sharex=True)
     for i, (v, c) in enumerate(curves.groupby("variant", sort=False)):
@@ -219,6 +398,10 @@ def fig_rate_curves(curves: pd.DataFrame) -> Figure:
     ax2.set_ylabel("marginal rate (%)")
     ax2.set_title("Marginal tax rate")
     ax1.legend(fontsize=7)
+    text = deduction_text(curves)
+    if text:
+        fig.suptitle(f"Tax on gross income, {text}", fontsize=8)
+        fig.subplots_adjust(top=0.82, bottom=0.15, wspace=0.3)
     return fig
 
 

@@ -24,19 +24,27 @@ from matplotlib.figure import Figure
 from simulator.config.schema import Scenario
 from simulator.experiments import stats
 from simulator.report.common import (
+    CAVEATS,
     METRIC_LABELS,
     SWF_LABELS,
     SWF_TITLES,
+    caveat_notes,
+    changes_text,
     column_format,
     fig_income_histogram,
     fig_rate_curves,
     fork_section,
     png_bytes,
     rate_cols,
+    rate_curves_caption,
+    reliability_note,
     run_bracket_labels,
     run_figures,
+    run_schedule,
     run_years_view,
     scenario_thresholds,
+    variant_changes,
+    verdict_lines,
 )
 from simulator.results import load_run
 
@@ -55,6 +63,9 @@ figure{margin:1rem 0}figcaption{color:#5a6272;font-size:.85rem}
 pre{background:#f6f8fa;padding:.8rem;overflow:auto;font-size:.8rem}
 nav a{margin-right:1rem}
 .note{color:#5a6272;font-size:.9rem}
+.verdict{border:1px solid #c9d3e6;background:#f5f8fd;padding:.4rem 1rem;margin:.6rem 0}
+.verdict h3{margin:.5rem 0 .2rem}.verdict ul{margin:.2rem 0 .5rem}
+.warn{color:#8a4b00;font-weight:600}
 """
 
 
@@ -158,7 +169,7 @@ def render_run(run_dir: str | Path) -> str:
     rc = rate_cols(y)
     last = y.iloc[-1]
     curves = stats.tax_rate_curves(
-        [float(t) for t in scenario_thresholds(sc)], [float(last[c]) for c in rc],
+        run_schedule(sc, [float(last[c]) for c in rc]),
         rebate=float(last.get("rebate", 0.0))).assign(variant=str(sc.get("name", "run")))
     sched = pd.DataFrame({"bracket (taxable $/yr)": labels,
                           "final rate %": [100 * float(last[c]) for c in rc]})
@@ -172,7 +183,7 @@ def render_run(run_dir: str | Path) -> str:
          html_figure(figs["objective"], f"Objective: {SWF_TITLES.get(str(last['objective_swf']), last['objective_swf'])}; revenue per person", "objective")
          + html_figure(figs["rates"], "Bracket rates by tax year", "rates")),
         ("schedules", "Final schedule", html_table(sched, table_id="schedule")
-         + html_figure(fig_rate_curves(curves), "Average and marginal tax rates by income", "tax-rates")),
+         + html_figure(fig_rate_curves(curves), rate_curves_caption(curves, "Average and marginal tax rates by income"), "tax-rates")),
     ]
     if "incomes" in figs:
         sections.append(("incomes", "Incomes", html_figure(figs["incomes"], "Pre- and post-tax incomes, final year", "incomes")))
@@ -256,24 +267,34 @@ def fig_deciles(inc: pd.DataFrame, order: list[str] | None = None) -> Figure:
     fig = Figure(figsize=(8.0, 3.8))
     ax = fig.subplots()
     width = 0.8 / max(len(variants), 1)
+    whiskers = False
     for j, v in enumerate(variants):
         g = d[d["variant"] == v]
         x = g["group"].astype(int).to_numpy()
-        ax.bar(x - 0.4 + width / 2 + j * width, g["d_post_tax_pct"], width, label=v,
+        mid = g["d_post_tax_pct"].to_numpy(float)
+        yerr = None
+        if "d_post_tax_pct_low" in g and np.isfinite(g["d_post_tax_pct_low"].to_numpy(float)).any():
+            yerr = [mid - g["d_post_tax_pct_low"].to_numpy(float), g["d_post_tax_pct_high"].to_numpy(float) - mid]
+            whiskers = True
+        ax.bar(x - 0.4 + width / 2 + j * width, mid, width, label=v, yerr=yerr, capsize=2,
                color=f"C{(order.index(v) if v in order else j) % 10}")
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(1, 11))
     ax.set_xlabel("pre-tax income decile (baseline)")
     ax.set_ylabel("change in post-tax income (%)")
-    ax.set_title("Change in post-tax income by decile, mean over seeds")
+    ax.set_title("Change in post-tax income by decile, mean over seeds"
+                 + ("; whiskers: t interval" if whiskers else ""))
     ax.legend(fontsize=7)
     return fig
 
 
 INCIDENCE_VIEW = {"group": "group", "workers_share": "% of workers", "pre_tax_b": "pre-tax $ (baseline)",
                   "post_tax_b": "post-tax $ (baseline)", "d_post_tax": "change post-tax $",
-                  "d_post_tax_pct": "change post-tax %", "d_utility": "change utility",
-                  "share_gaining": "% gaining >1%", "share_losing": "% losing >1%"}
+                  "d_post_tax_low": "CI low $", "d_post_tax_high": "CI high $",
+                  "d_post_tax_pct": "change post-tax %", "d_post_tax_pct_low": "CI low %",
+                  "d_post_tax_pct_high": "CI high %", "d_utility": "change utility",
+                  "d_utility_low": "CI low utility", "d_utility_high": "CI high utility",
+                  "share_gaining": "% gaining >1%", "share_losing": "% losing >1%", "n_seeds": "seeds"}
 SHARES = ("workers_share", "share_gaining", "share_losing")
 
 
@@ -284,6 +305,20 @@ def incidence_view(t: pd.DataFrame) -> pd.DataFrame:
         t[c] = 100.0 * t[c]
     keep = [c for c in ("variant", *INCIDENCE_VIEW) if c in t]
     return t[keep].rename(columns=INCIDENCE_VIEW)
+
+
+def optimum_subsample_notes(final: pd.DataFrame) -> list[str]:
+    """One line per ``optimum`` variant searched on a subsample (``optimum_max_agents``)."""
+    if "optimum_agents" not in final or "optimum_population" not in final:
+        return []
+    sub = final[final["optimum_agents"] < final["optimum_population"]]
+    return [
+        f"{v}: the optimum was searched on a random subsample of {int(g['optimum_agents'].iloc[0]):,} "
+        f"of {int(g['optimum_population'].iloc[0]):,} workers (planner.optimum_max_agents) and may "
+        f"overfit it; its results here are on every worker (objective {g['objective'].mean():.6g}; "
+        f"{g['optimum_search_objective'].mean():.6g} on the subsample)"
+        for v, g in sub.groupby("variant", sort=False)
+    ]
 
 
 def experiment_context(exp, st: dict[str, pd.DataFrame]) -> dict[str, Any]:
@@ -311,7 +346,10 @@ def experiment_context(exp, st: dict[str, pd.DataFrame]) -> dict[str, Any]:
         "CI low": dv["ci_low"].astype(float), "CI high": dv["ci_high"].astype(float),
         "CE %": dv["ce_pct_mean"].astype(float), "CE % low": dv["ce_low"].astype(float),
         "CE % high": dv["ce_high"].astype(float),
+        "note": [CAVEATS[m][0] if m in CAVEATS else "" for m in dv["metric"]],
     })
+    paired = diffs.loc[diffs["variant"] != exp.baseline, "n_seeds"]
+    n_paired = int(paired.min()) if len(paired) else len(exp.seeds)
     first = exp.scenario(exp.variants[0])
     labels = stats.bracket_labels(scenario_thresholds(first))
     figs = {"over_years": fig_over_years(st["years"], objective), "schedules": fig_schedules(final, labels)}
@@ -337,9 +375,40 @@ def experiment_context(exp, st: dict[str, pd.DataFrame]) -> dict[str, Any]:
         "subtitle": f"{len(exp.variants)} variants x {len(exp.seeds)} seeds "
                     f"({', '.join(map(str, exp.seeds))}); baseline {exp.baseline}; objective {objective}",
         "level": cfg_level, "means_view": means_view, "best_cells": best_cells, "diff_view": diff_view,
+        "verdict": st.get("verdict", pd.DataFrame()), "n_paired": n_paired,
+        "reliability": reliability_note(n_paired, cfg_level),
+        "caveats": caveat_notes([m for m in dv["metric"]]) + optimum_subsample_notes(final),
+        "changes": variant_changes(exp.meta),
         "figures": figs, "decile_view": decile_view, "incidence": inc, "sched_view": sched_view,
         "exp": exp, "st": st, "objective": objective, "best": best,
     }
+
+
+def verdict_html(ctx: dict[str, Any]) -> str:
+    """The headline block: per comparison with the baseline, who wins on the objective, by
+    how much (CE % with its interval), revenue, who gains and loses, caveats."""
+    v = ctx["verdict"]
+    if v is None or not len(v):
+        return "<p class='note'>One variant only: nothing to compare.</p>"
+    out = []
+    for _, row in v.iterrows():
+        head, lines = verdict_lines(row, ctx["level"])
+        items = "".join(f"<li class='warn'>{_e(t)}</li>" if t.startswith(("Only ", "seed ")) else f"<li>{_e(t)}</li>"
+                        for t in lines)
+        out.append(f"<div class='verdict' data-variant='{_e(row['variant'])}'><h3>{_e(head)}</h3><ul>{items}</ul></div>")
+    return "".join(out) + html_table(verdict_view(v), table_id="verdict-table")
+
+
+def verdict_view(v: pd.DataFrame) -> pd.DataFrame:
+    """The verdict table for display."""
+    return pd.DataFrame({
+        "variant": v["variant"], "seeds": v["n_seeds"].astype(int),
+        "winner": [w or "not distinguishable" for w in v["winner"]],
+        "objective difference": v["diff_mean"].astype(float), "CI low": v["ci_low"].astype(float),
+        "CI high": v["ci_high"].astype(float), "CE %": v["ce_pct"].astype(float),
+        "CE % low": v["ce_low"].astype(float), "CE % high": v["ce_high"].astype(float),
+        "revenue $/person": v["revenue_diff"].astype(float), "intervals": v["reliability"],
+    })
 
 
 def render_experiment(ctx: dict[str, Any]) -> str:
@@ -349,25 +418,34 @@ def render_experiment(ctx: dict[str, Any]) -> str:
     if alerts:  # failed, interrupted or degraded runs say so first
         sections.append(("status", "Runs that did not complete cleanly",
                          "".join(f"<p><strong>{_e(a)}</strong></p>" for a in alerts)))
+    sections.append(("verdict", "Verdict", verdict_html(ctx)))
     best_txt = ", ".join(f"{SWF_LABELS.get(m, m)}: {v}" for m, v in ctx["best"].items())
+    warn = f"<p class='warn'>{_e(ctx['reliability'])}</p>" if ctx["reliability"] else ""
+    caveats = "".join(f"<p class='note'>{_e(c)}</p>" for c in ctx["caveats"])
     sections.append(("summary", "Summary",
         f"<p>Final tax year, mean over seeds. ★ marks the best variant of each welfare function "
         f"({_e(best_txt)}).</p>" + html_table(ctx["means_view"], ctx["best_cells"], "summary-table")
         + f"<h3>Paired differences from {_e(exp.baseline)}</h3><p>Variant minus baseline on the same seed "
-        f"and population, mean over seeds, {ctx['level']} % percentile bootstrap interval over seeds; "
+        f"and population, mean over seeds, {ctx['level']} % paired Student-t interval over seeds "
+        "(docs/experiments.md: how it was chosen, its measured coverage); "
         "CE %: the uniform change in every worker's consumption under the baseline that gives the "
         "variant's welfare (blank where the welfare function does not depend on the consumption level).</p>"
-        + html_table(ctx["diff_view"], table_id="differences")))
+        + warn + html_table(ctx["diff_view"], table_id="differences") + caveats))
     sections.append(("over-years", "Over tax years", html_figure(
         figs["over_years"], "Objective, revenue, hours and Gini by tax year: faint lines per seed, bold the mean", "over-years")))
     sec = html_table(ctx["sched_view"], table_id="schedules-table") + html_figure(
         figs["schedules"], "Final marginal rates per bracket", "schedules")
     if "tax_rates" in figs:
-        sec += html_figure(figs["tax_rates"], "Effective average and marginal tax rates by income, final schedules", "tax-rates")
+        sec += html_figure(figs["tax_rates"], rate_curves_caption(
+            st["tax_rates"], "Effective average and marginal tax rates by income, final schedules"), "tax-rates")
     sections.append(("schedules", "Final schedules", sec))
     inc = ctx["incidence"]
     if len(inc):
         sec = html_figure(figs["deciles"], "Change in post-tax income by pre-tax income decile", "deciles")
+        sec += (f"<p>Each seed's workers matched by id, group means over seeds with {ctx['level']} % paired "
+                "t intervals over seeds (CI columns; blank with one seed).</p>")
+        if ctx["reliability"]:
+            sec += f"<p class='warn'>{_e(ctx['reliability'])}</p>"
         for v in dict.fromkeys(inc["variant"]):
             sec += f"<h3>{_e(v)} vs {_e(exp.baseline)}</h3>"
             for grouping, label in stats.GROUP_COLUMNS.items():
@@ -389,7 +467,7 @@ def render_experiment(ctx: dict[str, Any]) -> str:
         if "wall_seconds" in exp.index else {}
     tel = telemetry_table(st["years"], walls)
     sc = exp.meta.get("scenario") or exp.scenario(exp.variants[0])
-    variants = "; ".join(f"{v['label']}: {json.dumps(v.get('overrides') or {})}" for v in exp.meta.get("variants", [])) \
+    variants = "; ".join(f"{label}: {changes_text(c)}" for label, c in ctx["changes"].items()) \
         or ", ".join(exp.variants)
     status = exp.index.groupby("status").size().to_dict()
     meta_rows = [("kind", exp.kind), ("directory", exp.root), ("seeds", ", ".join(map(str, exp.seeds))),

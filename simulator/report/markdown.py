@@ -7,9 +7,12 @@ figures and a self-contained HTML page (:mod:`simulator.report.html`).
 * a single run: the per-year table (objective, every welfare function, revenue, hours,
   Gini, rates), the bracket rates over time, objective and revenue over time, and the
   final year's distribution of pre- and post-tax income;
-* a comparison or an experiment (variants x seeds): every variant's final-year outcome
-  (mean over seeds) with the paired difference from the baseline and its bootstrap
-  interval, outcomes over time, final schedules, incidence (see
+* a comparison or an experiment (variants x seeds): first the verdict (per comparison
+  with the baseline: the winner on the objective, the consumption-equivalent gain with
+  its interval, revenue, who gains and loses, whether the difference is distinguishable
+  from zero, caveats), then every variant's final-year outcome (mean over seeds) with
+  the paired difference from the baseline and its paired t interval, outcomes over
+  time, final schedules, incidence with intervals, the variants' changes (see
   :mod:`simulator.experiments.stats`).
 
 Numbers come from the runs' parquet files and the statistics module; the statistics
@@ -27,12 +30,14 @@ from simulator.errors import UserError
 from simulator.experiments import experiment_stats, load_experiment
 from simulator.report.common import (
     SWF_LABELS,
+    changes_text,
     fork_section,
     md_table,
     png_bytes,
     run_bracket_labels,
     run_figures,
     run_years_view,
+    verdict_lines,
 )
 from simulator.report.html import experiment_context, render_experiment, render_run
 from simulator.results import load_run
@@ -86,25 +91,46 @@ def experiment_report(root: Path, out: Path, baseline: str | None = None) -> Pat
     st = experiment_stats(exp)
     _make_dir(out)
     ctx = experiment_context(exp, st)
-    for name in ("final", "differences", "ce", "incidence", "tax_rates"):
+    for name in ("final", "differences", "ce", "incidence", "verdict", "tax_rates"):
         if len(st[name]):
             st[name].to_parquet(out / f"{name}.parquet", index=False)
     alerts = [f"- **{a}**" for a in exp.alerts()]
     lines = [f"# {ctx['title']}", "", ctx["subtitle"], "", *alerts, *([""] if alerts else []),
+             *verdict_md(ctx),
+             "## Summary", "",
              f"Final tax year, mean over seeds; differences from **{exp.baseline}** on the same "
-             f"seeds with {ctx['level']} % bootstrap intervals. ★ best variant of each welfare function.",
+             f"seeds with {ctx['level']} % paired Student-t intervals over seeds. ★ best variant of "
+             "each welfare function.",
              "", md_table(ctx["means_view"]), "", "## Differences from the baseline", "",
-             md_table(ctx["diff_view"]), ""]
+             *([f"**{ctx['reliability']}**", ""] if ctx["reliability"] else []),
+             md_table(ctx["diff_view"]), "", *[f"- {c}" for c in ctx["caveats"]],
+             *([""] if ctx["caveats"] else [])]
     for name, fig in ctx["figures"].items():
         (out / f"{name}.png").write_bytes(png_bytes(fig))
         lines += [f"![{name}]({name}.png)", ""]
     if ctx["decile_view"] is not None:
-        lines += ["## Incidence by pre-tax income decile", "", md_table(ctx["decile_view"]), ""]
+        lines += ["## Incidence by pre-tax income decile", "",
+                  f"Group means over seeds; CI: {ctx['level']} % paired t interval over seeds (blank "
+                  "with one seed).", "", md_table(ctx["decile_view"]), ""]
+    if ctx["changes"]:
+        lines += ["## Variants", "", *[f"- **{label}**: {changes_text(c)}" for label, c in ctx["changes"].items()], ""]
     lines += ["Report with every table: report.html", ""]
     page = out / "report.md"
     page.write_text("\n".join(lines), encoding="utf-8")
     (out / "report.html").write_text(render_experiment(ctx), encoding="utf-8")
     return page
+
+
+def verdict_md(ctx) -> list[str]:
+    """The verdict block at the top of an experiment's page (``common.verdict_lines``)."""
+    v = ctx["verdict"]
+    if v is None or not len(v):
+        return []
+    lines = ["## Verdict", ""]
+    for _, row in v.iterrows():
+        head, details = verdict_lines(row, ctx["level"])
+        lines += [f"**{head}**", "", *[f"- {t}" for t in details], ""]
+    return lines
 
 
 def _make_dir(out: Path) -> None:

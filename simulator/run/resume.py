@@ -22,15 +22,20 @@ from simulator.config.loading import scenario_from_dict
 from simulator.config.schema import Scenario
 from simulator.errors import UserError
 from simulator.results import RunWriter, read_parquet_checked
-from simulator.run.runner import RunStart, run_scenario
+from simulator.run.lock import lock_run_dir
+from simulator.run.runner import RunStart, check_out_dir, run_scenario
 from simulator.run.state import (
-    check_scenario,
+    CheckpointStore,
+    check_year,
     checkpoint_path,
     finished_years,
     load_checkpoint,
+    newest_good_checkpoint,
     same_objective,
     save_checkpoint,
     scenario_json,
+    set_aside,
+    sweep_temporary_files,
 )
 from simulator.sim.model import EconomyModel
 from simulator.sim.planners.search import check_scenario as check_search_scenario
@@ -111,10 +116,20 @@ def resume_run(
     The result equals an uninterrupted run with the same seed in every column of every
     table but timing (and cache-hit counts, when the cache answered differently).
     Raises :class:`UserError` (one line) for a directory without a checkpoint, a
-    completed run, a run still going, or a checkpoint of another version or scenario.
+    completed run, a run still going (its lock held: :class:`~simulator.errors.RunLocked`),
+    or a checkpoint of another version or scenario.  A damaged newest checkpoint (digest
+    mismatch, truncated, no digest record) is reported and set aside (``*.damaged``), and
+    the run continues from the newest good one; temporary files of a write cut short are
+    removed first.
     """
     run_dir = Path(run_dir)
-    manifest = _read_manifest(run_dir)
+    _read_manifest(run_dir)  # a run directory? (nothing is created before this)
+    with lock_run_dir(run_dir):  # raises RunLocked at once while another process writes it
+        return _resume_locked(run_dir, progress=progress, llm=llm, stream=stream or sys.stdout)
+
+
+def _resume_locked(run_dir: Path, *, progress: bool | None, llm: Any, stream: TextIO) -> RunResults:
+    manifest = _read_manifest(run_dir)  # again, now that no one else writes it
     status = manifest.get("status")
     if status not in RESUMABLE:
         raise UserError(
@@ -123,19 +138,30 @@ def resume_run(
     if (status == "running" and manifest.get("host") == socket.gethostname()
             and manifest.get("pid") != os.getpid() and _process_alive(manifest.get("pid"))):
         raise UserError(f"{run_dir}: the run is still going (process {manifest['pid']}); stop it first")
-    years = finished_years(run_dir)
-    if not years:
+    swept, swept_bytes = sweep_temporary_files(run_dir)  # a kill mid-write left them
+    if not finished_years(run_dir):
         raise _no_checkpoint(run_dir, manifest)
-    path = checkpoint_path(run_dir, years[-1])
-    ckpt = load_checkpoint(path)
-    check_scenario(ckpt, manifest, path)
+    found = newest_good_checkpoint(run_dir)
+    if found.year is None:
+        raise UserError(f"{run_dir}: {found.messages()[0]}"
+                        + (f" (and {len(found.damaged) - 1} older)" if len(found.damaged) > 1 else ""))
+    path = checkpoint_path(run_dir, found.year)
+    ckpt = load_checkpoint(path, manifest)
     scenario = _scenario_from_manifest(manifest, str(run_dir / "manifest.json"))
     population = _population(run_dir)
     writer = RunWriter.reopen(run_dir)
-    writer.manifest.setdefault("resumed", []).append(
-        {"at": datetime.now(UTC).isoformat(timespec="seconds"), "after_year": ckpt["year"],
-         "previous_status": status, "command": " ".join(sys.argv)}
-    )
+    for line in found.messages():
+        print(f"econsim: {line}", file=stream)
+    set_aside(run_dir, [y for y, _ in found.damaged])  # the resumed run writes those years again
+    entry = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "after_year": ckpt["year"],
+             "previous_status": status, "command": " ".join(sys.argv)}
+    if found.damaged:
+        entry["damaged_checkpoints"] = found.messages()
+    if swept:
+        entry["temporary_files_removed"] = swept
+        print(f"econsim: removed {swept} temporary file{'s' * (swept > 1)} ({swept_bytes:,} bytes) "
+              "left by a write that was cut short", file=stream)
+    writer.manifest.setdefault("resumed", []).append(entry)
     writer.manifest.update(status="running", reason=None, finished=None)
     if "population.parquet" not in writer.manifest["files"]:  # killed before the manifest listed it
         writer.manifest["files"].append("population.parquet")
@@ -149,9 +175,9 @@ def resume_run(
         return model
 
     print(f"econsim: resuming {run_dir} after tax year {ckpt['year']} "
-          f"({ckpt['year'] + 1} of {scenario.run.tax_years} years done)", file=stream or sys.stdout)
+          f"({ckpt['year'] + 1} of {scenario.run.tax_years} years done)", file=stream)
     return run_scenario(scenario, run_dir, progress=progress, llm=llm, stream=stream,
-                        start=RunStart(writer, make_model))
+                        start=RunStart(writer, make_model, CheckpointStore.open(run_dir, found.year)))
 
 
 def _shared_history_change(old: Scenario, new: Scenario) -> str | None:
@@ -216,17 +242,40 @@ def fork_run(
         )
     if out_dir is None:
         raise UserError("fork needs --out NEW_RUN_DIR")
+    check_out_dir(out_dir, "--out")
     out = Path(out_dir)
     if out.resolve() == parent.resolve():
         raise UserError(f"--out {out}: is the parent run itself; choose a new directory")
     if (out / "manifest.json").exists():
         raise UserError(f"{out} already holds a run (manifest.json); choose another --out or delete it")
+    if (why := check_year(parent, at_year)) is not None:
+        good = newest_good_checkpoint(parent, upto=at_year).year
+        raise UserError(f"--at-year {at_year}: checkpoint year {at_year} of {parent} is {why}"
+                        + (f"; the newest good one before it is year {good}" if good is not None else ""))
     path = checkpoint_path(parent, at_year)
-    ckpt = load_checkpoint(path)
-    check_scenario(ckpt, manifest, path)
+    ckpt = load_checkpoint(path, manifest)
     population = _population(parent)
     new = new.model_copy(update={"output": new.output.model_copy(update={"dir": out})})
-    writer = RunWriter(out, new.model_dump(mode="json"), new.run.seed)
+    existed = out.exists()
+    with lock_run_dir(out) as lock:  # raises RunLocked at once while another process writes it
+        try:
+            writer = RunWriter(out, new.model_dump(mode="json"), new.run.seed)
+        except BaseException:
+            lock.release(unlink=not existed)
+            if not existed:
+                try:
+                    out.rmdir()
+                except OSError:
+                    pass
+            raise
+        writer.created_dir = not existed
+        return _fork_locked(parent, at_year, overrides, out, old, new, ckpt, population, writer,
+                            progress=progress, llm=llm, stream=stream)
+
+
+def _fork_locked(parent: Path, at_year: int, overrides: list[str], out: Path, old: Scenario,
+                 new: Scenario, ckpt: dict, population: pd.DataFrame, writer: RunWriter, *,
+                 progress: bool | None, llm: Any, stream: TextIO | None) -> RunResults:
     writer.manifest["parent"] = {"run_dir": str(parent.resolve()), "fork_year": at_year,
                                  "set": overrides}
     writer.write_table("population", population)
@@ -236,12 +285,13 @@ def fork_run(
         for note in model.restore_state(ckpt["model"], after_year=ckpt["year"],
                                         planner_too=same_objective(ckpt, model.settings)):
             model.note(note)
-        save_checkpoint(model, writer)  # the fork can be resumed (and forked) from its start
+        save_checkpoint(model, writer, store)  # the fork can be resumed (and forked) from its start
         if new.validity_gate and list(new.validity_gate) != list(old.validity_gate):
             enforce_gate(model, out, progress=progress)  # a gate the fork adds is checked now
         return model
 
     print(f"econsim: forking {parent} after tax year {at_year} into {out}"
           + (f" with {' '.join(overrides)}" if overrides else " (no changes)"), file=stream or sys.stdout)
+    store = CheckpointStore(out)
     return run_scenario(new, out, progress=progress, llm=llm, stream=stream,
-                        start=RunStart(writer, make_model))
+                        start=RunStart(writer, make_model, store))

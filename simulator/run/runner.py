@@ -17,8 +17,9 @@ from simulator.config.schema import Scenario
 from simulator.errors import UserError
 from simulator.results import RunResults, RunWriter, load_run
 from simulator.run import agent_sample
+from simulator.run.lock import LOCK_NAME, RunDirLock, lock_file
 from simulator.run.signals import begin, mark_interrupted
-from simulator.run.state import save_checkpoint
+from simulator.run.state import CheckpointStore, save_checkpoint
 from simulator.sim.health import RunFailed
 from simulator.sim.model import EconomyModel
 from simulator.sim.progress import year_line
@@ -31,7 +32,37 @@ class RunStart:
 
     writer: RunWriter
     make_model: Callable[[Any], EconomyModel]
+    #: the run's stored checkpoint objects (None: read from the run directory)
+    store: CheckpointStore | None = None
 
+
+def check_out_dir(path: str | Path, label: str = "output directory", *, contents: bool = True) -> None:
+    """Refuse an output directory that is not a run's own: the current directory (``''``,
+    ``.``, or any path resolving to it) and, with ``contents``, an existing non-empty
+    directory that is not an econsim run (no ``manifest.json``), whose files a run would
+    mix with its own.  One :class:`UserError` line naming ``label`` (e.g. ``--out``).
+    An existing run or experiment is left to :class:`~simulator.results.RunWriter`, which
+    refuses it with its own line."""
+    text = str(path)
+    if not text.strip():
+        raise UserError(f"{label} '': empty; a run needs a directory of its own (e.g. {label} runs/NAME)")
+    p = Path(path)
+    try:
+        here = p.resolve() == Path.cwd().resolve()
+    except OSError:
+        here = False
+    if here:
+        raise UserError(f"{label} {text}: is the current directory; a run needs a directory of "
+                        f"its own (e.g. {label} runs/NAME)")
+    if not contents or not p.is_dir():
+        return
+    if (p / "manifest.json").exists() or (p / "experiment.json").exists():
+        return
+    others = sorted(e.name for e in p.iterdir() if e.name != LOCK_NAME)
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise UserError(f"{label} {text}: not empty and not an econsim run (no manifest.json; "
+                        f"holds {shown}); choose a new or empty directory")
 
 
 def default_run_dir(scenario: Scenario) -> Path:
@@ -91,11 +122,42 @@ def run_scenario(
     interrupted the manifest records why, the years completed so far stay readable and
     ``econsim resume`` continues it.  ``start`` (from :mod:`simulator.run.resume`)
     continues a resumed or forked run instead of starting a new one.
+
+    The run holds its directory's lock (:mod:`simulator.run.lock`) for the whole write:
+    a second writer of the same directory fails at once with
+    :class:`~simulator.errors.RunLocked`; the current directory and a non-empty
+    directory that is not a run are refused (:func:`check_out_dir`).
     """
     stream = stream or sys.stdout
+    if out_dir is not None and start is None:
+        check_out_dir(out_dir)
     run_dir = Path(out_dir) if out_dir is not None else default_run_dir(scenario)
-    writer = start.writer if start is not None else RunWriter(
-        run_dir, scenario.model_dump(mode="json"), scenario.run.seed)
+    existed = run_dir.exists()
+    had_lock_file = lock_file(run_dir).exists()
+    lock = RunDirLock(run_dir).acquire()  # re-entrant: resume, fork and experiments hold it already
+    try:
+        if start is not None:
+            writer = start.writer
+        else:
+            writer = RunWriter(run_dir, scenario.model_dump(mode="json"), scenario.run.seed)
+            writer.created_dir = not existed  # the lock made the directory, not the user
+    except BaseException:  # refused (e.g. an existing run): leave the directory as it was
+        lock.release(unlink=not had_lock_file)
+        if not existed:
+            try:
+                run_dir.rmdir()
+            except OSError:
+                pass
+        raise
+    try:
+        return _run_locked(scenario, run_dir, writer, lock, progress=progress, llm=llm,
+                           stream=stream, start=start)
+    finally:
+        lock.release()
+
+
+def _run_locked(scenario: Scenario, run_dir: Path, writer: RunWriter, lock: RunDirLock, *,
+                progress: bool | None, llm: Any, stream: TextIO, start: RunStart | None) -> RunResults:
     started = time.perf_counter()
     model = None
     guard = begin(writer)
@@ -107,6 +169,9 @@ def run_scenario(
                                  agent_objects=scenario.run.mesa_agents)
             writer.write_table("population", model.population)
             enforce_gate(model, run_dir, progress=progress)
+        store = start.store if start is not None else None
+        if store is None:  # a fresh run has none; otherwise those the newest good checkpoint needs
+            store = CheckpointStore(run_dir) if start is None else CheckpointStore.open(run_dir)
         bar = tqdm(
             total=scenario.run.tax_years, initial=model.year, desc="tax years", unit="yr",
             disable=(not sys.stderr.isatty()) if progress is None else not progress,
@@ -119,7 +184,7 @@ def run_scenario(
                 year_line(record, scenario.run.tax_years)
             bar.set_postfix(objective=f"{record['objective']:.4g}", hours=f"{record['mean_hours']:.1f}")
             with guard.critical():  # a stop signal waits until the year is on disk
-                save_checkpoint(model, writer)
+                save_checkpoint(model, writer, store)
                 _save_progress(writer, model, final=False)
 
         with bar:
@@ -134,6 +199,8 @@ def run_scenario(
         _save_progress(writer, model, final=True)
         writer.finish("failed", str(exc), notes=model.notes,
                       llm_health=model.health.rates(model.history))
+        if (line := model.health.questions_line()) is not None:
+            print(line, file=stream)  # each question's own failure rate, also of a failed run
         raise
     except KeyboardInterrupt as exc:
         mark_interrupted(writer, model, exc)
@@ -141,6 +208,7 @@ def run_scenario(
     except UserError as exc:
         writer.finish("failed", str(exc))
         if start is None and (model is None or not model.history):
+            lock.release(unlink=True)  # (when it is ours alone) so that the directory can go
             writer.discard_if_empty()  # a user error before any tax year leaves no half-made run
         raise
     except Exception as exc:
@@ -165,6 +233,8 @@ def run_scenario(
         print(f"note: {note}", file=stream)
     for warning in writer.manifest.get("warnings", []):
         print(f"warning: {warning}", file=stream)
+    if (line := model.health.questions_line()) is not None:
+        print(line, file=stream)  # each question's own failure rate (manifest llm_health.questions)
     print(f"results: {run_dir}", file=stream)
     return results
 
@@ -204,4 +274,4 @@ def seeded(scenario: Scenario, seed: int | None) -> Scenario:
     return scenario.model_copy(update={"run": scenario.run.model_copy(update={"seed": int(seed)})})
 
 
-__all__ = ["default_run_dir", "run_scenario", "seeded", "summary_table"]
+__all__ = ["check_out_dir", "default_run_dir", "run_scenario", "seeded", "summary_table"]

@@ -23,7 +23,14 @@ from simulator.economy.best_response import best_response
 from simulator.economy.outcome import evaluate
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.welfare import social_welfare
-from simulator.sim.workers.pool_plan import Plan, carry_choice, carry_hours, make_plan
+from simulator.sim.workers.pool_plan import (
+    Deviations,
+    Plan,
+    carry_choice,
+    carry_hours,
+    make_plan,
+    split_deviations,
+)
 
 if TYPE_CHECKING:
     from simulator.sim.model import EconomyModel
@@ -56,12 +63,19 @@ def ask_hours_pooled(
     replies, ok = policy._ask(model, schedule, rebate, explore, who)
     r = plan.reps.size
     rep_hours, rep_ok = replies[:r], ok[:r]
+    split = split_deviations(plan, rep_hours, rep_ok, rational, plan.codes, model.weights)
     hours, used = carry_hours(plan, rep_hours, rep_ok, rational, fallback.astype(float), model.hours_bounds,
-                              codes=plan.codes)
+                              split=split)
     disp = policy.pool_state.remember("hours", plan, rep_hours - rational[plan.reps], rep_ok)
     model.stats.add(pool_calls=who.size)
     model.stats.set(pool_cells=float(plan.cells.n), pool_representatives=float(r),
-                            pool_dispersion=disp)
+                            pool_dispersion=disp, pool_noise_sd=split.sigma)
+    if check and pc.error_replicates and rep_ok.sum() >= 2:
+        # a stream of its own (run seed, ask number): the error model draws no model.rng
+        rng = np.random.default_rng(np.random.SeedSequence(
+            [model.settings.run.seed, 0x5345, policy.pool_state.asks]))
+        model.stats.set(**pooling_errors(model, schedule, plan, split, rational, rep_ok,
+                                         pc.error_replicates, rng))
     if checked.size:
         direct_ok = ok[r:]
         s = checked[direct_ok]
@@ -70,6 +84,55 @@ def ask_hours_pooled(
             errs = check_errors(model, schedule, s, hours[s], direct)
             model.stats.set(pool_check_n=float(s.size), **errs)
     return hours, used
+
+
+#: the aggregates :func:`pooling_errors` and ``check`` compare
+ERROR_METRICS = ("mean_hours", "revenue", "objective", "sd_hours")
+
+
+def _aggregates(model: EconomyModel, schedule: TaxSchedule, hours: np.ndarray) -> np.ndarray:
+    """(R, 4) mean hours, revenue, objective and SD of hours of each row of ``hours``."""
+    w = model.weights
+    obj = model.settings.planner.objective
+    out = np.empty((hours.shape[0], len(ERROR_METRICS)))
+    for k, h in enumerate(hours):
+        o = evaluate(schedule, model.wages, h, model.utility, model.rebate_share, w)
+        mean = float(np.average(h, weights=w))
+        out[k] = (mean, float(o.revenue), float(social_welfare(obj.swf, o, **obj.params())),
+                  float(np.sqrt(np.average((h - mean) ** 2, weights=w))))
+    return out
+
+
+def pooling_errors(model: EconomyModel, schedule: TaxSchedule, plan: Plan, split: Deviations,
+                   rational: np.ndarray, valid: np.ndarray, replicates: int,
+                   rng: np.random.Generator) -> dict[str, float]:
+    """Standard errors of this step's pooled aggregates against one call per worker.
+
+    The error model of docs/agents.md ("Error bounds"): every worker's reply is its own
+    best response plus the fitted attribute effect (``split.pred``) plus independent
+    noise of SD ``split.sigma``, rounded and clipped as replies are.  Each replicate draws
+    that noise for every worker, takes the representatives' draws as their replies,
+    refits and carries them over exactly as the run does (:func:`carry_hours`), and
+    compares the pooled aggregates with those of the direct draws (every worker its own
+    reply).  Returns ``pool_se_<metric>``: the root-mean-square relative error over the
+    replicates (bias included), for mean hours, revenue, the objective and the SD of
+    hours.  For mean hours this reproduces the closed form
+    ``sigma sqrt(sum_r m_r (m_r - 1) w_r^2) / W`` (strata of ``m_r`` workers); the
+    replicates extend it to the non-linear aggregates.
+    """
+    lo, hi = model.hours_bounds
+    base = rational + split.pred
+    direct = np.clip(np.rint(base + rng.normal(0.0, split.sigma, (replicates, rational.size))), lo, hi)
+    pooled = np.empty_like(direct)
+    for k in range(replicates):
+        rep = direct[k, plan.reps]
+        h, used = carry_hours(plan, rep, valid, rational, direct[k], (lo, hi), codes=plan.codes,
+                              weights=model.weights)
+        pooled[k] = np.where(used, h, direct[k])
+    a, b = _aggregates(model, schedule, direct), _aggregates(model, schedule, pooled)
+    rel = (b - a) / np.maximum(np.abs(a), 1e-12)
+    se = np.sqrt(np.mean(rel**2, axis=0))
+    return {f"pool_se_{m}": float(v) for m, v in zip(ERROR_METRICS, se, strict=True)}
 
 
 def check_errors(model: EconomyModel, schedule: TaxSchedule, idx: np.ndarray,
