@@ -9,8 +9,11 @@ Layout::
       population.parquet  the workers with their persona attributes and text
       steps.parquet       the DataCollector's per-step model variables
       (llm.parquet, elections.parquet, ... when LLM agents or democracy are used)
-      checkpoints/        year-KKKK.pkl: the state after each tax year (econsim resume / fork;
-                          pickles: load only checkpoints you trust)
+      checkpoints/        year-KKKK.pkl: the state after each tax year, each piece of it stored
+                          once (later years refer to earlier years' pieces by digest), and
+                          year-KKKK.digest.json: its sha256, checked before resume / fork
+                          (pickles: load only checkpoints you trust)
+      .lock               held (flock) by the process writing the run
 
 Every file is written to a temporary name in the same directory and then renamed, so a
 crash never leaves a half-written file that looks complete.  The manifest's ``status``
@@ -38,6 +41,9 @@ from typing import Any
 import pandas as pd
 
 from simulator.errors import UserError
+
+#: the lock file of a run directory, held by its one writer (:mod:`simulator.run.lock`)
+LOCK_FILE = ".lock"
 
 PACKAGES = ("econsim", "numpy", "pandas", "mesa", "scipy", "pydantic", "pyarrow", "openai",
             "llama_cpp_python", "vllm")
@@ -180,13 +186,17 @@ class RunWriter:
         (e.g. a validity gate's tables).  Returns whether it removed the run."""
         names = {p.name for p in self.dir.iterdir()} if self.dir.is_dir() else set()
         names = {n for n in names if not n.endswith(".tmp")}
+        # the run directory's lock file (simulator.run.lock): whoever holds it keeps it, and
+        # keeps the directory, which it owns for as long as it holds the lock
+        locked = LOCK_FILE in names
+        names.discard(LOCK_FILE)
         ckpt = self.dir / "checkpoints"
         if not names <= set(self.START_FILES) or (ckpt.is_dir() and any(ckpt.iterdir())):
             return False
         for n in names:
             path = self.dir / n
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-        if self.created_dir:
+        if self.created_dir and not locked:
             try:
                 self.dir.rmdir()
             except OSError:

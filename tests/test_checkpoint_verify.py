@@ -240,3 +240,29 @@ def test_checkpoints_last_are_self_contained_and_verified(tmp_path, capsys, monk
     run_scenario(_scenario(data), ref, progress=False, stream=_quiet())
     assert main(["resume", str(out), "--no-progress"]) == 0
     assert_same_run(out, ref)
+
+
+def test_state_with_a_reference_cycle_is_stored_whole_and_loads_with_the_cycle(tmp_path):
+    """A state whose lists refer back to themselves cannot be cut into objects stored once;
+    that checkpoint is one plain pickle (the cycle and shared references kept), and the
+    next year's checkpoint refers to no piece of it."""
+    import pickle
+
+    from simulator import __version__
+    from simulator.run.state import CHECKPOINT_FORMAT, CheckpointStore, load_checkpoint
+
+    store = CheckpointStore(tmp_path)
+    ring = [list(range(40)), "x"]
+    ring.append(ring)  # a list that holds itself
+    shared = list(range(100))
+    state = {"ring": ring, "a": shared, "b": shared}
+    payload = {"econsim_checkpoint": CHECKPOINT_FORMAT, "econsim_version": __version__, "year": 0}
+    p0 = store.write(payload, state, 0, self_contained=False)
+    raw = pickle.loads(p0.read_bytes())
+    assert raw["objects"] == {} and raw["needs"] == [0]
+    got = load_checkpoint(p0)["model"]
+    assert got["ring"][2] is got["ring"] and got["ring"][0] == list(range(40))
+    assert got["a"] is got["b"] and got["a"] == shared
+    p1 = store.write({**payload, "year": 1}, {"plain": [list(range(40))] * 3}, 1, self_contained=False)
+    assert pickle.loads(p1.read_bytes())["needs"] == [1]
+    assert load_checkpoint(p1)["model"]["plain"][2] == list(range(40))

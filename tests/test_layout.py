@@ -136,13 +136,21 @@ def test_layers_import_only_downwards():
     edges, _ = _graph()
     allowed = {
         "simulator.economy": {"simulator.errors"},
-        "simulator.llm": {"simulator.errors", "simulator"},
+        "simulator.llm": {"simulator.errors", "simulator.lifeline", "simulator"},
         "simulator.config": {"simulator.economy", "simulator.llm", "simulator.errors"},
         "simulator.sim": {"simulator.config", "simulator.economy", "simulator.llm",
-                          "simulator.errors", "simulator"},
+                          "simulator.errors", "simulator.lifeline", "simulator"},
         "simulator.run": {"simulator.sim", "simulator.config", "simulator.economy", "simulator.llm",
-                          "simulator.errors", "simulator.results", "simulator.validity", "simulator"},
+                          "simulator.errors", "simulator.results", "simulator.validity",
+                          "simulator.lifeline", "simulator"},
     }
     bad = [(a, b) for a, bs in edges.items() for b in bs
            if _top(a) in allowed and _top(b) != _top(a) and _top(b) not in allowed[_top(a)]]
     assert bad == []
+
+
+def test_leaves_import_nothing_from_the_project():
+    """errors and lifeline sit under every layer: they import no other econsim module."""
+    edges, _ = _graph()
+    for leaf in ("simulator.errors", "simulator.lifeline"):
+        assert {b for b in edges.get(leaf, set()) if b.startswith("simulator")} == set(), leaf

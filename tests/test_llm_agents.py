@@ -191,7 +191,10 @@ def test_election_winner_and_ballots(tmp_path, rule):
 def test_invalid_ballots_fall_back_to_own_interest(tmp_path):
     sc = llm_scenario(democracy={"enabled": True, "election_every": 1, "candidates": 2},
                       run={"tax_years": 2}, population={"size": 6}, planner={"kind": "us_federal"},
-                      llm={"backend": "scripted", "cache": "off", "max_retries": 0})
+                      # every ballot invalid would fail the run (votes are a question of
+                      # their own, held to max_failure_rate): here the fallback is the point
+                      llm={"backend": "scripted", "cache": "off", "max_retries": 0,
+                           "max_failure_rate": 1.0})
     fn = script_from({"worker": '{"hours": 35}', "voter": "Z",
                       "platform": lambda r: json.dumps({f"b{i + 1}": 10 for i in range(K)})})
     res = run_scenario(sc, tmp_path, progress=False, llm=build_llm(sc.llm, script=fn))
@@ -289,8 +292,10 @@ def test_run_with_fallbacks_replays_exactly(tmp_path):
 
     def make(mode):
         return llm_scenario(population={"size": 6}, run={"tax_years": 2, "steps_per_year": 2},
+                            # the planner's one reply a year is invalid (b1 moves by 30 >
+                            # the max change): held to account, that would fail the run
                             llm={"backend": "scripted", "cache": mode, "cache_path": str(cache),
-                                 "max_retries": 0})
+                                 "max_retries": 0, "max_failure_rate": 1.0})
 
     def flaky(req):
         if req.tag == "worker" and req.seed % 3 == 0:

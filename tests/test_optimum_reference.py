@@ -3,7 +3,7 @@ single ones.
 
 The reference is separate code: its own tax function, its own worker solve (bisection on
 the first-order condition along every linear segment of the budget, the best segment
-picked), its own rebate fixed point (brentq on the budget gap) and its own welfare, and
+picked), its own rebate (fixed-point iteration ``R <- mean T(R)``), its own welfare, and
 a brute-force optimiser (a grid of every rate pair, refined twice around the best).  On
 a small population and a two-bracket schedule with a deduction (so candidate budgets are
 non-convex wherever the top rate is below the bottom one) the library's optimum must
@@ -16,7 +16,6 @@ import itertools
 
 import numpy as np
 import pytest
-from scipy.optimize import brentq
 
 from simulator.economy.best_response import (
     best_response,
@@ -171,7 +170,7 @@ def test_batch_solvers_equal_the_single_ones(utility):
         s = sched.with_rates(r)
         np.testing.assert_allclose(hb[i], best_response(s, w, utility, 7_000.0, bounds), atol=1e-7)
     np.testing.assert_allclose(tax_batch(sched, rates, w[None, :] * hb),
-                               [sched.with_rates(r).tax(w * h) for r, h in zip(rates, hb)], rtol=1e-12)
+                               [sched.with_rates(r).tax(w * h) for r, h in zip(rates, hb, strict=True)], rtol=1e-12)
     he, reb = equilibrium_batch(sched, rates, w, utility, 1.0, bounds)
     warm_he, warm_reb = equilibrium_batch(sched, rates, w, utility, 1.0, bounds, rebate_guess=reb * 1.01)
     same = []  # candidates where both solvers found the same fixed point

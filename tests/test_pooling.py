@@ -16,7 +16,7 @@ from simulator.config.loading import scenario_from_dict
 from simulator.economy.best_response import best_response
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.utility import IsoelasticUtility
-from simulator.llm import build_llm, scripted
+from simulator.llm import build_llm, factory, scripted
 from simulator.sim.model import EconomyModel
 from simulator.sim.population import build_population
 from simulator.sim.workers import streaming
@@ -182,6 +182,8 @@ def scripted_worker(utility=IsoelasticUtility(), bounds=(0.0, 100.0), noise_sd=2
         if req.tag == "voter":  # a seeded pick among the letters offered
             opts = req.constraint.options
             return opts[int(np.random.default_rng(req.seed).integers(len(opts)))]
+        if req.tag != "worker":  # candidates' platforms, the planner: a valid seeded reply
+            return factory.demo_reply(req)
         sched = cache.get(system)
         if sched is None:
             rows = _SCHED.findall(system)

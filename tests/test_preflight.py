@@ -63,6 +63,9 @@ CASES = {
     "more candidates than workers": (
         ["democratic", "--set", "population.size=4", "--set", "democracy.candidates=20",
          "--set", "compare=[]"], ["democracy.candidates", "4 workers"]),
+    "optimum subsample larger than the population": (
+        ["rational_baselines", "--set", "population.size=100", "--set", "planner.optimum_max_agents=500"],
+        ["[optimum]", "planner.optimum_max_agents is 500", "100 workers"]),
     "baseline names no variant": (["rational_baselines", "--set", "experiment.baseline=nope"],
                                   ["experiment.baseline", "nope"]),
 }

@@ -262,3 +262,19 @@ def test_resume_refuses_a_locked_directory_and_leaves_it_alone(tmp_path, capsys,
         holder.wait()
     assert main(["resume", str(out), "--no-progress"]) == 0
     assert load_run(out).status == "completed" and not is_locked(out)
+
+
+def test_user_error_before_year_one_under_a_held_lock_keeps_only_the_lock(tmp_path):
+    """An experiment worker holds its run's lock, then the run stops on a user error before
+    its first tax year: the half-made files go, the directory and its held lock stay."""
+    from simulator.results import RunWriter
+
+    run = tmp_path / "run"
+    with lock_run_dir(run):
+        writer = RunWriter(run, {"name": "x"}, 1)
+        writer.write_manifest()
+        assert (run / "manifest.json").exists()
+        assert writer.discard_if_empty()
+        assert sorted(p.name for p in run.iterdir()) == [LOCK_NAME]
+        assert is_locked(run)
+    assert not is_locked(run)

@@ -54,16 +54,18 @@ def _check_grid(sc: Scenario) -> None:
         raise ValueError("planner kind 'grid' needs planner.schedules")
 
 
-def _check_optimum(sc: Scenario) -> None:
-    """``kind: optimum``: a subsample (``planner.optimum_max_agents``) no larger than the
-    population (a population file without ``population.size`` is checked when it is read)."""
+def optimum_subsample_problem(sc: Scenario, n_workers: int) -> str | None:
+    """``kind: optimum``: why ``planner.optimum_max_agents`` cannot be used with a
+    population of ``n_workers`` (a subsample larger than it), or None.  Checked by
+    ``econsim validate``/``run`` before the first tax year (:mod:`simulator.run.preflight`),
+    not when a scenario is read, so the reports of runs made before 0.2.1 (default 2,000)
+    still load."""
     k = sc.planner.optimum_max_agents
-    sized = sc.population.source != "file" or "size" in sc.population.model_fields_set
-    if k is not None and sized and k > sc.population.size:
-        raise ValueError(
-            f"planner.optimum_max_agents is {k} but population.size is {sc.population.size}: "
-            "a subsample cannot be larger than the population (leave it out to search on everyone)"
-        )
+    if sc.planner.kind == "optimum" and k is not None and k > n_workers:
+        return (f"planner.optimum_max_agents is {k} but the population has {n_workers} workers: "
+                "a subsample cannot be larger than the population (leave it out to search on "
+                "everyone)")
+    return None
 
 
 #: optimiser name -> the Python package it needs (``planner.search.optimizer``)
@@ -97,8 +99,7 @@ PLANNER_KINDS: dict[str, PlannerKind] = {k.name: k for k in (
     PlannerKind("saez", _P + "saez:SaezPlanner", "Saez (2001) rates from last year's incomes",
                 "Saez (2001)"),
     PlannerKind("optimum", _P + "optimum:OptimumPlanner",
-                "the numerical optimum of the objective for rational workers", "numerical optimum",
-                check=_check_optimum),
+                "the numerical optimum of the objective for rational workers", "numerical optimum"),
     PlannerKind("grid", _P + "rules:GridPlanner", "planner.schedules, one per year, cycled",
                 check=_check_grid),
     PlannerKind("llm", _P + "llm:LLMPlanner", "the in-context LLM planner", "LLM planner",

@@ -35,9 +35,10 @@ from datetime import datetime
 from pathlib import Path
 
 from simulator.errors import RunLocked, UserError
+from simulator.results import LOCK_FILE
 
 #: The lock file's name inside a run directory.
-LOCK_NAME = ".lock"
+LOCK_NAME = LOCK_FILE  # ".lock", named in simulator.results (which lists run files)
 
 #: How long :meth:`RunDirLock.acquire` retries a conflict whose holder is not (yet) a
 #: live process: a probe by :func:`is_locked` holds a shared lock for microseconds, and a

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulator.config.planners import optimum_subsample_problem
 from simulator.config.schema import Scenario
 from simulator.errors import UserError
 from simulator.llm.registry import backend_spec
@@ -47,6 +48,8 @@ def preflight(scenario: Scenario, where: str, baseline: str | None = None) -> No
         at = f"{where} [{label}]" if scenario.compare else where
         size = _population_size(variant, at)
         _elections(variant, size, at)
+        if (problem := optimum_subsample_problem(variant, size)) is not None:
+            raise UserError(f"{at}: {problem}")
         if variant.uses_llm:
             backend_spec(variant.llm.backend).check(variant.llm.backend, variant.llm)
 

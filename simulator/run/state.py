@@ -156,6 +156,11 @@ def _ref(year: int, digest: bytes) -> bytes:
     return year.to_bytes(4, "little") + digest
 
 
+class _Cycle(Exception):
+    """The state refers back to a list or dict that is being stored: it cannot be cut into
+    objects of their own (each would need the other's name first)."""
+
+
 class _Pickler(pickle.Pickler):
     """Pickles one object; lists, long dicts and big arrays in it become references
     ``("b", name)`` / ``("L", chunk names, tail)`` / ``("D", chunk names, tail)`` to
@@ -195,6 +200,7 @@ class _Saver:
     new: dict[bytes, bytes] = field(default_factory=dict)
     years: set[int] = field(default_factory=set)
     _memo: dict[int, tuple[Any, Any]] = field(default_factory=dict)
+    _busy: set[int] = field(default_factory=set)
 
     def dumps(self, obj: Any) -> bytes:
         buf = io.BytesIO()
@@ -204,7 +210,14 @@ class _Saver:
     def memo(self, obj: Any, make: Any) -> Any:
         hit = self._memo.get(id(obj))
         if hit is None:
-            hit = self._memo[id(obj)] = (obj, make())  # obj kept alive: its id stays unique
+            if id(obj) in self._busy:  # a cycle back to an object still being stored
+                raise _Cycle
+            self._busy.add(id(obj))
+            try:
+                value = make()
+            finally:
+                self._busy.discard(id(obj))
+            hit = self._memo[id(obj)] = (obj, value)  # obj kept alive: its id stays unique
         return hit[1]
 
     def ref(self, obj: Any) -> tuple[str, bytes]:
@@ -286,7 +299,15 @@ class CheckpointStore:
 
     def write(self, payload: dict, model_state: Any, year: int, self_contained: bool) -> Path:
         saver = _Saver(year, {} if self_contained else self.known)
-        root = saver.dumps(model_state)
+        try:
+            root = saver.dumps(model_state)
+        except (_Cycle, RecursionError):
+            # a state with reference cycles through lists or dicts (or nested too deep to
+            # cut): this year's checkpoint is one plain pickle, whole and self-contained
+            # (pickle keeps the cycles and shared references); later years start afresh
+            saver = _Saver(year, {})
+            root = pickle.dumps(model_state, protocol=_PROTOCOL)
+            self_contained = True
         needs = {year}
         for y in saver.years:
             needs |= self.needs.get(y, {y})

@@ -84,7 +84,7 @@ class OptimumPlanner(Planner):
                 f"(planner.optimum_max_agents): objective {self.result.welfare:.6g} on the "
                 f"subsample, {population_welfare:.6g} on every worker"
             )
-        if self.result.evaluations >= self.max_evaluations:
+        if len(self.result.history) >= self.max_evaluations:
             model.note(
                 f"the optimum's search used its whole budget of {self.max_evaluations} "
                 "evaluations (planner.optimum_max_evaluations): it may have stopped short"

@@ -116,21 +116,22 @@ def pooling_errors(model: EconomyModel, schedule: TaxSchedule, plan: Plan, split
     compares the pooled aggregates with those of the direct draws (every worker its own
     reply).  Returns ``pool_se_<metric>``: the root-mean-square relative error over the
     replicates (bias included), for mean hours, revenue, the objective and the SD of
-    hours.  For mean hours this reproduces the closed form
-    ``sigma sqrt(sum_r m_r (m_r - 1) w_r^2) / W`` (strata of ``m_r`` workers); the
-    replicates extend it to the non-linear aggregates.
+    hours.  For mean hours without the attribute refit (``plan.codes`` None) this
+    reproduces the closed form ``sigma sqrt(sum_r m_r (m_r - 1)) / N`` (equal weights,
+    strata of ``m_r`` workers); the refit adds the regression estimator's overfit
+    variance, about ``rank / r`` of it; the replicates extend both to the non-linear
+    aggregates.
     """
     lo, hi = model.hours_bounds
     base = rational + split.pred
-    direct = np.clip(np.rint(base + rng.normal(0.0, split.sigma, (replicates, rational.size))), lo, hi)
-    pooled = np.empty_like(direct)
-    for k in range(replicates):
-        rep = direct[k, plan.reps]
-        h, used = carry_hours(plan, rep, valid, rational, direct[k], (lo, hi), codes=plan.codes,
-                              weights=model.weights)
-        pooled[k] = np.where(used, h, direct[k])
-    a, b = _aggregates(model, schedule, direct), _aggregates(model, schedule, pooled)
-    rel = (b - a) / np.maximum(np.abs(a), 1e-12)
+    rel = np.empty((replicates, len(ERROR_METRICS)))
+    for k in range(replicates):  # one replicate at a time: two (n,) arrays, not (R, n)
+        direct = np.clip(np.rint(base + rng.normal(0.0, split.sigma, rational.size)), lo, hi)
+        h, used = carry_hours(plan, direct[plan.reps], valid, rational, direct, (lo, hi),
+                              codes=plan.codes, weights=model.weights)
+        pooled = np.where(used, h, direct)
+        a, b = _aggregates(model, schedule, np.stack([direct, pooled]))
+        rel[k] = (b - a) / np.maximum(np.abs(a), 1e-12)
     se = np.sqrt(np.mean(rel**2, axis=0))
     return {f"pool_se_{m}": float(v) for m, v in zip(ERROR_METRICS, se, strict=True)}
 
