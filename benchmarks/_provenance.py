@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -63,6 +64,16 @@ def machine() -> str:
     return f"{cpu_model()}, {os.cpu_count()} cores{ram}"
 
 
+def portable(text: str) -> str:
+    """``text`` with this machine's paths replaced: the checkout by ``.``, the temporary
+    directory by ``$TMPDIR`` (so pasted output names no machine)."""
+    import tempfile
+
+    text = text.replace(str(ROOT) + "/", "./").replace(str(ROOT), ".")
+    tmp = tempfile.gettempdir()
+    return re.sub(re.escape(tmp) + r"(?=/|\b)", "$TMPDIR", text)
+
+
 def header(script: str, argv: list[str] | None = None) -> str:
     """The first line of a benchmark's output: what printed it, when, where, under what load."""
     argv = sys.argv[1:] if argv is None else argv
@@ -75,7 +86,7 @@ def header(script: str, argv: list[str] | None = None) -> str:
     np = sys.modules.get("numpy")
     if np is not None:
         libs.append(f"numpy {np.__version__}")
-    cmd = " ".join([name, *argv])
+    cmd = portable(" ".join([name, *argv]))
     return f"printed by {cmd} | {_now()} | {machine()} | load average {load_average()} | {', '.join(libs)}"
 
 

@@ -10,7 +10,7 @@ model building excluded), next to the bound of docs/inference.md, 2 x timeout_s 
 backoff (0.5 s) + one probe.
 
     .venv/bin/python benchmarks/hung_server.py --workers 16,1024 --timeout 1
-    .venv/bin/python benchmarks/hung_server.py --code /tmp/before   # another checkout's simulator/
+    .venv/bin/python benchmarks/hung_server.py --code ../before   # another checkout's simulator/
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import ROOT, footer, header  # noqa: E402
+from _provenance import ROOT, footer, header, portable  # noqa: E402
 
 
 class HangServer:
@@ -113,7 +113,7 @@ def main() -> None:
     print(header(__file__))
     chunk = max(64, 16 * args.concurrency)
     bound = 2 * args.timeout + 0.5 + min(args.timeout, 10.0)
-    print(f"code {args.code}; timeout_s {args.timeout:g}, concurrency {args.concurrency}, chunks of {chunk}, "
+    print(f"code {portable(str(args.code))}; timeout_s {args.timeout:g}, concurrency {args.concurrency}, chunks of {chunk}, "
           f"max_retries 1; bound 2 x timeout_s + 0.5 s + probe = {bound:.1f} s")
     print(f"{'workers':>8} {'chunks':>6} {'requests sent':>13} {'s to give up':>12} {'s to exit':>9} {'exit':>4}")
     for n in (int(x) for x in args.workers.split(",")):

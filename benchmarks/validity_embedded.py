@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parent))  # _provenance
-from _provenance import footer, header  # noqa: E402
+from _provenance import footer, header, portable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ def run(scenario: str, workers: int, seed: int) -> tuple[float, str, Path]:
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t0
     text = done.stdout + (f"\n(exit status {done.returncode}) {done.stderr.strip()[-300:]}" if done.returncode not in (0, 3) else "")
-    return wall, text, out / "run" / "validity.parquet"
+    return wall, portable(text), out / "run" / "validity.parquet"
 
 
 def main(argv: list[str] | None = None) -> int:

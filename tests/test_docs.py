@@ -182,3 +182,13 @@ def test_benchmark_provenance_line_satisfies_the_figure_check():
     assert line.startswith("printed by benchmarks/core.py --n 1000 | ")
     assert provenance_problems(line) == [], line
     assert _LOAD.search(mod.footer(0.0))
+
+
+def test_docs_name_no_path_of_the_machine_that_wrote_them():
+    """Pasted benchmark output uses ./ and $TMPDIR, never this machine's directories."""
+    import re
+
+    bad = re.compile(r"(?<![\w$.])/(?:work|root|home|tmp)/")
+    hits = [f"{p.name}:{n}" for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+            for n, line in enumerate(p.read_text().splitlines(), 1) if bad.search(line)]
+    assert not hits, hits
