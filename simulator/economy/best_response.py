@@ -87,6 +87,8 @@ def best_response(
     n = w.size
     if n == 0:
         return np.zeros(0)
+    if getattr(schedule, "per_agent", False):  # a household budget (us_current_law world)
+        return budget_best_response(schedule.segment_table, w, utility, rebate, (lmin, lmax))
     if n > 2 * CHUNK:
         return _chunked(schedule, w, utility, rebate, (lmin, lmax))
     if schedule.is_progressive:
@@ -480,3 +482,104 @@ def equilibrium_batch(
     if act.size:  # not converged in 120 steps (never seen): the last iterate
         hours[act], rebates[act] = h_b, b_r
     return hours, rebates
+
+
+# --------------------------------------------------------------------------- budgets
+# One compiled budget per household type (simulator.economy.taxbenefit.system.SegmentTable):
+# every worker has its own segments of own earnings, split into convex pieces.
+
+
+def budget_best_response(table, wages: ArrayLike, utility: Utility, rebate: ArrayLike = 0.0,
+                         hours_bounds: tuple[float, float] = DEFAULT_HOURS_BOUNDS) -> np.ndarray:
+    """Utility-maximising hours a week of every worker on its own compiled budget.
+
+    ``table`` is a ``SegmentTable`` (row ``table.key[i]`` is worker i's budget: segments
+    of own earnings with net-income rates and intercepts); ``wages`` (n,) dollars a year
+    per weekly hour; ``rebate`` the lump-sum transfer taken as given (dollars a year,
+    scalar or per worker).  Exact: on each convex piece of a worker's budget utility is
+    concave in hours, so the piece's best point is the solve on its last segment whose
+    start has a positive marginal gain (a binary search); the best piece is picked by
+    utility (the first on ties).  Blocks of workers run on a thread pool.
+    """
+    w = np.asarray(wages, dtype=float)
+    lmin, lmax = map(float, hours_bounds)
+    n = w.size
+    r = np.broadcast_to(np.asarray(rebate, dtype=float), w.shape)
+    out = np.empty(n)
+    if n == 0:
+        return out
+
+    def work(start: int) -> None:
+        sl = slice(start, min(start + CHUNK, n))
+        out[sl] = _budget_block(table, table.key[sl], w[sl], subset_utility(utility, sl),
+                                r[sl], lmin, lmax)
+
+    if n > 2 * CHUNK:
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            list(pool.map(work, range(0, n, CHUNK)))
+    else:
+        work(0)
+    return np.where(w > 0, out, lmin)
+
+
+def _budget_block(table, key, w, utility, rebate, lmin, lmax):
+    n = w.size
+    safe_w = np.where(w > 0, w, 1.0)
+    inv_w = (1.0 / safe_w)[:, None]
+    lower = table.lower[key]  # (n, S)
+    upper = table.upper[key]
+    lo_h = np.clip(lower * inv_w, lmin, lmax)
+    hi_h = np.clip(upper * inv_w, lmin, lmax)
+    valid = hi_h > lo_h
+    # the segment holding lmin when every segment inside the bounds is empty (lmin == lmax)
+    if lmin == lmax:
+        valid = np.zeros_like(valid)
+    piece = table.piece[key]
+    rate = table.rate[key]
+    icpt = table.intercept[key] + rebate[:, None]
+    S = lower.shape[1]
+    rows = np.arange(n)
+    rounds = int(np.ceil(np.log2(max(S, 2))))
+    any_valid = valid.any(axis=1)
+    # the lower hours bound is always a candidate (its utility on its own segment)
+    k0 = np.argmax(valid, axis=1)
+    nw0, v0 = safe_w * (1.0 - rate[rows, k0]), icpt[rows, k0]
+    best_h = np.full(n, lmin)
+    best_u = utility(nw0 * lmin + v0, best_h)
+    floor = getattr(utility, "c_floor", None) if getattr(utility, "eta", 0.0) > 0 else None
+    if floor is not None and np.any(icpt < floor):
+        # where consumption sits below the utility's floor, utility is flat in it and not
+        # concave in hours: each piece starts where consumption reaches the floor
+        nw_all = safe_w[:, None] * (1.0 - rate)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            l_floor = np.where(icpt < floor, (floor - icpt) / nw_all, -np.inf)
+        l_floor = np.where(np.isfinite(l_floor) | (l_floor == -np.inf), l_floor, np.inf)
+        lo_h = np.maximum(lo_h, np.minimum(l_floor, lmax))
+        valid = valid & (hi_h > lo_h)
+    for q in range(int(piece.max()) + 1 if piece.size else 1):
+        in_q = valid & (piece == q)
+        has = in_q.any(axis=1)
+        if not has.any():
+            continue
+        a = np.argmax(in_q, axis=1)
+        b = S - 1 - np.argmax(in_q[:, ::-1], axis=1)
+        lo_idx, hi_idx = a, np.where(has, b, a)
+        for _ in range(rounds):
+            open_ = lo_idx < hi_idx
+            if not open_.any():
+                break
+            mid = (lo_idx + hi_idx + 1) // 2
+            start = lo_h[rows, mid]
+            gain = utility.marginal_gain(start, safe_w * (1.0 - rate[rows, mid]), icpt[rows, mid])
+            pos = gain > 0
+            lo_idx = np.where(open_ & pos, mid, lo_idx)
+            hi_idx = np.where(open_ & ~pos, mid - 1, hi_idx)
+        k = lo_idx
+        nw = safe_w * (1.0 - rate[rows, k])
+        v = icpt[rows, k]
+        h = utility.segment_argmax(nw, v, lo_h[rows, k], hi_h[rows, k])
+        u = np.where(has, utility(nw * h + v, h), -np.inf)
+        better = u > best_u
+        best_h = np.where(better, h, best_h)
+        best_u = np.where(better, u, best_u)
+    return np.where(any_valid, best_h, lmin)
