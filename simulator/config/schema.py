@@ -104,12 +104,41 @@ class UtilityConfig(_Strict):
     delta: float = Field(3.5, gt=1, le=10, description="quasi_linear: labour exponent")
 
 
+class ReformConfig(_Strict):
+    """Changes to current law outside the planner's brackets (us_current_law world)."""
+
+    eitc_scale: float = Field(1.0, ge=0, le=5, description="every EITC amount times this")
+    ctc_per_child: float | None = Field(
+        None, ge=0, le=20_000, description="child tax credit per child under 17, dollars a year (default: the law)")
+    actc_per_child: float | None = Field(
+        None, ge=0, le=20_000, description="refundable CTC cap per child, dollars a year (default: the law)")
+    payroll_tax: bool = Field(True, description="false: no employee or employer payroll tax")
+
+
 class EconomyConfig(_Strict):
-    """Hours bounds, utility and redistribution."""
+    """Hours bounds, utility, the tax-benefit world and the fiscal rule."""
 
     utility: UtilityConfig = Field(default_factory=UtilityConfig)
     hours_bounds: tuple[float, float] = Field((0.0, 100.0), description="[min, max] hours a week")
     rebate_share: float = Field(1.0, ge=0, le=1, description="share of revenue rebated lump-sum")
+    world: Literal["income_tax_only", "us_current_law"] = Field(
+        "income_tax_only",
+        description="income_tax_only: the planner's bracket schedule is the whole tax system "
+        "(the LLM Economist's world); us_current_law: every worker's tax unit faces the US "
+        "system of the tax year (filing status, standard deductions, payroll tax, EITC, "
+        "CTC/ACTC), with the planner's brackets and rates as the income tax",
+    )
+    fiscal_rule: Literal["rebate_all", "revenue_requirement"] = Field(
+        "rebate_all",
+        description="rebate_all: all revenue (times rebate_share) returned lump-sum (the "
+        "paper's rule); revenue_requirement: the government spends revenue_requirement per "
+        "person and only revenue above it is returned (a shortfall is collected lump-sum)",
+    )
+    revenue_requirement: float | None = Field(
+        None, ge=0, le=1e7, description="dollars a year per person; default: the net revenue "
+        "of current law (the starting schedule) from the same population at the hours rational "
+        "workers choose with no transfer")
+    reform: ReformConfig = Field(default_factory=ReformConfig)
 
     @field_validator("hours_bounds")
     @classmethod

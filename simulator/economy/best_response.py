@@ -132,6 +132,30 @@ def _progressive_best_response(schedule, w, utility, rebate, lmin, lmax):
     return utility.segment_argmax(safe_w * (1.0 - np.take(rate, k)), np.take(intercept, k) + r, lo, hi)
 
 
+def _equilibrium_bracketed(hours_at, rebate_of, lo: float, hi: float, tol: float):
+    """The rebate's fixed point inside ``[lo, hi]`` where ``gap(lo) >= 0 >= gap(hi)``
+    (the gap falls with the rebate): brentq, then the hours there."""
+    cache: dict[float, tuple[np.ndarray, float]] = {}
+
+    def gap(r: float) -> float:
+        if r not in cache:
+            h = hours_at(r)
+            cache[r] = (h, rebate_of(h))
+        return cache[r][1] - r
+
+    tol_r = max(tol, 1e-9 * max(abs(lo), abs(hi)))
+    if gap(lo) <= 0:
+        r = lo
+    elif gap(hi) >= 0:
+        r = hi
+    else:
+        r = brentq(gap, lo, hi, xtol=tol_r, rtol=1e-12)
+    if r in cache:
+        return cache[r]
+    h = hours_at(r)
+    return h, rebate_of(h)
+
+
 def equilibrium(
     schedule: TaxSchedule,
     wages: ArrayLike,
@@ -140,6 +164,7 @@ def equilibrium(
     hours_bounds: tuple[float, float] = DEFAULT_HOURS_BOUNDS,
     weights: ArrayLike | None = None,
     tol: float = 1e-6,
+    requirement: float = 0.0,
 ) -> tuple[np.ndarray, float]:
     """Hours and the self-consistent lump-sum rebate (rational expectations).
 
@@ -153,16 +178,22 @@ def equilibrium(
     def hours_at(r: float) -> np.ndarray:
         return best_response(schedule, w, utility, r, hours_bounds)
 
+    per_agent = getattr(schedule, "per_agent", False)
+
     def rebate_of(h: np.ndarray) -> float:
-        return lump_sum_rebate(schedule.tax(w * h), rebate_share, weights)
+        z = w * h
+        tax = schedule.tax(z) * schedule.share if per_agent else schedule.tax(z)
+        return lump_sum_rebate(tax, rebate_share, weights, requirement)
 
     h0 = hours_at(0.0)
     r0 = rebate_of(h0)
     no_income_effects = isinstance(utility, QuasiLinearUtility) or (
         isinstance(utility, IsoelasticUtility) and utility.eta == 0.0
     )
-    if r0 <= 0 or no_income_effects:
+    if no_income_effects or (r0 <= 0 and requirement == 0.0):
         return h0, r0
+    if r0 < 0:  # a shortfall collected lump-sum: the fixed point lies in [r0, 0]
+        return _equilibrium_bracketed(hours_at, rebate_of, r0, 0.0, tol)
     cache: dict[float, tuple[np.ndarray, float]] = {0.0: (h0, r0)}
 
     def gap(r: float) -> float:

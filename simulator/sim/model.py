@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from simulator import llm as inference
-from simulator.config.builders import build_base_schedule, build_utility
+from simulator.config.builders import build_base_schedule, build_utility, build_world
 from simulator.config.schema import Scenario
+from simulator.economy.best_response import best_response
 from simulator.economy.outcome import evaluate
 from simulator.economy.rebate import lump_sum_rebate
 from simulator.economy.utility import (
@@ -115,10 +116,11 @@ class EconomyModel(mesa.Model):
         self.rebate_share = scenario.economy.rebate_share
         self.base_schedule = build_base_schedule(scenario)
         self.schedule = self.base_schedule
+        self.world = build_world(scenario, self.population)  # None: income tax only
+        self._budgets: dict = {}
+        self.revenue_requirement = self._revenue_requirement()
         self.hours = np.clip(self.usual_hours, *self.hours_bounds)
-        self.expected_rebate = lump_sum_rebate(
-            self.schedule.tax(self.wages * self.hours), self.rebate_share, self.weights
-        )
+        self.expected_rebate = self.rebate_at(self.schedule, self.hours)
         self.outcome: Outcome | None = None
         self.step_in_year = 0
         self.steps_per_year = scenario.run.steps_per_year
@@ -188,6 +190,55 @@ class EconomyModel(mesa.Model):
             out["llm_queue_p50_s"] = float(np.nanmax([r["queue_p50_s"] for r in worker]))
         return out
 
+    # ------------------------------------------------------------------ tax-benefit world
+    def budget(self, schedule, idx=None):
+        """What every worker faces under the planner's ``schedule``: the schedule itself
+        in the income-tax-only world, else the household budget of the us_current_law
+        world (``simulator.economy.taxbenefit.system.HouseholdBudget``); ``idx`` restricts
+        it to those workers."""
+        if self.world is None:
+            return schedule
+        key = tuple(schedule.rates), tuple(schedule.thresholds)
+        b = self._budgets.get(key)
+        if b is None:
+            if len(self._budgets) > 64:
+                self._budgets.clear()
+            b = self._budgets[key] = self.world.bind(schedule)
+        return b if idx is None else b.subset(idx)
+
+    def attributed_tax(self, schedule, z, idx=None) -> np.ndarray:
+        """Each worker's share of taxes at pre-tax incomes ``z`` (what revenue adds up)."""
+        b = self.budget(schedule, idx)
+        return b.attributed_tax(z) if self.world is not None else b.tax(z)
+
+    def rebate_at(self, schedule, hours, idx=None) -> float:
+        """The lump-sum transfer per person the fiscal rule gives at ``hours``."""
+        w = self.wages if idx is None else self.wages[idx]
+        wt = self.weights if (idx is None or self.weights is None) else self.weights[idx]
+        return lump_sum_rebate(self.attributed_tax(schedule, w * hours, idx), self.rebate_share, wt,
+                               self.revenue_requirement)
+
+    def evaluate(self, schedule, hours, idx=None, utility=None) -> Outcome:
+        """:func:`~simulator.economy.outcome.evaluate` in this model's world and fiscal rule."""
+        w = self.wages if idx is None else self.wages[idx]
+        wt = self.weights if (idx is None or self.weights is None) else self.weights[idx]
+        u = self.utility if utility is None else utility
+        return evaluate(self.budget(schedule, idx), w, hours, u, self.rebate_share, wt,
+                        requirement=self.revenue_requirement)
+
+    def _revenue_requirement(self) -> float:
+        eco = self.settings.economy
+        if eco.fiscal_rule != "revenue_requirement":
+            return 0.0
+        if eco.revenue_requirement is not None:
+            return float(eco.revenue_requirement)
+        # current law's net revenue per person at the hours rational workers choose with
+        # no transfer (docs/economics.md, "Fiscal rule")
+        b = self.budget(self.base_schedule)
+        h = best_response(b, self.wages, self.utility, 0.0, self.hours_bounds)
+        tax = b.attributed_tax(self.wages * h) if self.world is not None else b.tax(self.wages * h)
+        return float(np.average(tax, weights=self.weights))
+
     def note(self, message: str) -> None:
         """Record a warning for the run manifest."""
         if message not in self.notes:
@@ -247,9 +298,7 @@ class EconomyModel(mesa.Model):
         if hours.shape != (self.n_workers,):
             raise ValueError(f"worker policy returned shape {hours.shape}, expected ({self.n_workers},)")
         self.hours = np.clip(hours, *self.hours_bounds)
-        self.outcome = evaluate(
-            self.schedule, self.wages, self.hours, self.utility, self.rebate_share, self.weights
-        )
+        self.outcome = self.evaluate(self.schedule, self.hours)
         self.expected_rebate = self.outcome.rebate
         self.datacollector.collect(self)
         self.step_in_year += 1
@@ -268,16 +317,17 @@ class EconomyModel(mesa.Model):
         record = self.year_record()
         self.history.append(record)
         o = self.outcome
-        self.agent_years.append(
-            {
-                "hours": o.hours.copy(),
-                "pre_tax": o.pre_tax.copy(),
-                "tax": o.tax.copy(),
-                "rebate": np.full(self.n_workers, o.rebate),
-                "post_tax": o.post_tax.copy(),
-                "utility": o.utility.copy(),
-            }
-        )
+        year = {
+            "hours": o.hours.copy(),
+            "pre_tax": o.pre_tax.copy(),
+            "tax": o.tax.copy(),
+            "rebate": np.full(self.n_workers, o.rebate),
+            "post_tax": o.post_tax.copy(),
+            "utility": o.utility.copy(),
+        }
+        if self.world is not None:
+            year.update(self._components)
+        self.agent_years.append(year)
         self.planner.observe(record)
         self.year += 1
         self.step_in_year = 0
@@ -313,9 +363,61 @@ class EconomyModel(mesa.Model):
             gini_post_tax=gini(o.post_tax, w),
             welfare_on="adjusted" if self._adjusted_now() else "raw",
         )
+        if self.world is not None:
+            rec.update(self._world_record())
         rec.update(self.stats.as_dict())
         rec.update(self.llm_year_stats())
         return rec
+
+    #: per-agent columns of the us_current_law world (dollars a year, the unit's amounts)
+    COMPONENT_COLUMNS = ("income_tax_before_credits", "elderly_credit", "ctc", "actc", "eitc",
+                         "income_tax", "payroll_tax", "payroll_tax_employer", "net_tax",
+                         "marginal_rate")
+
+    @property
+    def _components(self) -> dict[str, np.ndarray]:
+        """This year's components per worker (us_current_law world), computed once."""
+        cached = getattr(self, "_components_cache", None)
+        key = (self.year, self.step_in_year, id(self.outcome))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        b = self.budget(self.schedule)
+        z = self.outcome.pre_tax
+        c = b.components(z)
+        out = {k: np.asarray(c[k], dtype=float) for k in self.COMPONENT_COLUMNS if k in c}
+        out["marginal_rate"] = b.marginal_rate(z)
+        self._components_cache = (key, out)
+        return out
+
+    def _world_record(self) -> dict[str, float]:
+        """Year totals of the us_current_law world, per person of the population
+        (dollars a year; each tax unit counted once) and recipient shares."""
+        c = self._components
+        b = self.budget(self.schedule)
+        share = b.share
+        w = np.ones(self.n_workers) if self.weights is None else self.weights
+        tot = float(w.sum())
+
+        def per_person(x):
+            return float(np.dot(w, x * share) / tot)
+
+        def recipients(x):
+            return float(np.dot(w, (x > 0) * share) / tot)
+
+        return {
+            "world": "us_current_law",
+            "revenue_requirement": self.revenue_requirement,
+            "income_tax_revenue": per_person(c["income_tax"]),
+            "payroll_revenue": per_person(c["payroll_tax"]),
+            "payroll_revenue_employer": per_person(c["payroll_tax_employer"]),
+            "eitc_cost": per_person(c["eitc"]),
+            "ctc_cost": per_person(c["ctc"]),
+            "actc_cost": per_person(c["actc"]),
+            "eitc_recipients": recipients(c["eitc"]),
+            "ctc_recipients": recipients(c["ctc"] + c["actc"]),
+            "actc_recipients": recipients(c["actc"]),
+            "mean_marginal_rate": float(np.average(c["marginal_rate"], weights=self.weights)),
+        }
 
     def run(self, years: int | None = None, callback=None) -> list[dict[str, Any]]:
         """Run ``years`` tax years (default: the scenario's); ``callback(record)`` after each."""
@@ -423,4 +525,12 @@ class EconomyModel(mesa.Model):
         }
         for key in ("hours", "pre_tax", "tax", "rebate", "post_tax", "utility"):
             parts[key] = np.concatenate([y[key] for y in self.agent_years])
+        if self.world is not None:
+            years = len(self.agent_years)
+            for col in ("filing_status", "children", "eitc_children", "spouse_age", "spouse_wages"):
+                if col in self.population.columns:
+                    parts[col] = np.tile(self.population[col].to_numpy(), years)
+            for key in self.COMPONENT_COLUMNS:
+                if all(key in y for y in self.agent_years):
+                    parts[key] = np.concatenate([y[key] for y in self.agent_years])
         return pd.DataFrame(parts)

@@ -52,8 +52,12 @@ def take_home_grid(
     """
     h = np.asarray(levels, dtype=float)[None, :]
     z = np.asarray(wages, dtype=float)[:, None] * h
-    tax = schedule.tax(z)
-    post = z - tax + rebate
+    if getattr(schedule, "per_agent", False):  # a household budget: every component
+        tax = np.stack([schedule.tax(z[:, j]) for j in range(z.shape[1])], axis=1)
+        post = z + schedule.spouse_wages[:, None] - tax + rebate
+    else:
+        tax = schedule.tax(z)
+        post = z - tax + rebate
     u = utility(post, np.broadcast_to(h, z.shape))
     return {"hours": np.broadcast_to(h, z.shape), "pre_tax": z, "tax": tax, "post_tax": post, "utility": u}
 
@@ -76,3 +80,21 @@ def histogram_text(
         hi = f"{e[i + 1]:,.{decimals}f}" if i + 1 < len(e) else "+"
         rows.append(f"{e[i]:,.{decimals}f} to {hi}: {share[i]:.0%}")
     return f"{label}: " + "; ".join(rows)
+
+
+def household_taxes_text(year: dict, i: int) -> str:
+    """One line of a worker's taxes and credits in a past year (us_current_law world):
+    ``year`` is a row of ``EconomyModel.agent_years`` (arrays per worker, dollars a year)."""
+    credits = []
+    if year["eitc"][i] > 0:
+        credits.append(f"an earned income tax credit of {money(year['eitc'][i])}")
+    ctc = year["ctc"][i] + year["actc"][i]
+    if ctc > 0:
+        credits.append(f"a child tax credit of {money(ctc)} ({money(year['actc'][i])} of it refundable)")
+    got = f", after {' and '.join(credits)}" if credits else ""
+    return (
+        f"Last year at {year['hours'][i]:.0f} hours your household's income tax was "
+        f"{money(year['income_tax'][i])}{got}; payroll tax {money(year['payroll_tax'][i])}; "
+        f"your marginal rate on an extra dollar was {100 * year['marginal_rate'][i]:.1f}%. "
+        "The tax column counts income tax after credits plus payroll tax."
+    )

@@ -28,7 +28,6 @@ from simulator.config.schema import Scenario
 from simulator.config.validity_names import INFO, LLM_ONLY
 from simulator.economy.best_response import best_response
 from simulator.economy.elasticity import perturb_net_of_tax
-from simulator.economy.rebate import lump_sum_rebate
 from simulator.sim.model import EconomyModel
 from simulator.sim.workers.llm import LLMWorkerPolicy
 from simulator.validity import consistency, dispersion, incentives, persona, reliability
@@ -165,22 +164,23 @@ def run_validity(
     checks: list[CheckResult] = []
 
     # --- rational workers of the same scenario (the comparison column)
-    fb = np.asarray(best_response(base, w, model.utility, model.expected_rebate, bounds))
+    fb = np.asarray(best_response(model.budget(base), w, model.utility, model.expected_rebate, bounds))
     # the rebate workers are told: revenue at the rational hours (the LLM fallback)
-    rebate0 = lump_sum_rebate(base.tax(w * fb), model.rebate_share, weights)
-    rat_h0 = best_response(base, w, model.utility, rebate0, bounds)
-    rat_h1 = best_response(base, w, model.utility, rebate0 + rebate_change, bounds)
+    rebate0 = model.rebate_at(base, fb)
+    rat_h0 = best_response(model.budget(base), w, model.utility, rebate0, bounds)
+    rat_h1 = best_response(model.budget(base), w, model.utility, rebate0 + rebate_change, bounds)
     rat_mpe = float(np.average(incentives.marginal_propensity_to_earn(w, rat_h0, rat_h1, rebate_change),
                                weights=weights))
     schedules = [perturb_net_of_tax(base, d) for d in perts]
     # the ETI holds the rebate at its baseline: the response to the own marginal rate, as in
     # the tax-return literature (the income effect is measured on its own below)
-    rat_incomes = np.stack([w * best_response(s, w, model.utility, rebate0, bounds) for s in schedules], axis=1)
+    rat_incomes = np.stack([w * best_response(model.budget(s), w, model.utility, rebate0, bounds)
+                            for s in schedules], axis=1)
     try:
         rat_eti = incentives.eti_from_incomes(base, perts, rat_incomes, weights)
     except ValueError:
         rat_eti = None
-    rat_h_wage = best_response(base, w * wage_factor, model.utility, rebate0, bounds)
+    rat_h_wage = best_response(model.budget(base), w * wage_factor, model.utility, rebate0, bounds)
     rat_wage = persona.movement(rat_h0, rat_h_wage, weights)[0]
 
     # --- the scenario's workers

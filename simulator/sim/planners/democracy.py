@@ -163,7 +163,8 @@ class Democracy(Planner):
         o = model.outcome
         # what each platform means for each voter at last year's hours (static, by the core)
         z = o.pre_tax[voters]
-        take_home = np.stack([z - model.schedule.with_rates(p).tax(z) for p in plats], axis=1)
+        take_home = np.stack([z - model.attributed_tax(model.schedule.with_rates(p), z, voters)
+                              for p in plats], axis=1)
         # a rational fallback ballot: the platform with the best own take-home pay
         # (the rebate is the same for everyone, so it does not change the ranking much)
         own_best = np.argmax(take_home, axis=1)

@@ -37,7 +37,6 @@ import pandas as pd
 
 from simulator.config.builders import build_base_schedule
 from simulator.config.schema import LLMPlannerOptions, SearchPlannerOptions
-from simulator.economy.outcome import evaluate
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.welfare import social_welfare
 from simulator.errors import UserError
@@ -121,7 +120,7 @@ def counterfactual_outcome(model: EconomyModel, schedule: TaxSchedule) -> Outcom
     incomes = np.asarray(model.policy.respond(model, schedule), dtype=float)
     hours = np.where(model.wages > 0, incomes / np.where(model.wages > 0, model.wages, 1.0), model.hours)
     hours = np.clip(hours, *model.hours_bounds)
-    return evaluate(schedule, model.wages, hours, model.utility, model.rebate_share, model.weights)
+    return model.evaluate(schedule, hours)
 
 
 class SearchPlanner(Planner):

@@ -23,10 +23,16 @@ import pandas as pd
 
 from simulator.config.schema import LLMWorkerOptions
 from simulator.economy.best_response import best_response
-from simulator.economy.rebate import lump_sum_rebate
 from simulator.economy.tax import TaxSchedule
 from simulator.llm import Request, choices, integer_field, json_object_constraint
-from simulator.sim.prompts import money, rebate_phrase, schedule_text, table, take_home_grid
+from simulator.sim.prompts import (
+    household_taxes_text,
+    money,
+    rebate_phrase,
+    schedule_text,
+    table,
+    take_home_grid,
+)
 from simulator.sim.workers.base import WorkerPolicy
 from simulator.sim.workers.pool_ask import ask_hours_pooled, satisfaction_pooled
 from simulator.sim.workers.pool_plan import PoolingState
@@ -80,7 +86,8 @@ class LLMWorkerPolicy(WorkerPolicy):
         """The worker-specific prompt parts of workers ``idx`` (default: everyone)."""
         o = self.options
         idx = np.arange(model.n_workers) if idx is None else np.asarray(idx, dtype=np.int64)
-        grid = take_home_grid(schedule, model.wages[idx], o.hour_levels, rebate, model.utility_subset(idx))
+        grid = take_home_grid(model.budget(schedule, idx), model.wages[idx], o.hour_levels, rebate,
+                              model.utility_subset(idx))
         past = model.agent_years[-o.history:] if o.history else []
         past_years = list(range(len(model.agent_years) - len(past), len(model.agent_years)))
         shown_u = self.adjusted_history[-len(past):] if self.adjusted_history and past else None
@@ -104,6 +111,8 @@ class LLMWorkerPolicy(WorkerPolicy):
                 "What different hours would give you this year:",
                 table(head, rows),
             ]
+            if model.world is not None and past:
+                text.append(household_taxes_text(past[-1], i))
             if past:
                 hist = []
                 for k, y in enumerate(past):
@@ -195,7 +204,7 @@ class LLMWorkerPolicy(WorkerPolicy):
     def fallback_hours(self, model: EconomyModel) -> np.ndarray:
         if model.agent_years:
             return model.agent_years[-1]["hours"]
-        return best_response(model.schedule, model.wages, model.utility, model.expected_rebate,
+        return best_response(model.budget(model.schedule), model.wages, model.utility, model.expected_rebate,
                              model.hours_bounds)
 
     def decide(self, model: EconomyModel) -> np.ndarray:
@@ -221,7 +230,7 @@ class LLMWorkerPolicy(WorkerPolicy):
         the rebate shown is ``rebate`` if given, else the schedule's at last year's hours."""
         fb = self.fallback_hours(model)
         if rebate is None:
-            rebate = lump_sum_rebate(schedule.tax(model.wages * fb), model.rebate_share, model.weights)
+            rebate = model.rebate_at(schedule, fb)
         hours, used = self._ask_hours(model, schedule, rebate, False, fb)
         self.last_respond_fallback_rate = float((~used).mean())
         return model.wages * hours

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simulator.economy.best_response import best_response
-from simulator.economy.outcome import evaluate
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.welfare import social_welfare
 from simulator.sim.workers.pool_plan import (
@@ -47,7 +46,8 @@ def ask_hours_pooled(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hours for every worker from the replies of this step's representatives."""
     pc = policy.options.pooling
-    rational = best_response(schedule, model.wages, model.utility, rebate, model.hours_bounds)
+    rational = best_response(model.budget(schedule), model.wages, model.utility, rebate,
+                             model.hours_bounds)
     plan = make_plan(model.population, pc, model.weights, _last_hours(model), model.wages,
                      policy.pool_state, "hours", model.rng, scale=model.wages)
     checked = np.zeros(0, dtype=np.int64)
@@ -96,7 +96,7 @@ def _aggregates(model: EconomyModel, schedule: TaxSchedule, hours: np.ndarray) -
     obj = model.settings.planner.objective
     out = np.empty((hours.shape[0], len(ERROR_METRICS)))
     for k, h in enumerate(hours):
-        o = evaluate(schedule, model.wages, h, model.utility, model.rebate_share, w)
+        o = model.evaluate(schedule, h)
         mean = float(np.average(h, weights=w))
         out[k] = (mean, float(o.revenue), float(social_welfare(obj.swf, o, **obj.params())),
                   float(np.sqrt(np.average((h - mean) ** 2, weights=w))))
@@ -146,7 +146,7 @@ def check_errors(model: EconomyModel, schedule: TaxSchedule, idx: np.ndarray,
     out = {}
     res = {}
     for name, h in (("pooled", pooled), ("direct", direct)):
-        o = evaluate(schedule, model.wages[idx], h, u, model.rebate_share, w)
+        o = model.evaluate(schedule, h, idx=idx, utility=u)
         res[name] = {
             "mean_hours": float(np.average(h, weights=w)),
             "revenue": float(o.revenue),

@@ -29,12 +29,13 @@ class RationalPolicy(WorkerPolicy):
     def _hours(self, model: EconomyModel, schedule: TaxSchedule) -> np.ndarray:
         if self.expectations == "equilibrium":
             h, _ = equilibrium(
-                schedule, model.wages, model.utility, model.rebate_share, model.hours_bounds,
-                model.weights,
+                model.budget(schedule), model.wages, model.utility, model.rebate_share,
+                model.hours_bounds, model.weights, requirement=model.revenue_requirement,
             )
             return h
         return best_response(
-            schedule, model.wages, model.utility, model.expected_rebate, model.hours_bounds
+            model.budget(schedule), model.wages, model.utility, model.expected_rebate,
+            model.hours_bounds
         )
 
     def decide(self, model: EconomyModel) -> np.ndarray:
@@ -45,8 +46,8 @@ class RationalPolicy(WorkerPolicy):
         """Pre-tax incomes under ``schedule``; ``rebate`` (dollars a year) held fixed if
         given (the elasticity the Saez formula needs), else as the expectations say."""
         if rebate is not None:
-            return model.wages * best_response(schedule, model.wages, model.utility, rebate,
-                                               model.hours_bounds)
+            return model.wages * best_response(model.budget(schedule), model.wages, model.utility,
+                                               rebate, model.hours_bounds)
         return model.wages * self._hours(model, schedule)
 
     def checkpoint_state(self) -> dict:
