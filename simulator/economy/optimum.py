@@ -73,13 +73,23 @@ def welfare_of_rates(
     rebate_share: float = 1.0,
     weights: np.ndarray | None = None,
     hours_bounds: tuple[float, float] = DEFAULT_HOURS_BOUNDS,
+    requirement: float = 0.0,
 ) -> float:
     """Welfare when rational workers face ``schedule`` with ``rates`` (the simulation's
-    own path: :func:`equilibrium`, then :func:`evaluate`)."""
+    own path: :func:`equilibrium`, then :func:`evaluate`).  ``schedule`` may be a
+    household budget of the us_current_law world (its income-tax rates are searched);
+    ``requirement`` is the fiscal rule's revenue requirement per person."""
+    return _welfare_and_rebate(rates, schedule, wages, utility, objective, objective_params,
+                               rebate_share, weights, hours_bounds, requirement)[0]
+
+
+def _welfare_and_rebate(rates, schedule, wages, utility, objective, objective_params,
+                        rebate_share, weights, hours_bounds, requirement):
     sched = schedule.with_rates(np.clip(np.asarray(rates, dtype=float), 0.0, 1.0))
-    hours, _ = equilibrium(sched, wages, utility, rebate_share, hours_bounds, weights)
-    out = evaluate(sched, wages, hours, utility, rebate_share, weights)
-    return social_welfare(objective, out, **(objective_params or {}))
+    hours, rebate = equilibrium(sched, wages, utility, rebate_share, hours_bounds, weights,
+                                requirement=requirement)
+    out = evaluate(sched, wages, hours, utility, rebate_share, weights, requirement=requirement)
+    return social_welfare(objective, out, **(objective_params or {})), rebate
 
 
 def welfare_of_rates_batch(
@@ -93,11 +103,17 @@ def welfare_of_rates_batch(
     weights: np.ndarray | None = None,
     hours_bounds: tuple[float, float] = DEFAULT_HOURS_BOUNDS,
     rebate_guess: ArrayLike | None = None,
+    requirement: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Welfare of every row of ``rates`` (m, K), and each row's equilibrium rebate
     (dollars a year per person); row i equals :func:`welfare_of_rates` of ``rates[i]``
-    to the equilibrium's tolerance."""
+    to the equilibrium's tolerance.  Household budgets (us_current_law) and a revenue
+    requirement are solved one candidate at a time by :func:`welfare_of_rates`'s path."""
     r = np.clip(np.atleast_2d(np.asarray(rates, dtype=float)), 0.0, 1.0)
+    if getattr(schedule, "per_agent", False) or requirement != 0.0:
+        pairs = [_welfare_and_rebate(x, schedule, wages, utility, objective, objective_params,
+                                     rebate_share, weights, hours_bounds, requirement) for x in r]
+        return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
     hours, rebates = equilibrium_batch(
         schedule, r, wages, utility, rebate_share, hours_bounds, weights, rebate_guess=rebate_guess
     )
@@ -126,6 +142,7 @@ def optimal_schedule(
     xtol: float = 1e-3,
     ftol: float = 1e-10,
     starts: Sequence[ArrayLike] = (),
+    requirement: float = 0.0,
 ) -> OptimumResult:
     """Search bracket rates of ``schedule`` (same thresholds) maximising ``objective``.
 
@@ -161,7 +178,7 @@ def optimal_schedule(
                 guess = rebs[near]
             vals, rebs = welfare_of_rates_batch(
                 np.array(todo), schedule, w, utility, objective, objective_params,
-                rebate_share, wts, hours_bounds, rebate_guess=guess,
+                rebate_share, wts, hours_bounds, rebate_guess=guess, requirement=requirement,
             )
             state["batches"] += 1
             for kk, v, rb in zip(todo, vals, rebs, strict=True):
@@ -213,10 +230,11 @@ def optimal_schedule(
     # best candidates are ranked again by the simulation's own evaluation
     top = sorted(cache, key=lambda kk: cache[kk][0], reverse=True)[:FINAL_RANKED]
     final = {kk: welfare_of_rates(np.array(kk), schedule, w, utility, objective, objective_params,
-                                  rebate_share, wts, hours_bounds) for kk in top}
+                                  rebate_share, wts, hours_bounds, requirement) for kk in top}
     best_key = max(final, key=final.get)
+    best_schedule = schedule.with_rates(np.array(best_key))
     return OptimumResult(
-        schedule=schedule.with_rates(np.array(best_key)),
+        schedule=getattr(best_schedule, "schedule", best_schedule),
         welfare=final[best_key],
         evaluations=len(cache) + len(final),
         start_welfare=start_welfare,

@@ -376,6 +376,14 @@ class HouseholdBudget:
     def thresholds(self):
         return self.schedule.thresholds
 
+    @property
+    def rate_array(self) -> np.ndarray:
+        return self.schedule.rate_array
+
+    @property
+    def n_brackets(self) -> int:
+        return self.schedule.n_brackets
+
     def subset(self, idx) -> HouseholdBudget:
         """The budget of workers ``idx`` (indices into this budget's workers)."""
         base = np.arange(len(self.system.households)) if self._idx is None else self._idx

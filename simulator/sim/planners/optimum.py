@@ -51,19 +51,20 @@ class OptimumPlanner(Planner):
         idx = np.sort(model.rng.choice(n, self.max_agents, replace=False)) if subsample else None
         obj = model.settings.planner.objective
         common = dict(objective=obj.swf, objective_params=obj.params(),
-                      rebate_share=model.rebate_share, hours_bounds=model.hours_bounds)
+                      rebate_share=model.rebate_share, hours_bounds=model.hours_bounds,
+                      requirement=model.revenue_requirement)
         if subsample:
             wages, utility = model.wages[idx], model.utility_subset(idx)
             weights = None if model.weights is None else model.weights[idx]
         else:
             wages, utility, weights = model.wages, model.utility, model.weights
-        self.result = optimal_schedule(model.base_schedule, wages, utility, weights=weights,
+        self.result = optimal_schedule(model.budget(model.base_schedule, idx), wages, utility, weights=weights,
                                        max_evaluations=self.max_evaluations, **common)
         rates = self.result.schedule.rate_array
         population_welfare = (
-            welfare_of_rates(rates, model.base_schedule, model.wages, model.utility,
+            welfare_of_rates(rates, model.budget(model.base_schedule), model.wages, model.utility,
                              obj.swf, obj.params(), model.rebate_share, model.weights,
-                             model.hours_bounds)
+                             model.hours_bounds, model.revenue_requirement)
             if subsample else self.result.welfare
         )
         self.info = {
