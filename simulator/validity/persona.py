@@ -19,6 +19,12 @@ FIELDS = ("age", "sex", "education", "occupation", "state")
 #: Fewer workers than this: no verdict.
 MIN_WORKERS = 10
 _NEEDED = ("sex", "age", "state", "education", "occupation", "hours", "earnings")
+#: household columns the persona text names when the population has them
+_HOUSEHOLD = ("filing_status", "children", "spouse_wages")
+
+
+def _columns(pop: pd.DataFrame) -> list[str]:
+    return list(_NEEDED) + [c for c in _HOUSEHOLD if c in pop.columns]
 
 
 def _vary(pop: pd.DataFrame, field: str) -> pd.DataFrame:
@@ -26,7 +32,7 @@ def _vary(pop: pd.DataFrame, field: str) -> pd.DataFrame:
     from personas.model import EDUCATION, calibration
 
     cal = calibration()
-    out = pop[list(_NEEDED)].copy()
+    out = pop[_columns(pop)].copy()
     if field == "age":  # 16-24 -> 40, 25-54 -> 62, 55+ -> 30 (another CPS Table 22 band)
         a = out["age"].to_numpy()
         out["age"] = np.where(a < 25, 40, np.where(a < 55, 62, 30))
@@ -63,7 +69,7 @@ def persona_variants(pop: pd.DataFrame) -> tuple[pd.Series, dict[str, pd.Series]
     missing = [c for c in _NEEDED if c not in pop.columns]
     if missing:
         raise ValueError(f"the population has no {', '.join(missing)} column(s)")
-    base = render_personas(pop[list(_NEEDED)])
+    base = render_personas(pop[_columns(pop)])
     notes = tuple(n for group in HOUSEHOLD_NOTES.values() for n in group)
     base_notes = [_note(t, notes) for t in base]
     variants = {}
