@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from simulator.cli.main import main
-from simulator.economy import IsoelasticUtility, TaxSchedule, equilibrium, evaluate
+from simulator.economy import IsoelasticUtility, TaxSchedule, best_response, equilibrium, evaluate
+from simulator.economy.taxbenefit.system import Households, USTaxBenefit
 from simulator.errors import UserError
 from simulator.explore.model import (
     ExploreModel,
@@ -31,10 +32,16 @@ def model():
 def expected_revenue(m: ExploreModel, rates) -> float:
     """Revenue per person from the economic core directly, independent of the page."""
     eco = m.economy
-    sched = US.with_rates(rates)
     util = IsoelasticUtility(eta=m.settings["eta"], frisch=m.settings["frisch"])
-    hours, _ = equilibrium(sched, eco.wages, util, eco.rebate_share, eco.hours_bounds, eco.weights)
-    return float(np.average(sched.tax(eco.wages * hours), weights=eco.weights))
+    # rational_baselines runs the us_current_law world with the revenue requirement
+    world = USTaxBenefit(Households.from_frame(eco.population), 2024)
+    base = world.bind(US)
+    h0 = best_response(base, eco.wages, util, 0.0, eco.hours_bounds)
+    requirement = float(np.average(base.attributed_tax(eco.wages * h0), weights=eco.weights))
+    budget = world.bind(US.with_rates(rates))
+    hours, _ = equilibrium(budget, eco.wages, util, eco.rebate_share, eco.hours_bounds, eco.weights,
+                           requirement=requirement)
+    return float(np.average(budget.attributed_tax(eco.wages * hours), weights=eco.weights))
 
 
 def test_default_settings_start_from_the_scenario_schedule():

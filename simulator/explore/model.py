@@ -29,7 +29,6 @@ from simulator.config.builders import build_base_schedule
 from simulator.config.loading import resolve_scenario_path, scenario_from_dict
 from simulator.config.planners import PLANNER_KINDS as REGISTERED_PLANNERS
 from simulator.config.schema import Scenario
-from simulator.economy.outcome import evaluate
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.welfare import SWF_NAMES, Outcome, social_welfare
 from simulator.errors import UserError
@@ -422,7 +421,7 @@ class ExploreModel(mesa.Model):
         safe = np.where(eco.wages > 0, eco.wages, 1.0)
         hours = np.where(eco.wages > 0, incomes / safe, lmin)
         hours = np.clip(hours, lmin, lmax)
-        return evaluate(ref, eco.wages, hours, eco.utility, eco.rebate_share, eco.weights)
+        return eco.evaluate(ref, hours)  # the economy's world and fiscal rule
 
     def _welfare_of(self, outcome: Outcome) -> dict[str, float]:
         obj = self.scenario_settings.planner.objective

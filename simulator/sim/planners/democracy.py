@@ -260,7 +260,7 @@ class Democracy(Planner):
             # the platform is bound by the same constraints as any planner's schedule
             rates, notes = project_rates(
                 plats[winner_idx], model.schedule.rate_array, model.settings.planner.llm,
-                model.schedule, o.pre_tax, model.weights,
+                model.budget(model.schedule), o.pre_tax, model.weights,
             )
             self.elections[-1]["applied_rates"] = rates.tolist()
             self.elections[-1]["projection"] = "; ".join(notes)

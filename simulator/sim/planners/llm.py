@@ -98,7 +98,9 @@ def project_rates(
         notes.append("clipped to the rate range")
     if options.revenue_floor is not None and schedule is not None and last_incomes is not None:
         def revenue(x: np.ndarray) -> float:
-            return float(np.average(schedule.with_rates(x).tax(last_incomes), weights=weights))
+            s = schedule.with_rates(x)  # a household budget counts each unit's share
+            tax = s.attributed_tax(last_incomes) if getattr(s, "per_agent", False) else s.tax(last_incomes)
+            return float(np.average(tax, weights=weights))
 
         if revenue(r) < options.revenue_floor:
             top = np.full_like(r, hi)
@@ -274,7 +276,7 @@ class LLMPlanner(Planner):
         if resp.ok:
             raw = np.array([resp.value[f"b{i + 1}"] for i in range(k)], dtype=float) / 100.0
             proposed = raw if self.options.action == "absolute" else current + raw
-            rates, notes = project_rates(proposed, current, self.options, model.schedule,
+            rates, notes = project_rates(proposed, current, self.options, model.budget(model.schedule),
                                          model.outcome.pre_tax, model.weights)
             entry.update(proposed=proposed.tolist(), applied=rates.tolist(), projection="; ".join(notes))
         else:

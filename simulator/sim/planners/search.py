@@ -202,8 +202,8 @@ class SearchPlanner(Planner):
 
     def _project(self, model: EconomyModel, proposed: np.ndarray) -> tuple[np.ndarray, list[str]]:
         last = model.outcome.pre_tax if model.outcome is not None else model.wages * model.hours
-        return project_rates(proposed, model.schedule.rate_array, self.constraints, model.schedule,
-                             last, model.weights)
+        return project_rates(proposed, model.schedule.rate_array, self.constraints,
+                             model.budget(model.schedule), last, model.weights)
 
     def _row(self, model: EconomyModel, kind: str, proposed: np.ndarray, applied: np.ndarray,
              notes: list[str], told: bool) -> dict:
