@@ -187,6 +187,51 @@ def ce_summary(ce: pd.DataFrame, cfg: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["variant", "metric", "n_seeds", "ce_pct_mean", "ce_low", "ce_high"])
 
 
+#: us_current_law incidence columns: change (variant minus baseline) of each worker's share of
+#: its unit's income tax after credits, EITC, CTC + ACTC, employee payroll tax and net tax
+#: (dollars a year), and of its effective marginal rate (fraction), from the agents' components
+COMPONENT_CHANGES: dict[str, str] = {
+    "income_tax": "d_income_tax", "eitc": "d_eitc", "ctc_actc": "d_ctc", "payroll_tax": "d_payroll_tax",
+    "net_tax": "d_net_tax", "marginal_rate": "d_marginal_rate",
+}
+_COMPONENTS_NEEDED = ("income_tax", "eitc", "ctc", "actc", "payroll_tax", "net_tax", "marginal_rate")
+
+
+def component_changes(base: pd.DataFrame, variant: pd.DataFrame, population: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Per worker (``id``) the changes of :data:`COMPONENT_CHANGES` from ``base`` to ``variant``
+    agents rows of one tax year; amounts are the worker's share of its unit's (1 /
+    ``unit_earners`` of the population, so groups add up to population totals, each unit
+    once), the marginal rate is the worker's own.  None unless both carry the components
+    (the us_current_law world)."""
+    if not all(c in base.columns and c in variant.columns for c in _COMPONENTS_NEEDED):
+        return None
+    cols = ["id", *_COMPONENTS_NEEDED]
+    m = base[cols].merge(variant[cols], on="id", suffixes=("_b", "_v"), validate="one_to_one")
+    share = np.ones(len(m))
+    if population is not None and "unit_earners" in population:
+        ue = m[["id"]].merge(population[["id", "unit_earners"]], on="id", how="left")["unit_earners"]
+        share = 1.0 / np.clip(ue.fillna(1).to_numpy(float), 1, 2)
+    for side in ("b", "v"):
+        m[f"ctc_actc_{side}"] = m[f"ctc_{side}"] + m[f"actc_{side}"]
+    out = pd.DataFrame({"id": m["id"]})
+    for comp, name in COMPONENT_CHANGES.items():
+        d = (m[f"{comp}_v"] - m[f"{comp}_b"]).to_numpy(float)
+        out[name] = d if comp == "marginal_rate" else d * share
+    return out
+
+
+def _group_means(paired: pd.DataFrame, by: str, cols: list[str]) -> pd.DataFrame:
+    """Weighted means of ``cols`` by group ``by`` and ``all``, groups named as
+    ``stats.incidence`` names them."""
+    w = paired["weight"].to_numpy(dtype=float)
+    df = paired[[by]].assign(_w=w, **{c: w * paired[c].to_numpy(float) for c in cols})
+    g = df.groupby(by, observed=True, sort=True)[["_w", *cols]].sum()
+    g.loc["all"] = df[["_w", *cols]].sum()
+    out = g[cols].div(g["_w"], axis=0)
+    out.insert(0, "group", [str(i) for i in g.index])
+    return out.reset_index(drop=True)
+
+
 def incidence_tables(exp: Experiment, final: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Incidence of every variant against the baseline, by every grouping, mean over seeds
     with t intervals (``stats.mean_over_seeds``)."""
@@ -202,9 +247,16 @@ def incidence_tables(exp: Experiment, final: pd.DataFrame, level: float = 0.95) 
             if ab is None or av is None or b.population is None:
                 continue
             paired = stats.paired_workers(ab, av, b.population)
+            changes = component_changes(ab, av, b.population)
+            if changes is not None:
+                paired = paired.merge(changes, on="id", how="left", validate="one_to_one")
             for col in stats.GROUP_COLUMNS:
                 if col in paired:
-                    per_group.setdefault(col, []).append(stats.incidence(paired, col))
+                    t = stats.incidence(paired, col)
+                    if changes is not None:
+                        t = t.merge(_group_means(paired, col, list(COMPONENT_CHANGES.values())),
+                                    on="group", how="left")
+                    per_group.setdefault(col, []).append(t)
         for col, tables in per_group.items():
             t = stats.mean_over_seeds(tables, level)
             t.insert(0, "grouping", col)

@@ -19,12 +19,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from simulator.config.builders import build_base_schedule
+from simulator.config.builders import build_base_schedule, build_world
 from simulator.config.schema import Scenario
 from simulator.economy.tax import TaxSchedule
 from simulator.errors import UserError
 from simulator.experiments.plan import dotted
-from simulator.experiments.stats import MIN_SEEDS, RELIABLE_SEEDS, bracket_labels
+from simulator.experiments.stats import MIN_SEEDS, RELIABLE_SEEDS, bracket_labels, income_deciles
 from simulator.results import load_run
 
 SWF_LABELS = {
@@ -466,3 +466,330 @@ def run_figures(res, labels: list[str]) -> dict[str, Figure]:
         figs["incomes"] = fig_income_histogram(last["pre_tax"].to_numpy(), last["post_tax"].to_numpy(),
                                                int(last["year"].iloc[0]))
     return figs
+
+
+# --------------------------------------------------------------------------- us_current_law
+#: per-worker columns of ``agents.parquet`` in the us_current_law world (dollars a year,
+#: the unit's amounts; ``marginal_rate`` the effective marginal rate of own earnings)
+COMPONENT_COLUMNS = ("income_tax_before_credits", "elderly_credit", "ctc", "actc", "eitc",
+                     "income_tax", "payroll_tax", "payroll_tax_employer", "net_tax", "marginal_rate")
+
+#: representative tax units of the rate curves: label -> household fields (ages in years,
+#: spouse's wages dollars a year)
+HOUSEHOLD_TYPES: dict[str, dict[str, float]] = {
+    "single, no children, 40": {"filing_status": 1, "children": 0, "eitc_children": 0, "age": 40},
+    "head of household, 1 child": {"filing_status": 4, "children": 1, "eitc_children": 1, "age": 40},
+    "head of household, 2 children": {"filing_status": 4, "children": 2, "eitc_children": 2, "age": 40},
+    "married, 2 children, spouse not working": {"filing_status": 2, "children": 2, "eitc_children": 2,
+                                                "age": 40, "spouse_age": 40},
+    "married, 2 children, spouse earns $40,000": {"filing_status": 2, "children": 2, "eitc_children": 2,
+                                                  "age": 40, "spouse_age": 40, "spouse_wages": 40_000,
+                                                  "unit_earners": 2},
+    "single, no children, 70": {"filing_status": 1, "children": 0, "eitc_children": 0, "age": 70},
+}
+#: own earnings (dollars a year) of the rate tables
+TYPE_INCOMES = (10_000, 20_000, 30_000, 50_000, 75_000, 100_000, 150_000, 250_000)
+EMPLOYER_NOTE = "not in workers' budgets (incidence: see docs)"
+
+
+def is_us_current_law(res) -> bool:
+    """Whether a run (``load_run``) ran the us_current_law world: its years say so, or
+    its agents carry the tax-benefit components."""
+    y = res.years
+    if "world" in y and len(y) and str(y["world"].iloc[-1]) == "us_current_law":
+        return True
+    a = res.agents
+    return a is not None and all(c in a.columns for c in ("net_tax", "eitc", "marginal_rate"))
+
+
+def world_year(scenario: dict[str, Any]) -> int:
+    """The tax year of the us_current_law parameters (``build_world``'s rule)."""
+    sc = Scenario.model_validate(scenario)
+    return int(sc.tax.us_federal.year) if sc.tax.us_federal is not None else 2024
+
+
+def reform_text(scenario: dict[str, Any]) -> str:
+    """``current law`` or the scenario's ``economy.reform`` as ``key=value``."""
+    r = Scenario.model_validate(scenario).economy.reform
+    diff = {k: v for k, v in r.model_dump().items() if v != type(r)().model_dump()[k]}
+    return changes_text({f"economy.reform.{k}": v for k, v in diff.items()}) if diff else "current law"
+
+
+def household_budget(scenario: dict[str, Any], rates: Sequence[float], types: dict[str, dict] | None = None):
+    """The us_current_law budget (``HouseholdBudget``) of the representative ``types``
+    (default :data:`HOUSEHOLD_TYPES`, one worker each, in order) under the run's base
+    schedule with ``rates``, with the scenario's tax year and reform (``build_world``)."""
+    sc = Scenario.model_validate({**scenario, "economy": {**scenario.get("economy", {}), "world": "us_current_law"}})
+    types = HOUSEHOLD_TYPES if types is None else types
+    frame = pd.DataFrame([{"spouse_age": 0, "spouse_wages": 0.0, "unit_earners": 1, **t} for t in types.values()])
+    world = build_world(sc, frame)
+    return world.bind(build_base_schedule(sc).with_rates([float(r) for r in rates]))
+
+
+def household_rate_curves(scenario: dict[str, Any], rates: Sequence[float], z_max: float = 250_000.0,
+                          step: float = 100.0, types: dict[str, dict] | None = None) -> pd.DataFrame:
+    """Net tax, effective marginal and average net tax rates of own earnings, per
+    representative household type, from $0 to ``z_max``.
+
+    On a grid every ``step`` dollars plus every kink of the compiled budget
+    (``segment_table``) and :data:`TYPE_INCOMES`: ``net_tax`` = the unit's income tax
+    after credits + employee payroll tax (``HouseholdBudget.tax``), ``marginal_rate`` its
+    right derivative (``HouseholdBudget.marginal_rate``), ``average_rate`` =
+    ``(T(z) - T(0)) / z`` (``T(0)`` is zero but where a spouse earns; nan at ``z = 0``).
+    Columns ``household, income, net_tax, marginal_rate, average_rate``.
+    """
+    types = HOUSEHOLD_TYPES if types is None else types
+    budget = household_budget(scenario, rates, types)
+    seg = budget.segment_table
+    base = np.concatenate([np.arange(0.0, z_max + step / 2, step), np.asarray(TYPE_INCOMES, dtype=float)])
+    grids = []
+    for j in range(len(types)):
+        kinks = seg.lower[seg.key[j]]
+        grids.append(np.unique(np.concatenate([base, kinks[(kinks > 0) & (kinks < z_max)]])))
+    idx = np.concatenate([np.full(g.size, j) for j, g in enumerate(grids)])
+    z = np.concatenate(grids)
+    grid = budget.system.with_households(budget.system.households.take(idx)).bind(budget.schedule)
+    t = grid.tax(z)
+    t0 = grid.tax(np.zeros_like(z))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        avg = np.where(z > 0, (t - t0) / z, np.nan)
+    return pd.DataFrame({"household": np.asarray(list(types))[idx], "income": z, "net_tax": t,
+                         "marginal_rate": grid.marginal_rate(z), "average_rate": avg})
+
+
+def household_rates_table(curves: pd.DataFrame, column: str, incomes: Sequence[float] = TYPE_INCOMES) -> pd.DataFrame:
+    """``column`` of :func:`household_rate_curves` in percent at ``incomes``: one row per
+    household type, one column per income (``$10k``)."""
+    out = {"household": list(dict.fromkeys(curves["household"]))}
+    for z in incomes:
+        at = curves[curves["income"] == float(z)].drop_duplicates("household").set_index("household")
+        out[_dollars(z)] = [100.0 * float(at.loc[h, column]) for h in out["household"]]
+    return pd.DataFrame(out)
+
+
+def household_rates_text(scenario: dict[str, Any], rates: Sequence[float], year: int) -> str:
+    """What the rate curves are: the schedule, law year and reform they use."""
+    r = "/".join(f"{100 * float(x):.0f}" for x in rates)
+    return (f"Net tax of the tax unit (income tax after credits + employee payroll tax) as a function "
+            f"of the worker's own earnings, {world_year(scenario)} law ({reform_text(scenario)}) with "
+            f"the income-tax rates of the final tax year ({year}), {r} %, on the run's brackets. Effective "
+            "marginal rate: the right derivative of net tax (negative in the EITC and ACTC "
+            "phase-ins); average net tax rate: (T(z) - T(0)) / z (T(0) is not zero only where a "
+            "spouse earns). Ages 40 unless named; children qualify for the CTC and the EITC.")
+
+
+def fig_household_rates(curves: pd.DataFrame) -> Figure:
+    """Effective marginal rate (steps) and average net tax rate by own earnings, one line per
+    household type (:func:`household_rate_curves`)."""
+    fig = Figure(figsize=(9.5, 4.0))
+    ax1, ax2 = fig.subplots(1, 2, sharex=True)
+    for i, (h, c) in enumerate(curves.groupby("household", sort=False)):
+        col, ls = f"C{i % 10}", "--" if i % 2 else "-"  # dashes: lines that coincide stay visible
+        ax1.step(c["income"], 100 * c["marginal_rate"], where="post", color=col, ls=ls, lw=1.2, label=h)
+        ax2.plot(c["income"], 100 * c["average_rate"], color=col, ls=ls, lw=1.2, label=h)
+    for ax in (ax1, ax2):
+        ax.axhline(0, color="black", lw=0.6)
+        ax.xaxis.set_major_formatter(FuncFormatter(_dollars))
+        ax.set_xlabel("own earnings ($/yr)")
+        ax.set_xlim(0, float(curves["income"].max()) if len(curves) else 1.0)
+    ax1.set_ylabel("effective marginal rate (%)")
+    ax1.set_title("Effective marginal tax rate")
+    ax2.set_ylabel("average net tax rate (%)")
+    ax2.set_title("Average net tax rate of own earnings")
+    ax2.legend(fontsize=6.5)
+    return fig
+
+
+def _final_world_agents(res) -> tuple[pd.DataFrame, np.ndarray, np.ndarray] | None:
+    """The final year's agents of a us_current_law run with their weights (``sample_weight``
+    of a sampled table, else the population weight) and shares of their unit (1, or 1/2 for
+    a two-earner couple, ``unit_earners`` of the population); None without components."""
+    a = res.agents
+    if a is None or a.empty or not all(c in a.columns for c in COMPONENT_COLUMNS):
+        return None
+    a = a[a["year"] == a["year"].max()].reset_index(drop=True)
+    pop = res.population
+    if "sample_weight" in a:
+        w = a["sample_weight"].to_numpy(float)
+    elif "weight" in a:
+        w = a["weight"].to_numpy(float)
+    elif pop is not None and "weight" in pop:
+        w = a[["id"]].merge(pop[["id", "weight"]], on="id", how="left")["weight"].fillna(1.0).to_numpy(float)
+    else:
+        w = np.ones(len(a))
+    if pop is not None and "unit_earners" in pop:
+        ue = a[["id"]].merge(pop[["id", "unit_earners"]], on="id", how="left")["unit_earners"]
+        share = 1.0 / np.clip(ue.fillna(1).to_numpy(float), 1, 2)
+    else:
+        share = np.ones(len(a))
+    return a, w, share
+
+
+#: rows of the net-tax decomposition: label, component, sign in the identity
+DECOMPOSITION = (
+    ("income tax before credits", "income_tax_before_credits", True),
+    ("- credit for the elderly", "elderly_credit", True),
+    ("- EITC", "eitc", True),
+    ("- CTC (nonrefundable)", "ctc", True),
+    ("- ACTC (refundable CTC)", "actc", True),
+    ("= income tax after credits", "income_tax", False),
+    ("+ employee payroll tax", "payroll_tax", False),
+    ("= net tax (in workers' budgets)", "net_tax", False),
+    (f"employer payroll tax: {EMPLOYER_NOTE}", "payroll_tax_employer", False),
+)
+
+
+def net_tax_decomposition(res) -> pd.DataFrame | None:
+    """The final year's net tax by component, per person of the population (dollars a year,
+    each tax unit once: a worker carries its share of its unit's amounts), and the share of
+    workers receiving each credit (each unit once, as ``years.parquet``'s recipients).
+    Columns ``component, $/person/yr, % of workers receiving``.  From the final year's
+    agents (a sampled table weighted by ``sample_weight``); without the agents' components,
+    from the totals of ``years.parquet`` (no before-credit tax or elderly credit there)."""
+    got = _final_world_agents(res)
+    if got is None:
+        return _years_decomposition(res.years)
+    a, w, share = got
+    tot = float(w.sum())
+    rows = []
+    for label, col, credit in DECOMPOSITION:
+        x = a[col].to_numpy(float)
+        recv = 100.0 * float(np.dot(w, (x > 0) * share) / tot) if credit and col != "income_tax_before_credits" else np.nan
+        rows.append({"component": label, "$/person/yr": float(np.dot(w, x * share) / tot),
+                     "% of workers receiving": recv})
+    return pd.DataFrame(rows)
+
+
+#: ``years.parquet`` columns of the decomposition rows (without agents): component -> (total, recipients)
+_YEARS_TOTALS = {"eitc": ("eitc_cost", "eitc_recipients"), "ctc": ("ctc_cost", None),
+                 "actc": ("actc_cost", "actc_recipients"), "income_tax": ("income_tax_revenue", None),
+                 "payroll_tax": ("payroll_revenue", None), "payroll_tax_employer": ("payroll_revenue_employer", None)}
+
+
+def _years_decomposition(years: pd.DataFrame) -> pd.DataFrame | None:
+    """The decomposition from the final year's totals of ``years.parquet`` (a run without
+    agents.parquet): no before-credit tax or elderly credit (``–``)."""
+    y = years.iloc[-1]
+    if not all(t in y for t, _ in _YEARS_TOTALS.values()):
+        return None
+    rows = []
+    for label, col, _credit in DECOMPOSITION:
+        total, recv = _YEARS_TOTALS.get(col, (None, None))
+        if col == "net_tax":
+            value = float(y["income_tax_revenue"]) + float(y["payroll_revenue"])
+        else:
+            value = float(y[total]) if total else np.nan
+        rows.append({"component": label, "$/person/yr": value,
+                     "% of workers receiving": 100.0 * float(y[recv]) if recv else np.nan})
+    return pd.DataFrame(rows)
+
+
+def sample_note(res) -> str:
+    """A sentence when the final year's agents are a sample (``output.agents_sample``) or
+    absent, else ``""``."""
+    a = res.agents
+    if a is None or a.empty or not all(c in a.columns for c in COMPONENT_COLUMNS):
+        return ("Without the agents' components (output.agents_table): the totals of years.parquet; "
+                "income tax before credits and the credit for the elderly are not recorded there.")
+    if "sample_weight" in a:
+        n = int((a["year"] == a["year"].max()).sum())
+        total = len(res.population) if res.population is not None else "?"
+        return (f"Estimated from the agents sample ({n} of {total} workers, output.agents_sample, "
+                "weighted by sample_weight); years.parquet has the totals of every worker.")
+    return ""
+
+
+def recipients_text(res) -> str:
+    """The final year's recipient shares of ``years.parquet`` (every worker, each unit once)."""
+    y = res.years.iloc[-1]
+    parts = [(k, lab) for k, lab in (("eitc_recipients", "EITC"), ("ctc_recipients", "CTC or ACTC"),
+                                     ("actc_recipients", "ACTC")) if k in y]
+    if not parts:
+        return ""
+    return ("Recipients (years.parquet, every worker, each unit once): "
+            + ", ".join(f"{lab} {100 * float(y[k]):.1f} %" for k, lab in parts) + " of workers.")
+
+
+def decomposition_text(res) -> str:
+    """What the decomposition counts, and the fiscal rule's numbers of the final year."""
+    y = res.years.iloc[-1]
+    text = ("Final tax year, dollars a year per person of the population: each worker carries its "
+            "share of its tax unit's amounts (half for a two-earner couple), so every unit counts "
+            "once. Income tax after credits is negative where refundable credits exceed the tax. The "
+            "employer's payroll tax is shown apart: wages are already net of it, so it is not in "
+            "workers' budgets (its incidence: docs/economics.md, section 12).")
+    extra = []
+    if "revenue_requirement" in y and pd.notna(y["revenue_requirement"]):
+        extra.append(f"revenue requirement ${float(y['revenue_requirement']):,.0f}")
+    if "rebate" in y:
+        extra.append(f"lump-sum transfer ${float(y['rebate']):,.0f}")
+    if extra:
+        text += " Fiscal rule: " + ", ".join(extra) + " per person."
+    note = sample_note(res)
+    return f"{text} {note}" if note else text
+
+
+#: columns of the decile table: label -> (agents column, shared by the unit)
+DECILE_COLUMNS = {
+    "earnings $": ("pre_tax", False), "income tax $": ("income_tax", True), "EITC $": ("eitc", True),
+    "CTC+ACTC $": ("ctc_actc", True), "payroll tax $": ("payroll_tax", True), "net tax $": ("net_tax", True),
+    "post-tax $": ("post_tax", False), "EMTR %": ("marginal_rate", False),
+}
+
+
+def decile_table(res) -> pd.DataFrame | None:
+    """The final year by decile of own pre-tax earnings (``stats.income_deciles``, weighted)
+    and ``all``: weighted means of own earnings, the worker's share of its unit's income tax
+    after credits, EITC, CTC + ACTC, employee payroll tax and net tax, post-tax income (own
+    earnings + spouse's wages - the unit's net tax + transfer) and the effective marginal
+    rate (percent).  None without components."""
+    got = _final_world_agents(res)
+    if got is None:
+        return None
+    a, w, share = got
+    a = a.assign(ctc_actc=a["ctc"] + a["actc"])
+    dec = income_deciles(a["pre_tax"].to_numpy(float), w)
+    groups = [(str(d), dec == d) for d in range(1, 11)] + [("all", np.ones(len(a), dtype=bool))]
+    rows = []
+    for g, m in groups:
+        wm = w[m]
+        row: dict[str, Any] = {"decile": g, "% of workers": 100.0 * float(wm.sum() / w.sum())}
+        for label, (col, shared) in DECILE_COLUMNS.items():
+            x = a[col].to_numpy(float)[m] * (share[m] if shared else 1.0)
+            row[label] = float(np.dot(wm, x) / wm.sum()) if wm.sum() > 0 else np.nan
+        row["EMTR %"] *= 100.0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def decile_text() -> str:
+    return ("Final tax year, by decile of own pre-tax earnings (population weights); weighted means "
+            "per worker. Taxes and credits are the worker's share of its unit's (half for a two-earner "
+            "couple), so the all row equals the decomposition above; post-tax is the worker's "
+            "consumption: own earnings + spouse's wages - the unit's net tax + the transfer; EMTR: "
+            "effective marginal rate of own earnings.")
+
+
+def world_sections(res) -> dict[str, Any] | None:
+    """Everything both pages show of a us_current_law run, computed once: ``curves``
+    (:func:`household_rate_curves` of the final year), the EMTR and average-rate tables,
+    their description, the figure, the decomposition and decile tables and their texts;
+    None for an income-tax-only run."""
+    if not is_us_current_law(res):
+        return None
+    sc = res.manifest.get("scenario", {})
+    last = res.years.iloc[-1]
+    rates = [float(last[c]) for c in rate_cols(res.years)]
+    curves = household_rate_curves(sc, rates)
+    return {
+        "curves": curves,
+        "emtr": household_rates_table(curves, "marginal_rate"),
+        "atr": household_rates_table(curves, "average_rate"),
+        "rates_text": household_rates_text(sc, rates, int(last["year"])),
+        "figure": fig_household_rates(curves),
+        "decomposition": net_tax_decomposition(res),
+        "decomposition_text": decomposition_text(res),
+        "recipients_text": recipients_text(res),
+        "deciles": decile_table(res),
+        "deciles_text": " ".join(t for t in (decile_text(), sample_note(res)) if t),
+    }

@@ -45,6 +45,7 @@ from simulator.report.common import (
     scenario_thresholds,
     variant_changes,
     verdict_lines,
+    world_sections,
 )
 from simulator.results import load_run
 
@@ -185,6 +186,12 @@ def render_run(run_dir: str | Path) -> str:
         ("schedules", "Final schedule", html_table(sched, table_id="schedule")
          + html_figure(fig_rate_curves(curves), rate_curves_caption(curves, "Average and marginal tax rates by income"), "tax-rates")),
     ]
+    world = world_sections(res)
+    if world is not None:
+        sections[-1] = (*sections[-1][:2], sections[-1][2] + (
+            "<p class='note'>These curves are the planner's income-tax schedule alone (a single "
+            "filer); the whole system by household type: Rates by household.</p>"))
+        sections += world_html(world)
     if "incomes" in figs:
         sections.append(("incomes", "Incomes", html_figure(figs["incomes"], "Pre- and post-tax incomes, final year", "incomes")))
     status = res.manifest.get("status")
@@ -214,6 +221,24 @@ def render_run(run_dir: str | Path) -> str:
     return page(f"Run report: {sc.get('name', Path(run_dir).name)}",
                 f"{len(res.population) if res.population is not None else '?'} workers, planner "
                 f"{last['planner']}, objective {last['objective_swf']}, seed {res.manifest.get('seed')}", sections)
+
+
+def world_html(world: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The us_current_law sections of a run (``common.world_sections``)."""
+    out = [("household-rates", "Rates by household",
+            f"<p>{_e(world['rates_text'])}</p>"
+            + html_figure(world["figure"], "Effective marginal and average net tax rates of own "
+                          "earnings by household type, final year's schedule", "household-rates")
+            + "<h3>Effective marginal tax rate (%)</h3>" + html_table(world["emtr"], table_id="household-emtr")
+            + "<h3>Average net tax rate of own earnings (%)</h3>" + html_table(world["atr"], table_id="household-atr"))]
+    if world["decomposition"] is not None:
+        rec = f"<p>{_e(world['recipients_text'])}</p>" if world["recipients_text"] else ""
+        out.append(("net-tax", "Net tax", f"<p>{_e(world['decomposition_text'])}</p>"
+                    + html_table(world["decomposition"], table_id="net-tax-table") + rec))
+    if world["deciles"] is not None:
+        out.append(("tax-deciles", "By income decile", f"<p>{_e(world['deciles_text'])}</p>"
+                    + html_table(world["deciles"], table_id="tax-deciles-table")))
+    return out
 
 
 # --------------------------------------------------------------------------- experiment
@@ -294,6 +319,9 @@ INCIDENCE_VIEW = {"group": "group", "workers_share": "% of workers", "pre_tax_b"
                   "d_post_tax_pct": "change post-tax %", "d_post_tax_pct_low": "CI low %",
                   "d_post_tax_pct_high": "CI high %", "d_utility": "change utility",
                   "d_utility_low": "CI low utility", "d_utility_high": "CI high utility",
+                  "d_income_tax": "change income tax $", "d_eitc": "change EITC $",
+                  "d_ctc": "change CTC+ACTC $", "d_payroll_tax": "change payroll tax $",
+                  "d_net_tax": "change net tax $", "d_marginal_rate": "change EMTR (points)",
                   "share_gaining": "% gaining >1%", "share_losing": "% losing >1%", "n_seeds": "seeds"}
 SHARES = ("workers_share", "share_gaining", "share_losing")
 
@@ -303,6 +331,8 @@ def incidence_view(t: pd.DataFrame) -> pd.DataFrame:
     t = t.copy()
     for c in SHARES:
         t[c] = 100.0 * t[c]
+    if "d_marginal_rate" in t:  # us_current_law: percentage points
+        t["d_marginal_rate"] = 100.0 * t["d_marginal_rate"]
     keep = [c for c in ("variant", *INCIDENCE_VIEW) if c in t]
     return t[keep].rename(columns=INCIDENCE_VIEW)
 

@@ -38,6 +38,7 @@ from simulator.report.common import (
     run_figures,
     run_years_view,
     verdict_lines,
+    world_sections,
 )
 from simulator.report.html import experiment_context, render_experiment, render_run
 from simulator.results import load_run
@@ -75,6 +76,9 @@ def run_report(run_dir: Path, out: Path) -> Path:
     for name, fig in run_figures(res, labels).items():
         (out / f"{name}.png").write_bytes(png_bytes(fig))
         lines += [f"![{name}]({name}.png)", ""]
+    world = world_sections(res)
+    if world is not None:
+        lines += world_markdown(world, out)
     lines += markdown_section(run_dir)
     lines += fork_section(res)
     if res.manifest.get("notes"):
@@ -83,6 +87,24 @@ def run_report(run_dir: Path, out: Path) -> Path:
     page.write_text("\n".join(lines), encoding="utf-8")
     return page
 
+
+def world_markdown(world, out: Path) -> list[str]:
+    """The us_current_law sections of a run (``common.world_sections``): rates by household
+    type (tables and ``household_rates.png``), the net-tax decomposition, the deciles."""
+    (out / "household_rates.png").write_bytes(png_bytes(world["figure"]))
+    lines = ["## Effective tax rates by household type", "", world["rates_text"], "",
+             "Effective marginal tax rate (%) at own earnings:", "", md_table(world["emtr"]), "",
+             "Average net tax rate of own earnings (%):", "", md_table(world["atr"]), "",
+             "![household_rates](household_rates.png)", ""]
+    if world["decomposition"] is not None:
+        lines += ["## Net tax, final year", "", world["decomposition_text"], "",
+                  md_table(world["decomposition"]), ""]
+        if world["recipients_text"]:
+            lines += [world["recipients_text"], ""]
+    if world["deciles"] is not None:
+        lines += ["## By income decile, final year", "", world["deciles_text"], "",
+                  md_table(world["deciles"]), ""]
+    return lines
 
 
 # --------------------------------------------------------------------------- experiment
