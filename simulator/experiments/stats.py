@@ -423,7 +423,11 @@ def incidence(paired: pd.DataFrame, by: str) -> pd.DataFrame:
 
 
 #: incidence columns that get an interval over seeds (``<column>_low``, ``<column>_high``)
-INCIDENCE_INTERVALS: tuple[str, ...] = ("d_post_tax", "d_post_tax_pct", "d_utility")
+INCIDENCE_INTERVALS: tuple[str, ...] = (
+    "d_post_tax", "d_post_tax_pct", "d_utility",
+    # the us_current_law world's components (present only in its experiments)
+    "d_income_tax", "d_eitc", "d_ctc", "d_payroll_tax", "d_net_tax", "d_marginal_rate",
+)
 
 
 def mean_over_seeds(tables: list[pd.DataFrame], level: float = 0.95) -> pd.DataFrame:
