@@ -53,7 +53,7 @@ def test_segments_equal_the_components_everywhere(year):
         tab = b.segment_table
         n = len(h)
         for z in (rng.uniform(0, 60_000, (20, n)), rng.uniform(0, 900_000, (20, n)),
-                  np.repeat(tab.lower[tab.key][:, :-1].T, 1, axis=0)):
+                  tab.agent_segments()["lower"].T):
             for row in z:
                 row = np.where(np.isfinite(row), row, 0.0)
                 for dz in (-1.0, 0.0, 1.0):

@@ -524,8 +524,8 @@ def budget_best_response(table, wages: ArrayLike, utility: Utility, rebate: Arra
                          hours_bounds: tuple[float, float] = DEFAULT_HOURS_BOUNDS) -> np.ndarray:
     """Utility-maximising hours a week of every worker on its own compiled budget.
 
-    ``table`` is a ``SegmentTable`` (row ``table.key[i]`` is worker i's budget: segments
-    of own earnings with net-income rates and intercepts); ``wages`` (n,) dollars a year
+    ``table`` is a ``SegmentTable`` (``table.agent_segments`` composes each worker's
+    segments of own earnings with net-income rates and intercepts); ``wages`` (n,) dollars a year
     per weekly hour; ``rebate`` the lump-sum transfer taken as given (dollars a year,
     scalar or per worker).  Exact: on each convex piece of a worker's budget utility is
     concave in hours, so the piece's best point is the solve on its last segment whose
@@ -542,8 +542,7 @@ def budget_best_response(table, wages: ArrayLike, utility: Utility, rebate: Arra
 
     def work(start: int) -> None:
         sl = slice(start, min(start + CHUNK, n))
-        out[sl] = _budget_block(table, table.key[sl], w[sl], subset_utility(utility, sl),
-                                r[sl], lmin, lmax)
+        out[sl] = _budget_block(table, sl, w[sl], subset_utility(utility, sl), r[sl], lmin, lmax)
 
     if n > 2 * CHUNK:
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -553,64 +552,76 @@ def budget_best_response(table, wages: ArrayLike, utility: Utility, rebate: Arra
     return np.where(w > 0, out, lmin)
 
 
-def _budget_block(table, key, w, utility, rebate, lmin, lmax):
+def _has_per_agent_params(utility) -> bool:
+    """True when some utility parameter is an array over agents."""
+    return any(np.ndim(getattr(utility, f, 0.0)) > 0 for f in ("psi", "frisch", "delta"))
+
+
+def _budget_block(table, sl, w, utility, rebate, lmin, lmax):
+    """Exact hours of workers ``sl`` (see :func:`budget_best_response`)."""
     n = w.size
-    safe_w = np.where(w > 0, w, 1.0)
-    inv_w = (1.0 / safe_w)[:, None]
-    lower = table.lower[key]  # (n, S)
-    upper = table.upper[key]
-    lo_h = np.clip(lower * inv_w, lmin, lmax)
-    hi_h = np.clip(upper * inv_w, lmin, lmax)
-    valid = hi_h > lo_h
-    # the segment holding lmin when every segment inside the bounds is empty (lmin == lmax)
-    if lmin == lmax:
-        valid = np.zeros_like(valid)
-    piece = table.piece[key]
-    rate = table.rate[key]
-    icpt = table.intercept[key] + rebate[:, None]
+    seg = table.agent_segments(sl)  # (n, S), composed once per budget
+    lower, upper, rate = seg["lower"], seg["upper"], seg["rate"]
+    icpt = seg["intercept"]
     S = lower.shape[1]
     rows = np.arange(n)
-    rounds = int(np.ceil(np.log2(max(S, 2))))
-    any_valid = valid.any(axis=1)
-    # the lower hours bound is always a candidate (its utility on its own segment)
-    k0 = np.argmax(valid, axis=1)
-    nw0, v0 = safe_w * (1.0 - rate[rows, k0]), icpt[rows, k0]
-    best_h = np.full(n, lmin)
-    best_u = utility(nw0 * lmin + v0, best_h)
+    safe_w = np.where(w > 0, w, 1.0)
+    inv_w = 1.0 / safe_w
+    # the lower bound in hours, raised where consumption sits below the utility's floor
+    # (utility is flat in consumption there, so not concave in hours)
+    lo_bound = np.full(n, lmin)
     floor = getattr(utility, "c_floor", None) if getattr(utility, "eta", 0.0) > 0 else None
-    if floor is not None and np.any(icpt < floor):
-        # where consumption sits below the utility's floor, utility is flat in it and not
-        # concave in hours: each piece starts where consumption reaches the floor
-        nw_all = safe_w[:, None] * (1.0 - rate)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            l_floor = np.where(icpt < floor, (floor - icpt) / nw_all, -np.inf)
-        l_floor = np.where(np.isfinite(l_floor) | (l_floor == -np.inf), l_floor, np.inf)
-        lo_h = np.maximum(lo_h, np.minimum(l_floor, lmax))
-        valid = valid & (hi_h > lo_h)
-    for q in range(int(piece.max()) + 1 if piece.size else 1):
-        in_q = valid & (piece == q)
-        has = in_q.any(axis=1)
-        if not has.any():
+    if floor is not None and np.any(icpt[:, 0] + rebate < floor):  # at zero earnings
+        c_start = lower * (1.0 - rate) + icpt + rebate[:, None]  # consumption at segment starts
+        below = c_start[:, 0] < floor
+        if below.any():
+            j = np.clip((c_start <= floor).sum(axis=1) - 1, 0, S - 1)
+            nw_j = 1.0 - rate[rows, j]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z_f = lower[rows, j] + np.where(nw_j > 0, (floor - c_start[rows, j]) / nw_j, np.inf)
+            lo_bound = np.where(below, np.minimum(np.maximum(z_f * inv_w, lmin), lmax), lmin)
+    # segments holding the lower and upper hours bounds
+    j0 = np.clip((lower <= (lmin * safe_w)[:, None]).sum(axis=1) - 1, 0, S - 1)
+    first = j0 if not np.any(lo_bound > lmin) else np.clip(
+        (lower <= (lo_bound * safe_w)[:, None]).sum(axis=1) - 1, 0, S - 1)
+    last = np.clip((lower < (lmax * safe_w)[:, None]).sum(axis=1) - 1, 0, S - 1)
+    last = np.maximum(last, first)
+    # the lower hours bound itself is always a candidate (on its own segment)
+    nw0 = safe_w * (1.0 - rate[rows, j0])
+    best_h = np.full(n, lmin)
+    best_u = utility(nw0 * lmin + icpt[rows, j0] + rebate, best_h)
+    starts, ends = seg["piece_start"], seg["piece_end"]
+    lower_f, upper_f, rate_f, icpt_f = lower.ravel(), upper.ravel(), rate.ravel(), icpt.ravel()
+    per_agent = _has_per_agent_params(utility)
+    for q in range(starts.shape[1]):
+        a = np.maximum(starts[:, q], first)
+        b = np.minimum(ends[:, q], last)
+        who = np.flatnonzero(a <= b)  # workers whose piece q meets their hours range
+        if who.size == 0:
             continue
-        a = np.argmax(in_q, axis=1)
-        b = S - 1 - np.argmax(in_q[:, ::-1], axis=1)
-        lo_idx, hi_idx = a, np.where(has, b, a)
-        for _ in range(rounds):
+        util = subset_utility(utility, who) if per_agent else utility
+        base = who * S
+        lo_idx, hi_idx = a[who], b[who]
+        iw, sw_, lb, rb = inv_w[who], safe_w[who], lo_bound[who], rebate[who]
+        for _ in range(int(np.ceil(np.log2(max(int((hi_idx - lo_idx).max()) + 1, 2))))):
             open_ = lo_idx < hi_idx
             if not open_.any():
                 break
             mid = (lo_idx + hi_idx + 1) // 2
-            start = lo_h[rows, mid]
-            gain = utility.marginal_gain(start, safe_w * (1.0 - rate[rows, mid]), icpt[rows, mid])
+            j = base + mid
+            start = np.maximum(np.take(lower_f, j) * iw, lb)
+            gain = util.marginal_gain(start, sw_ * (1.0 - np.take(rate_f, j)), np.take(icpt_f, j) + rb)
             pos = gain > 0
             lo_idx = np.where(open_ & pos, mid, lo_idx)
             hi_idx = np.where(open_ & ~pos, mid - 1, hi_idx)
-        k = lo_idx
-        nw = safe_w * (1.0 - rate[rows, k])
-        v = icpt[rows, k]
-        h = utility.segment_argmax(nw, v, lo_h[rows, k], hi_h[rows, k])
-        u = np.where(has, utility(nw * h + v, h), -np.inf)
-        better = u > best_u
-        best_h = np.where(better, h, best_h)
-        best_u = np.where(better, u, best_u)
-    return np.where(any_valid, best_h, lmin)
+        j = base + lo_idx
+        lo = np.clip(np.maximum(np.take(lower_f, j) * iw, lb), lmin, lmax)
+        hi = np.maximum(np.clip(np.take(upper_f, j) * iw, lmin, lmax), lo)
+        nw = sw_ * (1.0 - np.take(rate_f, j))
+        v = np.take(icpt_f, j) + rb
+        h = util.segment_argmax(nw, v, lo, hi)
+        u = util(nw * h + v, h)
+        better = u > best_u[who]
+        best_h[who] = np.where(better, h, best_h[who])
+        best_u[who] = np.where(better, u, best_u[who])
+    return best_h

@@ -544,7 +544,7 @@ def household_rate_curves(scenario: dict[str, Any], rates: Sequence[float], z_ma
     base = np.concatenate([np.arange(0.0, z_max + step / 2, step), np.asarray(TYPE_INCOMES, dtype=float)])
     grids = []
     for j in range(len(types)):
-        kinks = seg.lower[seg.key[j]]
+        kinks = seg.kinks(j)
         grids.append(np.unique(np.concatenate([base, kinks[(kinks > 0) & (kinks < z_max)]])))
     idx = np.concatenate([np.full(g.size, j) for j, g in enumerate(grids)])
     z = np.concatenate(grids)

@@ -210,61 +210,165 @@ def _unit_kinks(fs, ch, ech, n_aged, p: TaxBenefitParams) -> np.ndarray:
     return np.stack(pts, axis=1)
 
 
-def _merge_collinear(x, t, tol=1e-9):
-    """Drop interior breakpoints where the slope does not change (per row, keeps shape
-    by repeating each row's last point)."""
-    slope = np.diff(t, axis=1) / np.maximum(np.diff(x, axis=1), 1e-300)
-    keep = np.ones(x.shape, dtype=bool)
-    keep[:, 1:-1] = np.abs(np.diff(slope, axis=1)) > tol
-    width = np.diff(x, axis=1) > 0
-    keep[:, 1:] &= width  # duplicate points
+def _compact(x, t, keep):
+    """Keep the points ``keep`` of each row, in order; rows padded by their last point."""
     n_keep = keep.sum(axis=1)
     order = np.argsort(~keep, axis=1, kind="stable")
-    x2 = np.take_along_axis(x, order, 1)
-    t2 = np.take_along_axis(t, order, 1)
     k = int(n_keep.max())
-    x2, t2 = x2[:, :k], t2[:, :k]
+    x2 = np.take_along_axis(x, order, 1)[:, :k]
+    t2 = np.take_along_axis(t, order, 1)[:, :k]
     pad = np.arange(k)[None, :] >= n_keep[:, None]
-    last = n_keep - 1
-    x2 = np.where(pad, np.take_along_axis(x2, last[:, None], 1), x2)
-    t2 = np.where(pad, np.take_along_axis(t2, last[:, None], 1), t2)
+    last = (n_keep - 1)[:, None]
+    x2 = np.where(pad, np.take_along_axis(x2, last, 1), x2)
+    t2 = np.where(pad, np.take_along_axis(t2, last, 1), t2)
     return x2, t2, n_keep
+
+
+def _merge_collinear(x, t, tol=1e-9):
+    """Drop repeated breakpoints, then interior ones where the slope does not change
+    (per row; rows padded by their last point).  Returns ``(x, t, n)``."""
+    first = np.ones(x.shape, dtype=bool)
+    first[:, 1:] = np.diff(x, axis=1) > 0
+    x, t, n = _compact(x, t, first)
+    dx = np.diff(x, axis=1)
+    slope = np.where(dx > 0, np.diff(t, axis=1) / np.where(dx > 0, dx, 1.0), 0.0)
+    keep = np.arange(x.shape[1])[None, :] < n[:, None]
+    bend = np.ones(x.shape, dtype=bool)
+    bend[:, 1:-1] = np.abs(np.diff(slope, axis=1)) > tol
+    last = np.arange(x.shape[1])[None, :] == (n - 1)[:, None]
+    return _compact(x, t, keep & (bend | last))
 
 
 @dataclass(frozen=True)
 class SegmentTable:
     """A budget compiled into linear segments of the worker's own earnings.
 
-    Row j is household type j; ``key`` (n,) maps workers to rows.  On segment s of row j,
-    for earnings z in ``[lower[j, s], upper[j, s])``: net tax ``= tax_at[j, s] + rate[j, s]
-    * (z - lower[j, s])`` and consumption before the transfer ``= (1 - rate) * z +
-    intercept`` (dollars a year; ``intercept`` includes the spouse's wages).  Rows are
-    padded to a common width by empty segments (``lower == upper``); ``piece`` numbers the
-    maximal runs of segments whose rates never fall (convex pieces of the budget set).
+    Rows are household types; ``key`` (n,) maps workers to rows.  Row j holds breakpoints
+    ``x[j]`` (the first ``n[j]``; the rest repeat the last) and the values ``g[j]`` of a
+    piecewise-linear function there, and ``top[j]``, its slope beyond the last
+    breakpoint.  For a worker of a *composed* row the function is ``G`` of the unit's
+    wages ``u = z + shift`` (``shift`` = the spouse's wages): net tax less employee
+    OASDI and HI tax, which is a function of unit wages alone; the worker's own OASDI+HI
+    (kinked at the wage base) and the spouse's (a constant, ``const``) are added back.
+    Otherwise (a couple with a working spouse and ``ACTC_ChildNum``+ children, whose
+    refundable CTC reads each spouse's payroll tax) the row is the unit's net tax in own
+    earnings itself, compiled for that spouse's wages.  :meth:`agent_segments` composes
+    every worker's own segments (dollars a year).
     """
 
     key: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    rate: np.ndarray
-    intercept: np.ndarray
-    tax_at: np.ndarray
-    piece: np.ndarray
-
-    @property
-    def n_pieces(self) -> int:
-        return int(self.piece.max()) + 1 if self.piece.size else 1
+    shift: np.ndarray
+    composed: np.ndarray
+    const: np.ndarray
+    spouse_wages: np.ndarray
+    x: np.ndarray
+    g: np.ndarray
+    top: np.ndarray
+    n: np.ndarray
+    ss_rate: float
+    mc_rate: float
+    cap: float
 
     def take(self, idx) -> SegmentTable:
-        return replace(self, key=self.key[idx])
+        return replace(self, key=self.key[idx], shift=self.shift[idx], composed=self.composed[idx],
+                       const=self.const[idx], spouse_wages=self.spouse_wages[idx])
+
+    def __len__(self) -> int:
+        return int(self.key.size)
+
+    #: compose every worker's segments once and keep them when they take at most this
+    #: many elements per array (they do not depend on the transfer, so the best responses
+    #: of one equilibrium share them)
+    CACHE_ELEMENTS = 8_000_000
+
+    def agent_segments(self, sl=slice(None)) -> dict[str, np.ndarray]:
+        cache = self.__dict__.setdefault("_segments_cache", {})
+        if "all" in cache:
+            return {k: v[sl] for k, v in cache["all"].items()}
+        if len(self) * (self.x.shape[1] + 2) <= self.CACHE_ELEMENTS:
+            cache["all"] = self._compose(slice(None))
+            return {k: v[sl] for k, v in cache["all"].items()}
+        return self._compose(sl)
+
+    def _compose(self, sl) -> dict[str, np.ndarray]:
+        """Workers ``sl``'s own segments, arrays of shape (c, S): ``lower``, ``upper``
+        (earnings, dollars a year; the last segment runs to infinity, empty segments have
+        ``lower == upper``), ``rate`` (marginal net tax rate), ``tax_at`` (net tax at
+        ``lower``), ``intercept`` (consumption before the transfer is ``(1 - rate) z +
+        intercept``, spouse's wages included) and ``piece`` (convex pieces: a new piece
+        starts where the rate falls)."""
+        k, sh = self.key[sl], self.shift[sl]
+        comp, const, sw = self.composed[sl], self.const[sl], self.spouse_wages[sl]
+        x, g = self.x[k], self.g[k]  # (c, P) in the row's argument
+        c = k.size
+        last = (self.n[k] - 1)[:, None]
+        top = self.top[k][:, None]
+
+        def g_at(u):  # the row's function at arguments u (c, q), linear between breakpoints
+            j = np.clip((x[:, None, :] <= u[:, :, None]).sum(axis=2) - 1, 0, None)  # (c, q)
+            xa = np.take_along_axis(x, j, 1)
+            ga = np.take_along_axis(g, j, 1)
+            nxt = np.minimum(j + 1, last)
+            xb = np.take_along_axis(x, nxt, 1)
+            gb = np.take_along_axis(g, nxt, 1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                slope = np.where(j >= last, top, np.where(xb > xa, (gb - ga) / (xb - xa), 0.0))
+            return ga + slope * (u - xa)
+
+        extra_z = np.stack([np.zeros(c), np.full(c, self.cap)], axis=1)  # own earnings 0, wage base
+        extra_g = g_at(extra_z + sh[:, None])
+        z = np.concatenate([x - sh[:, None], extra_z], axis=1)
+        gv = np.concatenate([g, extra_g], axis=1)
+        z = np.where(z >= 0.0, z, np.inf)
+        order = np.argsort(z, axis=1, kind="stable")
+        z = np.take_along_axis(z, order, 1)
+        gv = np.take_along_axis(gv, order, 1)
+        m = np.isfinite(z).sum(axis=1)
+        zmax = np.take_along_axis(z, (m - 1)[:, None], 1)
+        gmax = np.take_along_axis(gv, (m - 1)[:, None], 1)
+        z = np.where(np.isfinite(z), z, zmax)
+        gv = np.where(np.arange(z.shape[1])[None, :] < m[:, None], gv, gmax)
+        own = np.where(comp[:, None], self.ss_rate * np.minimum(z, self.cap) + self.mc_rate * z, 0.0)
+        t = gv + own + const[:, None]
+        dz = np.diff(z, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(dz > 0, np.diff(t, axis=1) / np.where(dz > 0, dz, 1.0), 0.0)
+        top_rate = top[:, 0] + np.where(comp, self.mc_rate, 0.0)
+        rate = np.concatenate([rate, top_rate[:, None]], axis=1)
+        upper = np.concatenate([z[:, 1:], np.full((c, 1), np.inf)], axis=1)
+        S = z.shape[1]
+        cols = np.arange(S)[None, :]
+        # an empty segment takes the rate of the next non-empty one, so that rates along a
+        # worker's budget only change where the budget bends
+        nonempty = upper > z
+        nxt = np.minimum.accumulate(np.where(nonempty, cols, S - 1)[:, ::-1], axis=1)[:, ::-1]
+        rate = np.take_along_axis(rate, nxt, 1)
+        piece = np.concatenate([np.zeros((c, 1), dtype=np.intp),
+                                np.cumsum(np.diff(rate, axis=1) < -1e-12, axis=1)], axis=1)
+        n_pieces = int(piece.max()) + 1
+        starts = np.stack([np.where((piece == q).any(axis=1), np.argmax(piece == q, axis=1), S)
+                           for q in range(n_pieces)], axis=1)
+        ends = np.stack([np.where((piece == q).any(axis=1), S - 1 - np.argmax((piece == q)[:, ::-1], axis=1), -1)
+                         for q in range(n_pieces)], axis=1)
+        return {"lower": z, "upper": upper, "rate": rate, "tax_at": t,
+                "intercept": rate * z - t + sw[:, None], "piece": piece,
+                "piece_start": starts, "piece_end": ends}
 
     def net_tax(self, z: ArrayLike) -> np.ndarray:
         """Net tax (dollars a year) at own earnings ``z`` (n,) from the segments."""
         z = np.asarray(z, dtype=float)
-        lo = self.lower[self.key]
-        s = np.maximum((lo <= z[:, None]).sum(axis=1) - 1, 0)
-        j = (self.key, s)
-        return self.tax_at[j] + self.rate[j] * (z - self.lower[j])
+        out = np.empty(z.size)
+        for start in range(0, z.size, 65_536):
+            sl = slice(start, min(start + 65_536, z.size))
+            a = self.agent_segments(sl)
+            s = np.maximum((a["lower"] <= z[sl, None]).sum(axis=1) - 1, 0)
+            r = np.arange(s.size)
+            out[sl] = a["tax_at"][r, s] + a["rate"][r, s] * (z[sl] - a["lower"][r, s])
+        return out
+
+    def kinks(self, i: int) -> np.ndarray:
+        """Worker ``i``'s breakpoints of own earnings (dollars a year)."""
+        return np.unique(self.agent_segments(slice(i, i + 1))["lower"][0])
 
 
 def compile_segments(tax_fn, keys_frame: dict[str, np.ndarray], kinks: np.ndarray,
@@ -325,22 +429,29 @@ class USTaxBenefit:
         self._types = self._household_types(households)
 
     def _household_types(self, h: Households):
+        """Rows of the compiled budget: what the components read of a unit apart from
+        the spouse's wages (composed rows), plus the spouse's wages for couples whose
+        refundable CTC reads each spouse's payroll tax (see :class:`SegmentTable`)."""
         p = self.params
+        joint = h.filing_status == MARRIED_JOINT
+        exceptional = joint & (h.spouse_wages > 0) & (h.children >= p.ACTC_ChildNum)
         cols = np.stack([
             h.filing_status.astype(float), h.children.astype(float), h.eitc_children.astype(float),
             _age_class(h.age, p).astype(float),
-            _age_class(np.where(h.filing_status == MARRIED_JOINT, h.spouse_age, 0.0), p).astype(float),
-            h.spouse_wages.astype(float),
+            _age_class(np.where(joint, h.spouse_age, 0.0), p).astype(float),
+            np.where(exceptional, h.spouse_wages, -1.0),
         ], axis=1)
         uniq, first, inverse = np.unique(cols, axis=0, return_index=True, return_inverse=True)
         return {
             "key": inverse.ravel().astype(np.intp),
+            "exceptional": exceptional,
             "filing_status": h.filing_status[first].astype(np.int64),
             "children": h.children[first].astype(np.int64),
             "eitc_children": h.eitc_children[first].astype(np.int64),
             "age": h.age[first].astype(float),
             "spouse_age": h.spouse_age[first].astype(float),
-            "spouse_wages": h.spouse_wages[first].astype(float),
+            "spouse_wages": np.where(uniq[:, 5] >= 0, uniq[:, 5], 0.0),
+            "composed": uniq[:, 5] < 0,
         }
 
     @property
@@ -449,35 +560,37 @@ class HouseholdBudget:
         ty = s._types
         p = self.params
         fs, ch, ech = ty["filing_status"], ty["children"], ty["eitc_children"]
-        age, sage, sw = ty["age"], ty["spouse_age"], ty["spouse_wages"]
+        age, sage, sw, comp = ty["age"], ty["spouse_age"], ty["spouse_wages"], ty["composed"]
         n_aged = (age >= 65).astype(float) + ((fs == MARRIED_JOINT) & (sage >= 65))
         unit = _unit_kinks(fs, ch, ech, n_aged, p)
-        own = np.concatenate([unit - sw[:, None], np.full((fs.size, 1), p.SS_Earnings_c)], axis=1)
+        # composed rows: arguments are unit wages; the others: own earnings for that spouse
+        kinks = np.concatenate([unit - np.where(comp, 0.0, sw)[:, None],
+                                np.full((fs.size, 1), p.SS_Earnings_c)], axis=1)
 
         def tax_fn(x):
             r = x.shape[1]
-            out = components.net_tax(x.ravel(), np.repeat(sw, r), np.repeat(fs, r), np.repeat(ch, r),
-                                     np.repeat(age, r), np.repeat(sage, r), p,
-                                     eitc_children=np.repeat(ech, r))
-            return out["net_tax"].reshape(x.shape)
+            rep = lambda a: np.repeat(a, r)  # noqa: E731
+            out = components.net_tax(x.ravel(), rep(sw), rep(fs), rep(ch), rep(age), rep(sage), p,
+                                     eitc_children=rep(ech))
+            oasdi_hi = components.oasdi_hi_employee(x.ravel(), 0.0, p)
+            g = out["net_tax"] - np.where(rep(comp), oasdi_hi, 0.0)
+            return g.reshape(x.shape)
 
-        x, t, n = compile_segments(tax_fn, ty, own, sw)
-        S = x.shape[1]
-        lower = x
-        upper = np.concatenate([x[:, 1:], np.full((x.shape[0], 1), np.inf)], axis=1)
-        slope = np.diff(t, axis=1) / np.maximum(np.diff(x, axis=1), 1e-300)
-        # the last breakpoint of each row starts the top segment, which runs to infinity
-        rate = np.empty_like(x)
-        rate[:, :-1] = slope
-        last = n - 1
-        top_rate = slope[np.arange(x.shape[0]), np.maximum(last - 1, 0)] if S > 1 else np.zeros(x.shape[0])
-        cols = np.arange(S)[None, :]
-        rate = np.where(cols >= last[:, None], top_rate[:, None], rate)
-        upper = np.where(cols == last[:, None], np.inf, upper)
-        upper = np.where(cols > last[:, None], lower, upper)  # padding: empty segments
-        intercept = rate * lower - t + sw[:, None]
-        piece = np.concatenate([np.zeros((x.shape[0], 1), dtype=np.intp),
-                                np.cumsum(np.diff(rate, axis=1) < -1e-12, axis=1)], axis=1)
+        x, g, n = compile_segments(tax_fn, ty, kinks, sw)
+        m = x.shape[0]
+        if x.shape[1] > 1:
+            j = np.maximum(n - 1, 1)
+            top = (g[np.arange(m), j] - g[np.arange(m), j - 1]) / np.maximum(
+                x[np.arange(m), j] - x[np.arange(m), j - 1], 1e-300)
+        else:
+            top = np.zeros(m)
+        h = self.households
         key = ty["key"] if self._idx is None else ty["key"][self._idx]
-        return SegmentTable(key=key, lower=lower, upper=upper, rate=rate, intercept=intercept,
-                            tax_at=t, piece=piece)
+        exc = ty["exceptional"] if self._idx is None else ty["exceptional"][self._idx]
+        composed = ~exc
+        spouse_oasdi_hi = components.oasdi_hi_employee(0.0, h.spouse_wages, p)
+        return SegmentTable(
+            key=key, shift=np.where(composed, h.spouse_wages, 0.0), composed=composed,
+            const=np.where(composed, spouse_oasdi_hi, 0.0), spouse_wages=h.spouse_wages,
+            x=x, g=g, top=top, n=n, ss_rate=float(p.FICA_ss_trt_employee),
+            mc_rate=float(p.FICA_mc_trt_employee), cap=float(p.SS_Earnings_c))
