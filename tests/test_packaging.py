@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -81,3 +82,14 @@ def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path):
                          cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert (elsewhere / "r" / "years.parquet").is_file() and "results: r" in run.stdout
+    # the installed package's data: households (personas) and current-law parameters
+    check = subprocess.run(
+        [str(py), "-c", "import pandas as pd; y = pd.read_parquet('r/years.parquet'); "
+         "print(y['world'].iloc[0], int(y['eitc_recipients'].iloc[0] >= 0))"],
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    assert check.stdout.split() == ["us_current_law", "1"], check.stderr
+    tax = subprocess.run([*econsim, "tax", "20000", "--year", "2024", "--filing-status",
+                          "head_of_household", "--children", "2", "--json"],
+                         cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    assert tax.returncode == 0, tax.stderr
+    assert json.loads(tax.stdout)["eitc"] == 6960.0
