@@ -2,7 +2,10 @@
 
 All sampling is vectorised with one :class:`numpy.random.Generator`; the global numpy
 RNG is never touched.  See :mod:`personas.model` for the calibrated joint model and
-``docs/personas.md`` for the modelling choices and sources.
+``docs/personas.md`` for the modelling choices and sources.  Households (filing status,
+children, spouse) are matched on age and earnings from the CPS tax-unit file
+(:mod:`personas.households`) with a child generator spawned from the generator after
+every other draw, so the other columns do not depend on the household draw.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import pandas as pd
 
 from personas._tables import load_table
 from personas.gb2 import sample_gb2
+from personas.households import draw_households
 from personas.model import (
     EDUCATION,
     FT_BANDS,
@@ -262,8 +266,12 @@ def generate(
     rng: a ``numpy.random.Generator`` to use instead of ``seed``.
 
     Returns a DataFrame with ``id, sex, age, state, education, occupation,
-    occupation_name, hours, earnings, wage, weight, persona``; ``wage`` is
-    ``earnings / hours`` (dollars a year per weekly hour).
+    occupation_name, hours, earnings, wage, weight, filing_status, children,
+    eitc_children, spouse_age, spouse_wages, unit_earners, persona``; ``wage`` is
+    ``earnings / hours`` (dollars a year per weekly hour); the household columns are
+    those of :func:`personas.households.draw_households`, drawn for each worker's age
+    and earnings from a generator spawned from ``rng`` after all other draws (the other
+    columns are the same as without households; ``rng``'s state is not advanced by it).
     """
     state_idx, ages = _check_inputs(n, state, age_range, stratify, min_per_stratum,
                                     income_mode)
@@ -279,14 +287,30 @@ def generate(
     else:
         core, weight = _stratified(rng, n, int(min_per_stratum), stratify, state_idx,
                                    ages, income_mode)
-    return _frame(core, weight)
+    # last: a stream of its own, so the columns above stay as they were without it
+    households = draw_households(core.age, core.earnings, core.sex, rng=_household_rng(rng))
+    return _frame(core, weight, households)
 
 
-def _frame(core: _Core, weight: np.ndarray) -> pd.DataFrame:
+def _household_rng(rng: np.random.Generator) -> np.random.Generator:
+    """A child generator for the household draw that consumes no draw from ``rng``."""
+    try:
+        return rng.spawn(1)[0]
+    except (TypeError, AttributeError):  # a bit generator without a SeedSequence
+        bg = rng.bit_generator
+        if hasattr(bg, "jumped"):
+            return np.random.Generator(bg.jumped())
+        return np.random.default_rng(rng.integers(2**63))
+
+
+def _frame(core: _Core, weight: np.ndarray, households: pd.DataFrame) -> pd.DataFrame:
     cal = calibration()
     n = len(core)
     persona = render_codes(core.sex, core.age, core.state, core.edu, core.occ, core.hours,
-                           core.earnings)
+                           core.earnings,
+                           filing_status=households["filing_status"].to_numpy(),
+                           children=households["children"].to_numpy(),
+                           spouse_wages=households["spouse_wages"].to_numpy())
     return pd.DataFrame({
         "id": np.arange(n, dtype=np.int64),
         "sex": pd.Categorical.from_codes(core.sex, list(SEXES)),
@@ -299,5 +323,6 @@ def _frame(core: _Core, weight: np.ndarray) -> pd.DataFrame:
         "earnings": core.earnings,
         "wage": core.earnings / core.hours,
         "weight": weight,
+        **{c: households[c].to_numpy() for c in households.columns},
         "persona": persona,
     })

@@ -1,9 +1,13 @@
 """Deterministic second-person persona text from a worker's attributes.
 
 The text is a pure function of the attributes (sex, age, state, education, occupation,
-hours, earnings): the same attributes always render the same text, whatever the seed
-or row id.  The household note is picked by a 64-bit hash of those attributes.
-:func:`render_personas` is the vectorised form used by :func:`personas.generate`.
+hours, earnings and, when given, the household fields ``filing_status``, ``children``
+and ``spouse_wages``): the same attributes always render the same text, whatever the
+seed or row id.  The last sentence describes the worker's drawn household (see
+:mod:`personas.households`), e.g. "You are married, with two children under 17; your
+spouse earns about $48,300 a year."; without household fields the text has no household
+sentence.  :func:`render_personas` is the vectorised form used by
+:func:`personas.generate`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from personas.households import household_phrases
 from personas.model import EDUCATION, EDUCATION_LABELS, calibration
 
 #: Earnings bands named in the text (annual dollars, lower edges).
@@ -25,29 +30,11 @@ EARNINGS_BANDS = (
     (500_000.0, "a very high income"),
 )
 
-#: Household notes by life stage; one is chosen by hashing the attributes.
-HOUSEHOLD_NOTES = {
-    "young": (
-        "You live with your parents and are saving what you can.",
-        "You share a rented apartment with two roommates.",
-        "You rent a small studio on your own.",
-        "You live with your partner in a rented apartment.",
-    ),
-    "prime": (
-        "You are married with two children and a mortgage.",
-        "You are single and rent an apartment.",
-        "You are a single parent raising one child.",
-        "You live with your partner and have no children.",
-        "You are married and help support an elderly parent.",
-        "You are divorced and share custody of your children.",
-    ),
-    "older": (
-        "Your children are grown and you own your home.",
-        "You live alone and are thinking about retirement.",
-        "You are married and plan to retire in a few years.",
-        "You are widowed and live near your grandchildren.",
-    ),
-}
+#: The random household notes of earlier versions, replaced by the drawn household
+#: (:func:`personas.households.household_phrases`); kept empty for old importers.
+HOUSEHOLD_NOTES: dict[str, tuple[str, ...]] = {}
+#: Household fields of the persona text (all or none of them).
+HOUSEHOLD_FIELDS = ("filing_status", "children", "spouse_wages")
 
 #: How each SOC major group reads after "who works in".
 OCCUPATION_PHRASES = {
@@ -76,28 +63,6 @@ OCCUPATION_PHRASES = {
 }
 
 
-def _mix64(h: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser on uint64 arrays (wrap-around arithmetic)."""
-    h = h.astype(np.uint64, copy=True)
-    h ^= h >> np.uint64(30)
-    h *= np.uint64(0xBF58476D1CE4E5B9)
-    h ^= h >> np.uint64(27)
-    h *= np.uint64(0x94D049BB133111EB)
-    h ^= h >> np.uint64(31)
-    return h
-
-
-def _attribute_hash(sex_i, age, state_i, edu_i, occ_i, hours, earnings) -> np.ndarray:
-    h = np.zeros(np.asarray(age).shape, dtype=np.uint64)
-    for part in (sex_i, age, state_i, edu_i, occ_i,
-                 np.rint(np.asarray(hours, dtype=float) * 10),
-                 np.rint(np.asarray(earnings, dtype=float))):
-        v = np.asarray(part).astype(np.int64).astype(np.uint64)
-        with np.errstate(over="ignore"):
-            h = _mix64(h ^ (v + np.uint64(0x9E3779B97F4A7C15)))
-    return h
-
-
 def _money_codes(x: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Round to 3 significant figures (at least to $100); codes and '$12,300' labels."""
     x = np.maximum(np.asarray(x, dtype=float), 0.0)
@@ -117,11 +82,26 @@ def _codes(values, categories) -> np.ndarray:
     return codes
 
 
+def _household_args(fields) -> dict:
+    have = [k for k in HOUSEHOLD_FIELDS if k in fields]
+    if not have:
+        return {}
+    if len(have) < len(HOUSEHOLD_FIELDS):
+        missing = [k for k in HOUSEHOLD_FIELDS if k not in fields]
+        raise ValueError(f"household fields come together: missing {', '.join(missing)}")
+    return {k: np.asarray(fields[k]) for k in HOUSEHOLD_FIELDS}
+
+
 def render_personas(frame: pd.DataFrame) -> pd.Series:
-    """Persona texts for every row of ``frame`` (vectorised)."""
+    """Persona texts for every row of ``frame`` (vectorised).
+
+    The household sentence is rendered when ``frame`` has the household columns
+    (``filing_status``, ``children``, ``spouse_wages``) and left out when it has none.
+    """
     cal = calibration()
     if len(frame) == 0:
         return pd.Series([], dtype=object, index=frame.index)
+    household = _household_args(frame)
     text = render_codes(
         _codes(frame["sex"], ("male", "female")),
         np.asarray(frame["age"], dtype=np.int64),
@@ -130,12 +110,18 @@ def render_personas(frame: pd.DataFrame) -> pd.Series:
         _codes(frame["occupation"], cal.occ_codes),
         np.asarray(frame["hours"], dtype=float),
         np.asarray(frame["earnings"], dtype=float),
+        **household,
     )
     return pd.Series(text, index=frame.index)
 
 
-def render_codes(sex_i, age, state_i, edu_i, occ_i, hours, earnings) -> np.ndarray:
-    """Persona texts from integer codes (indices into the calibration's categories)."""
+def render_codes(sex_i, age, state_i, edu_i, occ_i, hours, earnings, *,
+                 filing_status=None, children=None, spouse_wages=None) -> np.ndarray:
+    """Persona texts from integer codes (indices into the calibration's categories).
+
+    With ``filing_status``, ``children`` and ``spouse_wages`` (arrays, all three) the
+    text ends with the household sentence of :func:`personas.households.household_phrases`.
+    """
     cal = calibration()
     age = np.asarray(age, dtype=np.int64)
     hours = np.asarray(hours, dtype=float)
@@ -165,18 +151,13 @@ def render_codes(sex_i, age, state_i, edu_i, occ_i, hours, earnings) -> np.ndarr
     money_code, money_labels = _money_codes(earnings)
     key = money_code * len(EARNINGS_BANDS) + band
     uniq, inv = np.unique(key, return_inverse=True)
+    end = "." if filing_status is None else ". "
     p5 = np.array([f"{money_labels[k // len(EARNINGS_BANDS)]} a year, "
-                   f"{EARNINGS_BANDS[k % len(EARNINGS_BANDS)][1]}. " for k in uniq],
+                   f"{EARNINGS_BANDS[k % len(EARNINGS_BANDS)][1]}{end}" for k in uniq],
                   dtype=object)[inv]
-
-    h = _attribute_hash(sex_i, age, state_i, edu_i, occ_i, hours, earnings)
-    stage = np.where(age < 25, 0, np.where(age < 60, 1, 2))
-    all_notes = [HOUSEHOLD_NOTES[k] for k in ("young", "prime", "older")]
-    width = max(len(x) for x in all_notes)
-    note_table = np.array([x[i % len(x)] for x in all_notes for i in range(width)],
-                          dtype=object)
-    lens = np.array([len(x) for x in all_notes], dtype=np.uint64)[stage]
-    p6 = note_table[stage * width + (h % lens).astype(np.int64)]
+    if filing_status is None:
+        return p1 + p2 + p3 + p4 + p5
+    p6 = household_phrases(filing_status, children, spouse_wages, sentence=True)
     return p1 + p2 + p3 + p4 + p5 + p6
 
 
@@ -184,11 +165,13 @@ def render_persona(fields: Mapping | pd.Series) -> str:
     """Persona text for one worker (a frame row or a mapping with the attribute fields).
 
     Needed fields: ``sex``, ``age``, ``state``, ``education``, ``occupation`` (SOC major
-    code), ``hours`` and ``earnings``.
+    code), ``hours`` and ``earnings``; the household fields ``filing_status``,
+    ``children`` and ``spouse_wages`` add the household sentence (all three or none).
     """
     keys = ("sex", "age", "state", "education", "occupation", "hours", "earnings")
     missing = [k for k in keys if k not in fields]
     if missing:
         raise ValueError(f"render_persona needs the fields: {', '.join(missing)}")
+    keys += tuple(k for k in HOUSEHOLD_FIELDS if k in fields)
     one = pd.DataFrame({k: [fields[k]] for k in keys})
     return str(render_personas(one).iloc[0])

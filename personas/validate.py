@@ -20,7 +20,40 @@ with like:
   b = mean AGI above the threshold / threshold, computed from the SOI returns-by-AGI
   table;
 * the men / women ratio of median weekly earnings of full-time workers (CPS Table 39)
-  and the education earnings ratios to high school of full-time workers 25+ (BLS).
+  and the education earnings ratios to high school of full-time workers 25+ (BLS);
+* households (when the frame has the household columns), against the CPS tax-unit file
+  of Tax-Calculator 6.8.5 (``households_cps.csv.gz``; earners weighted as people by the
+  2024 unit weight, tax units counted once by unit weight / earners in the unit, see
+  :mod:`personas.households`):
+
+  - *matched* rows (``households: ...``): filing status and children (0, 1, 2, 3+) by
+    age band, children by earnings band, and the spouses of joint filers (share with
+    wages, median and mean spouse wages), against the source *at the sample's matching
+    cells*: the expected value of the draw, sum over cells of the sample's workers in
+    the cell x the cell's weighted donor distribution.  They check the matching itself;
+    tolerance: the share / ratio tolerance, at least four binomial (or mean, or
+    order-statistic) standard errors.  Spouse wages are summarised by the share of
+    joint filers whose spouse has wages and the median and mean wages of those
+    spouses (the median over all joint filers sits at the edge of the mass at zero).
+  - *as is* rows (``households vs CPS earners: ...``): filing status by age band and of
+    tax units counted once (sum of weight / unit_earners) against the donors as they
+    are.  Personas have fewer low annual earnings than the CPS, whose annual wages
+    include part-year work (below $10,000: about 2 % of personas, 12 % of CPS earners),
+    and higher earners are more often married, so the shares differ by up to about 4
+    percentage points (joint filers under 35); tolerance 6 percentage points plus four
+    standard errors, not widened with N (the gap is systematic).
+  - *SOI* rows: filing status of tax units counted once, those with wages (worker plus
+    spouse) of at least $20,000, against IRS SOI TY2023 Table 1.2, returns with AGI of
+    $20,000 or more by filing status (``irs_soi_returns_by_filing_status_agi_ty2022_2023``;
+    SOI does not cross wages with filing status).  Universes differ: SOI counts returns
+    filed, with every kind of income (returns of retirees without wages included; a
+    couple filing separately is two returns), AGI in 2023 dollars; the model counts the
+    tax units of workers by wages in 2024 dollars.  The AGI floor drops most of the
+    dependants' own returns and part-year filers: over all returns SOI has 34.0 % joint
+    filers against 40.4 % of the CPS units with an earner and about 43 % in the model,
+    at $20,000 or more 40.5 %, 48.0 % and 44 %.  Tolerance 5 percentage points (counting
+    a working couple twice, as workers rather than tax units, would move the joint
+    share by about 11 points).
 
 Tolerances are stated at N = 100,000 (shares 1 percentage point, percentiles and
 ratios 5%) and widened by sqrt(100,000 / N) for smaller samples.  Rows estimated from
@@ -41,6 +74,19 @@ from personas._tables import load_table
 REFERENCE_N = 100_000
 SHARE_TOL = 0.01
 REL_TOL = 0.05
+#: Tolerance of household shares against the source as is (systematic, see above).
+HOUSEHOLD_AS_IS_TOL = 0.06
+#: Tolerance of filing status shares against IRS SOI (different universes).
+SOI_FILING_TOL = 0.05
+#: Returns (SOI: AGI) and model tax units (wages) from this amount up are compared.
+SOI_AGI_FLOOR = 20_000.0
+#: Age and earnings bands of the household rows (lower edges).
+HH_AGE_BANDS = ((16, "16-24"), (25, "25-34"), (35, "35-44"), (45, "45-54"), (55, "55-64"),
+                (65, "65+"))
+HH_EARNINGS_BANDS = ((0, "under $20k"), (20_000, "$20k-$40k"), (40_000, "$40k-$60k"),
+                     (60_000, "$60k-$100k"), (100_000, "$100k-$150k"), (150_000, "$150k+"))
+_FS_NAMES = ("single", "joint", "separate", "head of household")
+_KIDS = ("0 children", "1 child", "2 children", "3+ children")
 
 _AGE_GROUPS = {  # ACS group -> (CPS groups, age lo, age hi)
     "16-19": (("16 to 19",), 16, 19),
@@ -248,6 +294,10 @@ def validation_table(n: int = REFERENCE_N, seed: int = 0, *, frame: pd.DataFrame
                  med / hs_med, bls[row] / bls["high_school"],
                  "BLS Education pays 2019 (advanced = master's)", 2.0 * rt)
 
+    if all(c in frame.columns for c in ("filing_status", "children", "spouse_wages",
+                                        "unit_earners")):
+        _household_rows(rows, frame, st, rt)
+
     out = pd.DataFrame(rows, columns=["check", "item", "model", "target", "error",
                                       "error_kind", "tolerance", "source"])
     out["passed"] = out["error"].abs() <= out["tolerance"]
@@ -255,10 +305,155 @@ def validation_table(n: int = REFERENCE_N, seed: int = 0, *, frame: pd.DataFrame
                 "passed", "source"]]
 
 
+def _band(x, bands) -> np.ndarray:
+    """Band index; values below the first edge (donors aged 15) join the first band."""
+    edges = np.array([b[0] for b in bands[1:]], dtype=float)
+    return np.searchsorted(edges, np.asarray(x, dtype=float), side="right")
+
+
+def soi_filing_status_shares(tax_year: int = 2023, agi_floor: float | None = None) -> pd.Series:
+    """Shares of returns by filing status (1..4), IRS SOI Table 1.2: all returns, or
+    those with AGI of at least ``agi_floor`` (a lower edge of the SOI brackets)."""
+    t = load_table("irs_soi_returns_by_filing_status_agi_ty2022_2023")
+    t = t[t["tax_year"] == tax_year]
+    if agi_floor is None:
+        t = t[t["agi_bracket"] == "all returns"]
+    else:
+        if not (t["agi_lower"] == agi_floor).any():
+            raise ValueError(f"{agi_floor} is not a lower edge of the SOI AGI brackets")
+        t = t[t["agi_lower"].notna() & (t["agi_lower"] >= agi_floor)]
+    n = t.groupby("filing_status")["n_returns"].sum()
+    return n / n.sum()
+
+
+def _group_shares(group, n_groups, cat, n_cats, w) -> np.ndarray:
+    m = np.bincount(group * n_cats + cat, weights=w, minlength=n_groups * n_cats)
+    m = m.reshape(n_groups, n_cats)
+    return m / np.maximum(m.sum(axis=1, keepdims=True), 1e-300)
+
+
+def _household_rows(rows, frame: pd.DataFrame, st: float, rt: float) -> None:
+    """Household rows (see the module docstring)."""
+    from personas.households import donor_pool, donor_table
+
+    d = donor_table()
+    src = "Tax-Calculator 6.8.5 CPS tax units (WT2024), at the sample's matching cells"
+    src_raw = "Tax-Calculator 6.8.5 CPS tax units (WT2024), earners as is"
+    age = frame["age"].to_numpy(float)
+    earn = frame["earnings"].to_numpy(float)
+    w = frame["weight"].to_numpy(float) if "weight" in frame.columns else np.ones(len(frame))
+    fs = frame["filing_status"].to_numpy(np.int64) - 1
+    kids = np.minimum(frame["children"].to_numpy(np.int64), 3)
+    sp = frame["spouse_wages"].to_numpy(float)
+    earners = frame["unit_earners"].to_numpy(float)
+    pool = donor_pool(age, earn)
+    d_pool = donor_pool(d["age"].to_numpy(), d["wages"].to_numpy())
+    n_pools = int(max(pool.max(), d_pool.max())) + 1
+    dw = d["unit_weight"].to_numpy(float)  # earners as people
+    d_fs = d["filing_status"].to_numpy(np.int64) - 1
+    d_kids = np.minimum(d["children"].to_numpy(np.int64), 3)
+    n_eff = w.sum() ** 2 / (w**2).sum()  # effective sample size (weighted samples)
+
+    def tol_share(p, n_group):
+        se = np.sqrt(max(p * (1 - p), 1e-12) / max(n_group, 1.0))
+        return max(st, 4.0 * se)
+
+    def matched(check, group, labels, cat, d_cat, names):
+        n_g, n_c = len(labels), len(names)
+        p_pool = _group_shares(d_pool, n_pools, d_cat, n_c, dw)            # P(cat | pool)
+        cnt = np.bincount(group * n_pools + pool, weights=w, minlength=n_g * n_pools)
+        cnt = cnt.reshape(n_g, n_pools)
+        target = cnt @ p_pool / np.maximum(cnt.sum(axis=1, keepdims=True), 1e-300)
+        model = _group_shares(group, n_g, cat, n_c, w)
+        size = np.bincount(group, weights=w, minlength=n_g) * n_eff / w.sum()
+        for g, gl in enumerate(labels):
+            if size[g] <= 0:
+                continue
+            for c, cl in enumerate(names):
+                rows.append((check, f"{gl}: {cl}", float(model[g, c]), float(target[g, c]),
+                             float(model[g, c] - target[g, c]), "abs",
+                             tol_share(target[g, c], size[g]), src))
+
+    ab = _band(age, HH_AGE_BANDS)
+    ab_labels = [b[1] for b in HH_AGE_BANDS]
+    eb = _band(earn, HH_EARNINGS_BANDS)
+    eb_labels = [b[1] for b in HH_EARNINGS_BANDS]
+    matched("households: filing status by age", ab, ab_labels, fs, d_fs, _FS_NAMES)
+    matched("households: children by age", ab, ab_labels, kids, d_kids, _KIDS)
+    matched("households: children by earnings", eb, eb_labels, kids, d_kids, _KIDS)
+
+    # spouses of joint filers: donors reweighted to the sample's pool totals
+    pool_w = np.bincount(d_pool, weights=dw, minlength=n_pools)
+    pool_m = np.bincount(pool, weights=w, minlength=n_pools)
+    dw_m = dw * pool_m[d_pool] / np.maximum(pool_w[d_pool], 1e-300)
+    dj = d_fs == 1
+    mj = fs == 1
+    d_sp = d["spouse_wages"].to_numpy(float)[dj]
+    m_sp, m_w = sp[mj], w[mj]
+    n_j = max(float(mj.sum()), 1.0)
+    share_m = float(np.average(m_sp > 0, weights=m_w)) if mj.any() else np.nan
+    share_t = float(np.average(d_sp > 0, weights=dw_m[dj]))
+    rows.append(("households: working spouse (joint filers)", "share with spouse wages > 0",
+                 share_m, share_t, share_m - share_t, "abs", tol_share(share_t, n_j), src))
+    # the wages of working spouses (the median of all joint filers sits at the edge of
+    # the mass at zero, where it is unstable)
+    mk, dk = m_sp > 0, d_sp > 0
+    x_m, x_w = m_sp[mk], m_w[mk]
+    x_d, x_dw = d_sp[dk], dw_m[dj][dk]
+    item = "working spouses: {} spouse wages"
+    if x_m.size:
+        med_m = float(_weighted_quantile(x_m, x_w, 0.5))
+        mean_m = float(np.average(x_m, weights=x_w))
+        tol_med = max(rt, 4.0 * _quantile_se(x_m, 0.5))
+        tol_mean = max(rt, 4.0 * float(np.std(x_m)) / np.sqrt(x_m.size) / mean_m)
+    else:
+        med_m = mean_m = np.nan
+        tol_med = tol_mean = rt
+    _rel_row(rows, "households: spouse wages (joint filers)", item.format("median"), med_m,
+             float(_weighted_quantile(x_d, x_dw, 0.5)), src, tol_med)
+    _rel_row(rows, "households: spouse wages (joint filers)", item.format("mean"), mean_m,
+             float(np.average(x_d, weights=x_dw)), src, tol_mean)
+
+    # as is: filing status by age band and of tax units counted once
+    size = np.bincount(ab, weights=w, minlength=len(ab_labels)) * n_eff / w.sum()
+    model = _group_shares(ab, len(ab_labels), fs, 4, w)
+    raw = _group_shares(_band(d["age"].to_numpy(), HH_AGE_BANDS), len(ab_labels), d_fs, 4, dw)
+    for g, gl in enumerate(ab_labels):
+        if size[g] <= 0:
+            continue
+        for c, cl in enumerate(_FS_NAMES):
+            se = np.sqrt(max(raw[g, c] * (1 - raw[g, c]), 1e-12) / size[g])
+            rows.append(("households vs CPS earners: filing status by age", f"{gl}: {cl}",
+                         float(model[g, c]), float(raw[g, c]), float(model[g, c] - raw[g, c]),
+                         "abs", HOUSEHOLD_AS_IS_TOL + 4.0 * se, src_raw))
+    units_m = np.bincount(fs, weights=w / earners, minlength=4)
+    units_m = units_m / units_m.sum()
+    units_d = np.bincount(d_fs, weights=d["weight"].to_numpy(float), minlength=4)
+    units_d = units_d / units_d.sum()
+    soi = soi_filing_status_shares(2023, SOI_AGI_FLOOR)
+    floor = (earn + sp) >= SOI_AGI_FLOOR
+    units_f = np.bincount(fs[floor], weights=(w / earners)[floor], minlength=4)
+    units_f = units_f / max(units_f.sum(), 1e-300)
+    for c, cl in enumerate(_FS_NAMES):
+        se = np.sqrt(max(units_d[c] * (1 - units_d[c]), 1e-12) / n_eff)
+        rows.append(("households vs CPS earners: filing status of tax units", cl,
+                     float(units_m[c]), float(units_d[c]), float(units_m[c] - units_d[c]),
+                     "abs", HOUSEHOLD_AS_IS_TOL + 4.0 * se,
+                     "Tax-Calculator 6.8.5 CPS tax units with an earner (WT2024)"))
+    for c, cl in enumerate(_FS_NAMES):
+        t = float(soi[c + 1])
+        rows.append(("households vs IRS SOI: filing status of tax units",
+                     f"{cl}, wages (SOI: AGI) >= ${SOI_AGI_FLOOR:,.0f}", float(units_f[c]), t,
+                     float(units_f[c]) - t, "abs", SOI_FILING_TOL,
+                     "IRS SOI TY2023 Table 1.2, returns by filing status with AGI >= $20,000 "
+                     "(universe: returns filed, all income; model: tax units of workers)"))
+
+
 def format_table(table: pd.DataFrame) -> str:
     """Human-readable rendering of :func:`validation_table` output."""
     t = table.copy()
-    big = t["check"].isin(["wage percentile (OEWS job mix)", "wage percentile by occupation"])
+    big = t["check"].isin(["wage percentile (OEWS job mix)", "wage percentile by occupation",
+                           "households: spouse wages (joint filers)"])
     fmt_val = np.where(big, t["model"].map("{:,.0f}".format), t["model"].map("{:.4f}".format))
     fmt_tgt = np.where(big, t["target"].map("{:,.0f}".format), t["target"].map("{:.4f}".format))
     err = np.where(t["error_kind"] == "abs", (t["error"] * 100).map("{:+.2f} pp".format),
