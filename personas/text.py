@@ -30,9 +30,6 @@ EARNINGS_BANDS = (
     (500_000.0, "a very high income"),
 )
 
-#: The random household notes of earlier versions, replaced by the drawn household
-#: (:func:`personas.households.household_phrases`); kept empty for old importers.
-HOUSEHOLD_NOTES: dict[str, tuple[str, ...]] = {}
 #: Household fields of the persona text (all or none of them).
 HOUSEHOLD_FIELDS = ("filing_status", "children", "spouse_wages")
 

@@ -54,31 +54,20 @@ def _vary(pop: pd.DataFrame, field: str) -> pd.DataFrame:
     return out
 
 
-def _note(text: str, notes: tuple[str, ...]) -> str:
-    return next((n for n in notes if text.endswith(n)), "")
-
-
 def persona_variants(pop: pd.DataFrame) -> tuple[pd.Series, dict[str, pd.Series]]:
     """The re-rendered original persona texts and, per field, the varied texts.
 
     Raises ``ValueError`` naming the missing columns for populations without persona
     attributes (``source: gb2`` or ``file``).
     """
-    from personas.text import HOUSEHOLD_NOTES, render_personas
+    from personas.text import render_personas
 
     missing = [c for c in _NEEDED if c not in pop.columns]
     if missing:
         raise ValueError(f"the population has no {', '.join(missing)} column(s)")
     base = render_personas(pop[_columns(pop)])
-    notes = tuple(n for group in HOUSEHOLD_NOTES.values() for n in group)
-    base_notes = [_note(t, notes) for t in base]
-    variants = {}
-    for field in FIELDS:
-        text = render_personas(_vary(pop, field))
-        if field != "age":  # same life stage: keep the worker's household note
-            text = pd.Series([t[: len(t) - len(_note(t, notes))] + bn
-                              for t, bn in zip(text, base_notes, strict=True)], index=text.index)
-        variants[field] = text
+    # the household sentence rides along unchanged (the household columns are kept)
+    variants = {field: render_personas(_vary(pop, field)) for field in FIELDS}
     return base, variants
 
 
