@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pytest
 
-from simulator.economy.best_response import best_response
+from simulator.economy.best_response import CHUNK, best_response
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.taxbenefit import components
 from simulator.economy.taxbenefit.params import load
@@ -141,3 +141,22 @@ def test_a_two_earner_couple_carries_half_its_units_amounts():
     b = USTaxBenefit(h, 2024).bind(TaxSchedule.us_federal(2024, "single"))
     z = np.full(len(h), 30_000.0)
     np.testing.assert_allclose(b.attributed_tax(z) * h.unit_earners, b.tax(z))
+
+
+@pytest.mark.parametrize("n", [CHUNK - 1, CHUNK + 1, 2 * CHUNK + 1])
+def test_every_block_of_workers_is_solved(n):
+    """Blocks of CHUNK workers: each worker's hours equal a solve of that worker alone
+    (the block boundaries, the thread pool and a partial last block change nothing)."""
+    rng = np.random.default_rng(n)
+    h = every_type()
+    idx = rng.integers(0, len(h), n)
+    wages = rng.lognormal(np.log(900), 0.8, n)
+    b = USTaxBenefit(h.take(idx), 2024).bind(TaxSchedule.us_federal(2024, "single"))
+    u = IsoelasticUtility()
+    hours = best_response(b, wages, u, 1_000.0)
+    probe = np.unique(np.concatenate([[0, n - 1, CHUNK - 1], rng.integers(0, n, 40),
+                                      np.arange(CHUNK - 2, min(CHUNK + 3, n))]))
+    probe = probe[probe < n]
+    alone = best_response(b.subset(probe), wages[probe], u, 1_000.0)
+    np.testing.assert_allclose(hours[probe], alone, atol=1e-9)
+    assert np.all(np.isfinite(hours)) and np.all((hours >= 0) & (hours <= 100))

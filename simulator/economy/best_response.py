@@ -548,7 +548,8 @@ def budget_best_response(table, wages: ArrayLike, utility: Utility, rebate: Arra
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             list(pool.map(work, range(0, n, CHUNK)))
     else:
-        work(0)
+        for start in range(0, n, CHUNK):
+            work(start)
     return np.where(w > 0, out, lmin)
 
 
