@@ -562,7 +562,7 @@ def _budget_block(table, sl, w, utility, rebate, lmin, lmax):
     """Exact hours of workers ``sl`` (see :func:`budget_best_response`)."""
     n = w.size
     seg = table.agent_segments(sl)  # (n, S), composed once per budget
-    lower, upper, rate = seg["lower"], seg["upper"], seg["rate"]
+    lower, rate = seg["lower"], seg["rate"]
     icpt = seg["intercept"]
     S = lower.shape[1]
     rows = np.arange(n)
@@ -592,7 +592,10 @@ def _budget_block(table, sl, w, utility, rebate, lmin, lmax):
     best_h = np.full(n, lmin)
     best_u = utility(nw0 * lmin + icpt[rows, j0] + rebate, best_h)
     starts, ends = seg["piece_start"], seg["piece_end"]
-    lower_f, upper_f, rate_f, icpt_f = lower.ravel(), upper.ravel(), rate.ravel(), icpt.ravel()
+    lower_f, rate_f, icpt_f = lower.ravel(), rate.ravel(), icpt.ravel()
+    # the end of segment k is the next breakpoint (the last segment has none)
+    upper_f = np.append(lower_f[1:], np.inf)
+    upper_f[S - 1::S] = np.inf
     per_agent = _has_per_agent_params(utility)
     for q in range(starts.shape[1]):
         a = np.maximum(starts[:, q], first)

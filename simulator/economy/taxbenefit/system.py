@@ -279,22 +279,43 @@ class SegmentTable:
     #: compose every worker's segments once and keep them when they take at most this
     #: many elements per array (they do not depend on the transfer, so the best responses
     #: of one equilibrium share them)
-    CACHE_ELEMENTS = 8_000_000
+    CACHE_ELEMENTS = 25_000_000
 
     def agent_segments(self, sl=slice(None)) -> dict[str, np.ndarray]:
         cache = self.__dict__.setdefault("_segments_cache", {})
         if "all" in cache:
             return {k: v[sl] for k, v in cache["all"].items()}
         if len(self) * (self.x.shape[1] + 2) <= self.CACHE_ELEMENTS:
-            cache["all"] = self._compose(slice(None))
+            cache["all"] = self._compose_all()
             return {k: v[sl] for k, v in cache["all"].items()}
         return self._compose(sl)
 
+    def _compose_all(self, block: int = 65_536) -> dict[str, np.ndarray]:
+        """:meth:`_compose` for every worker, block by block into arrays of the final size
+        (the temporaries of one block, not of the population, at a time)."""
+        n, S = len(self), self.x.shape[1] + 2
+        out = {k: np.empty((n, S)) for k in ("lower", "rate", "intercept")}
+        starts, ends = [], []
+        for a in range(0, n, block):
+            sl = slice(a, min(a + block, n))
+            part = self._compose(sl)
+            for k in out:
+                out[k][sl] = part[k]
+            starts.append(part["piece_start"])
+            ends.append(part["piece_end"])
+        q = max((x.shape[1] for x in starts), default=1)
+        pad = lambda parts, fill: np.concatenate(  # noqa: E731
+            [np.pad(x, ((0, 0), (0, q - x.shape[1])), constant_values=fill) for x in parts]
+        ) if parts else np.zeros((0, q), dtype=np.int16)
+        out["piece_start"] = pad(starts, S)
+        out["piece_end"] = pad(ends, -1)
+        return out
+
     def _compose(self, sl) -> dict[str, np.ndarray]:
-        """Workers ``sl``'s own segments, arrays of shape (c, S): ``lower``, ``upper``
-        (earnings, dollars a year; the last segment runs to infinity, empty segments have
-        ``lower == upper``), ``rate`` (marginal net tax rate), ``tax_at`` (net tax at
-        ``lower``), ``intercept`` (consumption before the transfer is ``(1 - rate) z +
+        """Workers ``sl``'s own segments, arrays of shape (c, S): ``lower`` (earnings,
+        dollars a year; segment s runs to ``lower[s + 1]``, the last to infinity; empty
+        segments repeat a breakpoint), ``rate`` (marginal net tax rate; net tax at
+        ``lower`` is ``rate * lower - intercept + spouse_wages``), ``intercept`` (consumption before the transfer is ``(1 - rate) z +
         intercept``, spouse's wages included) and ``piece`` (convex pieces: a new piece
         starts where the rate falls)."""
         k, sh = self.key[sl], self.shift[sl]
@@ -350,9 +371,9 @@ class SegmentTable:
                            for q in range(n_pieces)], axis=1)
         ends = np.stack([np.where((piece == q).any(axis=1), S - 1 - np.argmax((piece == q)[:, ::-1], axis=1), -1)
                          for q in range(n_pieces)], axis=1)
-        return {"lower": z, "upper": upper, "rate": rate, "tax_at": t,
-                "intercept": rate * z - t + sw[:, None], "piece": piece,
-                "piece_start": starts, "piece_end": ends}
+        small = np.int16 if S < 32_000 else np.intp
+        return {"lower": z, "rate": rate, "intercept": rate * z - t + sw[:, None],
+                "piece_start": starts.astype(small), "piece_end": ends.astype(small)}
 
     def net_tax(self, z: ArrayLike) -> np.ndarray:
         """Net tax (dollars a year) at own earnings ``z`` (n,) from the segments."""
@@ -363,7 +384,19 @@ class SegmentTable:
             a = self.agent_segments(sl)
             s = np.maximum((a["lower"] <= z[sl, None]).sum(axis=1) - 1, 0)
             r = np.arange(s.size)
-            out[sl] = a["tax_at"][r, s] + a["rate"][r, s] * (z[sl] - a["lower"][r, s])
+            # net tax = earnings + spouse's wages - consumption before the transfer
+            out[sl] = z[sl] + self.spouse_wages[sl] - ((1.0 - a["rate"][r, s]) * z[sl] + a["intercept"][r, s])
+        return out
+
+    def marginal_rate(self, z: ArrayLike) -> np.ndarray:
+        """Marginal net tax rate (right derivative) at own earnings ``z`` (n,)."""
+        z = np.asarray(z, dtype=float)
+        out = np.empty(z.size)
+        for start in range(0, z.size, 65_536):
+            sl = slice(start, min(start + 65_536, z.size))
+            a = self.agent_segments(sl)
+            s = np.maximum((a["lower"] <= z[sl, None]).sum(axis=1) - 1, 0)
+            out[sl] = a["rate"][np.arange(s.size), s]
         return out
 
     def kinks(self, i: int) -> np.ndarray:
@@ -518,14 +551,18 @@ class HouseholdBudget:
 
     def components(self, z: ArrayLike) -> dict[str, np.ndarray]:
         """Every component (dollars a year, per worker's unit) at own earnings ``z`` (n,),
-        as :func:`.components.net_tax` returns them, plus ``share`` (1, or 1/2 for a
-        two-earner couple) and ``spouse_wages``."""
-        h = self.households
+        as :func:`.components.net_tax` returns them, plus ``spouse_wages``.  The last
+        answer is kept: accounting asks for the same earnings several times a year."""
         z = np.asarray(z, dtype=float)
+        memo = self.__dict__.get("_last_components")
+        if memo is not None and memo[0].shape == z.shape and np.array_equal(memo[0], z):
+            return dict(memo[1])
+        h = self.households
         out = components.net_tax(z, h.spouse_wages, h.filing_status, h.children, h.age,
                                  h.spouse_age, self.params, eitc_children=h.eitc_children)
         out["spouse_wages"] = h.spouse_wages
-        return out
+        self.__dict__["_last_components"] = (z.copy(), out)
+        return dict(out)
 
     @property
     def share(self) -> np.ndarray:
@@ -548,10 +585,10 @@ class HouseholdBudget:
     def consumption(self, z: ArrayLike, net_tax: ArrayLike, rebate: float) -> np.ndarray:
         return np.asarray(z, dtype=float) + self.spouse_wages - np.asarray(net_tax) + rebate
 
-    def marginal_rate(self, z: ArrayLike, dz: float = 0.01) -> np.ndarray:
-        """Effective marginal rate of own earnings (right derivative of net tax)."""
-        z = np.asarray(z, dtype=float)
-        return (self.tax(z + dz) - self.tax(z)) / dz
+    def marginal_rate(self, z: ArrayLike) -> np.ndarray:
+        """Effective marginal rate of own earnings: the right derivative of net tax, the
+        rate of the compiled segment holding ``z`` (exact, no finite difference)."""
+        return self.segment_table.marginal_rate(z)
 
     @cached_property
     def segment_table(self) -> SegmentTable:
