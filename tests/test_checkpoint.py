@@ -326,7 +326,7 @@ def slow_reference(tmp_path_factory):
 def test_sigkill_mid_year_then_resume_equals_uninterrupted(tmp_path, slow_reference):
     out = tmp_path / "run"
     proc = _start_cli(tmp_path, SLOW_YEARS, out)
-    _wait_for(checkpoint_path(out, 1), proc)
+    _wait_for(digest_path(out, 1), proc)
     proc.kill()
     proc.communicate(timeout=60)
     man = json.loads((out / "manifest.json").read_text())
@@ -346,7 +346,7 @@ def test_sigkill_mid_year_then_resume_equals_uninterrupted(tmp_path, slow_refere
 def test_sigterm_and_ctrl_c_stop_cleanly_and_resume(tmp_path, slow_reference, sig):
     out = tmp_path / "run"
     proc = _start_cli(tmp_path, SLOW_YEARS, out)
-    _wait_for(checkpoint_path(out, 1), proc)
+    _wait_for(digest_path(out, 1), proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + sig, err

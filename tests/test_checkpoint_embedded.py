@@ -16,7 +16,7 @@ from simulator.config.loading import scenario_from_dict
 from simulator.results import load_run
 from simulator.run.resume import resume_run
 from simulator.run.runner import run_scenario
-from simulator.run.state import checkpoint_path, finished_years
+from simulator.run.state import digest_path, finished_years
 
 pytestmark = [needs_llama, pytest.mark.embedded, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -41,7 +41,8 @@ def test_sigkill_mid_year_on_the_embedded_model_then_resume(tmp_path):
     run_scenario(scenario_from_dict(data(cache, 1), "test"), tmp_path / "warm", progress=False, stream=quiet)
     out = tmp_path / "run"
     proc = _start_cli(tmp_path, data(cache, 2), out)
-    _wait_for(checkpoint_path(out, 0), proc, timeout=600)
+    # the checkpoint is whole once its digest record is written (after the data)
+    _wait_for(digest_path(out, 0), proc, timeout=600)
     proc.kill()
     proc.communicate(timeout=60)
     assert json.loads((out / "manifest.json").read_text())["status"] == "running"

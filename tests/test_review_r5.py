@@ -15,7 +15,7 @@ from simulator.config.loading import load_scenario, scenario_from_dict
 from simulator.llm.factory import build_llm
 from simulator.results import load_run
 from simulator.run.runner import run_scenario
-from simulator.run.state import checkpoint_path, finished_years
+from simulator.run.state import digest_path, finished_years
 from simulator.sim.model import EconomyModel
 
 BASE = ["llm.backend=scripted", "llm.cache=off", "population.size=300", "planner.kind=us_federal",
@@ -65,7 +65,7 @@ def test_pooled_run_sigkilled_then_resumed_equals_uninterrupted(tmp_path):
     assert load_run(ref).tables["llm"]["tag"].isin(["voter"]).any()
     out = tmp_path / "run"
     proc = _start_cli(tmp_path, POOLED, out)
-    _wait_for(checkpoint_path(out, 1), proc)
+    _wait_for(digest_path(out, 1), proc)
     proc.kill()
     proc.communicate(timeout=60)
     assert json.loads((out / "manifest.json").read_text())["status"] == "running"
