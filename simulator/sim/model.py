@@ -201,8 +201,11 @@ class EconomyModel(mesa.Model):
         key = tuple(schedule.rates), tuple(schedule.thresholds)
         b = self._budgets.get(key)
         if b is None:
-            if len(self._budgets) > 64:
-                self._budgets.clear()
+            # a budget keeps its workers' composed segments (about 0.5 GB at 1 M workers):
+            # keep few of them for large populations
+            limit = 64 if self.n_workers <= 100_000 else 3
+            while len(self._budgets) >= limit:
+                self._budgets.pop(next(iter(self._budgets)))
             b = self._budgets[key] = self.world.bind(schedule)
         return b if idx is None else b.subset(idx)
 
