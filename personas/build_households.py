@@ -3,10 +3,9 @@
 Run with a Python that has Tax-Calculator 6.8.5 installed (it needs Python >= 3.12;
 econsim itself never imports taxcalc)::
 
-    $(pyenv root)/versions/3.12.1/bin/python -m venv /tmp/tcv
-    /tmp/tcv/bin/pip install taxcalc==6.8.5
-    /tmp/tcv/bin/python personas/build_households.py            # writes the table
-    /tmp/tcv/bin/python personas/build_households.py --check    # rebuilds and compares
+    make venv-taxcalc                                                  # .venv-taxcalc, Python >= 3.12
+    .venv-taxcalc/bin/python personas/build_households.py            # writes the table
+    .venv-taxcalc/bin/python personas/build_households.py --check    # rebuilds and compares
 
 The source is the CPS tax-unit file shipped in the ``taxcalc`` wheel (``cps.csv.gz``,
 280,005 tax units from three pooled CPS ASEC samples; Tax-Calculator treats every record

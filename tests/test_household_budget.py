@@ -160,3 +160,25 @@ def test_every_block_of_workers_is_solved(n):
     alone = best_response(b.subset(probe), wages[probe], u, 1_000.0)
     np.testing.assert_allclose(hours[probe], alone, atol=1e-9)
     assert np.all(np.isfinite(hours)) and np.all((hours >= 0) & (hours <= 100))
+
+
+def test_marginal_rate_is_the_right_derivative_of_the_components():
+    """The segments' rate equals a finite difference of the components (independent of
+    the compile) wherever no kink lies within the step, and known statutory rates."""
+    h = every_type()
+    b = USTaxBenefit(h, 2024).bind(TaxSchedule.us_federal(2024, "single"))
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        z = rng.uniform(0, 400_000, len(h))
+        dz = 0.5
+        fd = (b.tax(z + dz) - b.tax(z)) / dz
+        mr = b.marginal_rate(z)
+        tab = b.segment_table
+        near = np.array([np.any((tab.kinks(i) > z[i]) & (tab.kinks(i) <= z[i] + dz)) for i in range(len(h))])
+        np.testing.assert_allclose(mr[~near], fd[~near], atol=1e-6)
+    # 2024: single 40 at $30,000 is in the 12 % bracket plus 7.65 % payroll, EITC phased out
+    one = Households(np.array([1, 4]), np.array([0, 2]), np.array([0, 2]), np.array([40.0, 35.0]),
+                     np.zeros(2), np.zeros(2), np.ones(2, int))
+    bb = USTaxBenefit(one, 2024).bind(TaxSchedule.us_federal(2024, "single"))
+    np.testing.assert_allclose(bb.marginal_rate(np.array([30_000.0, 30_000.0])),
+                               [0.12 + 0.0765, 0.2106 + 0.10 + 0.0765], atol=1e-9)

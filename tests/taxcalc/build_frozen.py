@@ -3,7 +3,7 @@
 
 Runs under Python >= 3.12 with taxcalc installed, outside the project venv::
 
-    /tmp/tcv/bin/python tests/taxcalc/build_frozen.py
+    make venv-taxcalc && .venv-taxcalc/bin/python tests/taxcalc/build_frozen.py
 
 (an optional argument writes elsewhere, as ``tests/test_taxcalc_live.py`` does to check
 the checked-in table is still what taxcalc answers).

@@ -4,9 +4,8 @@ from Tax-Calculator's ``policy_current_law.json`` (CC0) into
 
 Needs Python >= 3.12 with ``taxcalc`` installed (not the project venv), e.g.::
 
-    $(pyenv root)/versions/3.12.1/bin/python -m venv /tmp/tcv
-    /tmp/tcv/bin/pip install taxcalc==6.8.5
-    /tmp/tcv/bin/python tests/taxcalc/build_params.py
+    make venv-taxcalc
+    .venv-taxcalc/bin/python tests/taxcalc/build_params.py
 
 Values are read through ``taxcalc.Policy`` (so indexed values are the ones
 Tax-Calculator itself uses for each year).  Filing-status-indexed values are

@@ -375,14 +375,20 @@ class SegmentTable:
         return {"lower": z, "rate": rate, "intercept": rate * z - t + sw[:, None],
                 "piece_start": starts.astype(small), "piece_end": ends.astype(small)}
 
+    def _at(self, z: ArrayLike):
+        """Block by block: ``(sl, segments, s)`` with ``s`` the segment holding each
+        worker's own earnings ``z[sl]``."""
+        z = np.asarray(z, dtype=float)
+        for start in range(0, z.size, 65_536):
+            sl = slice(start, min(start + 65_536, z.size))
+            a = self.agent_segments(sl)
+            yield sl, a, np.maximum((a["lower"] <= z[sl, None]).sum(axis=1) - 1, 0)
+
     def net_tax(self, z: ArrayLike) -> np.ndarray:
         """Net tax (dollars a year) at own earnings ``z`` (n,) from the segments."""
         z = np.asarray(z, dtype=float)
         out = np.empty(z.size)
-        for start in range(0, z.size, 65_536):
-            sl = slice(start, min(start + 65_536, z.size))
-            a = self.agent_segments(sl)
-            s = np.maximum((a["lower"] <= z[sl, None]).sum(axis=1) - 1, 0)
+        for sl, a, s in self._at(z):
             r = np.arange(s.size)
             # net tax = earnings + spouse's wages - consumption before the transfer
             out[sl] = z[sl] + self.spouse_wages[sl] - ((1.0 - a["rate"][r, s]) * z[sl] + a["intercept"][r, s])
@@ -390,12 +396,8 @@ class SegmentTable:
 
     def marginal_rate(self, z: ArrayLike) -> np.ndarray:
         """Marginal net tax rate (right derivative) at own earnings ``z`` (n,)."""
-        z = np.asarray(z, dtype=float)
-        out = np.empty(z.size)
-        for start in range(0, z.size, 65_536):
-            sl = slice(start, min(start + 65_536, z.size))
-            a = self.agent_segments(sl)
-            s = np.maximum((a["lower"] <= z[sl, None]).sum(axis=1) - 1, 0)
+        out = np.empty(np.size(z))
+        for sl, a, s in self._at(z):
             out[sl] = a["rate"][np.arange(s.size), s]
         return out
 
