@@ -65,6 +65,25 @@ class CensusOptions(_Strict):
         return v
 
 
+class ParticipationConfig(_Strict):
+    """The extensive margin: people may choose not to work (``docs/economics.md``,
+    "The extensive margin")."""
+
+    enabled: bool = Field(
+        False, description="draw working-age adults, employed or not, each with a fixed cost of "
+        "working calibrated to CPS 2024 employment rates (census, gb2) or to the file's "
+        "employment_target column; off: a population of workers only (the paper's)",
+    )
+    elasticity: float = Field(
+        0.25, gt=0, le=2, description="target extensive-margin (participation) elasticity of the "
+        "calibration: 0.25 is Chetty (2012)'s Hicksian extensive elasticity",
+    )
+    fixed_cost_scale: float = Field(
+        1.0, ge=0, le=100, description="multiplies every calibrated fixed cost of working "
+        "(sensitivity; 1 keeps the calibration, 0 makes working free)",
+    )
+
+
 class PopulationConfig(_Strict):
     """Who the workers are."""
 
@@ -80,6 +99,7 @@ class PopulationConfig(_Strict):
     enrich: bool = Field(
         False, description="rewrite persona texts with the LLM (cached; template text kept as persona_template)"
     )
+    participation: ParticipationConfig = Field(default_factory=ParticipationConfig)
 
     @model_validator(mode="after")
     def _file_needs_path(self) -> PopulationConfig:
@@ -624,6 +644,9 @@ class Scenario(_Strict):
         lo, hi = self.economy.hours_bounds
         if self.workers.policy == "llm" and int(np.ceil(lo)) > int(np.floor(hi)):
             raise ValueError("LLM workers answer whole hours: economy.hours_bounds must contain one")
+        if self.population.participation.enabled and lo != 0.0:
+            raise ValueError("population.participation needs economy.hours_bounds to start at 0 "
+                             "(not working is 0 hours)")
         if self.workers.llm.pooling is not None:
             check_pooling_config(self)
         return self

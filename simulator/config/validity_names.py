@@ -24,8 +24,10 @@ CHECK_IDS = (
     "consistency.seed",
     "consistency.order",
     "reliability.fallback",
+    "participation.employment",
+    "participation.elasticity",
 )
-FAMILIES = ("incentives", "dispersion", "persona", "consistency", "reliability")
+FAMILIES = ("incentives", "dispersion", "persona", "consistency", "reliability", "participation")
 #: Checks that only make sense for LLM workers (not applicable to rational/fixed ones).
 LLM_ONLY = ("persona.sensitivity", "consistency.seed", "consistency.order", "reliability.fallback")
 

@@ -23,11 +23,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import brentq
 
+from simulator.economy.participation import FixedCostUtility, no_income_effects, take_home
 from simulator.economy.rebate import lump_sum_rebate
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.utility import (
-    IsoelasticUtility,
-    QuasiLinearUtility,
     Utility,
     subset_utility,
 )
@@ -87,6 +86,8 @@ def best_response(
     n = w.size
     if n == 0:
         return np.zeros(0)
+    if isinstance(utility, FixedCostUtility):  # an extensive margin: work at all?
+        return _participation_best_response(schedule, w, utility, rebate, (lmin, lmax))
     if getattr(schedule, "per_agent", False):  # a household budget (us_current_law world)
         return budget_best_response(schedule.segment_table, w, utility, rebate, (lmin, lmax))
     if n > 2 * CHUNK:
@@ -95,11 +96,37 @@ def best_response(
         hours = _progressive_best_response(schedule, w, utility, rebate, lmin, lmax)
     else:
         lo, hi, nw, v = _segment_arrays(schedule, w, rebate, (lmin, lmax))
+        floor = getattr(utility, "c_floor", None) if getattr(utility, "eta", 0.0) > 0 else None
+        if floor is not None:
+            # a segment starting below the consumption floor (a negative transfer) is
+            # solved from where consumption reaches the floor: utility is flat in
+            # consumption below it, so not concave in hours (the lower hours are another
+            # segment's candidate, or this segment's whole range when it never gets there)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                l_f = np.where(nw > 0, (floor - v) / nw, np.inf)
+            lo = np.where((nw * lo + v < floor) & (l_f <= hi), l_f, lo)
         cand = utility.segment_argmax(nw, v, lo, hi)
         u = utility(nw * cand + v, cand)
         u = np.where(hi > lo, u, -np.inf)
         hours = cand[np.arange(n), np.argmax(u, axis=1)]
     return np.where(w > 0, hours, lmin)
+
+
+def _participation_best_response(schedule, w, utility: FixedCostUtility, rebate, bounds):
+    """Hours with the participation choice (see :mod:`simulator.economy.participation`):
+    the best positive hours with the fixed cost paid (the intensive best response with
+    the transfer less the cost), kept where its utility beats not working (hours 0, the
+    take-home at zero earnings); exact because the intensive best response is."""
+    q = np.broadcast_to(np.asarray(utility.fixed_cost, dtype=float), w.shape)
+    r = np.broadcast_to(np.asarray(rebate, dtype=float), w.shape)
+    finite = np.isfinite(q)
+    base = utility.base
+    h = np.asarray(best_response(schedule, w, base, r - np.where(finite, q, 0.0), bounds))
+    zero = np.zeros_like(w)
+    c_work = take_home(schedule, w * h) + r - q
+    c_not = take_home(schedule, zero) + r
+    works = finite & (h > 0) & (base(c_work, h) > base(c_not, zero))
+    return np.where(works, h, 0.0)
 
 
 def _progressive_best_response(schedule, w, utility, rebate, lmin, lmax):
@@ -109,10 +136,27 @@ def _progressive_best_response(schedule, w, utility, rebate, lmin, lmax):
     safe_w = np.where(w > 0, w, 1.0)
     inv_w = 1.0 / safe_w
     r = np.broadcast_to(np.asarray(rebate, dtype=float), w.shape)
+    # where consumption at the lower hours bound sits below an isoelastic utility's
+    # floor (a negative transfer: utility is flat in consumption there, so not concave
+    # in hours), the search starts where the take-home reaches the floor
+    lb = np.full(w.shape, lmin)
+    floor = getattr(utility, "c_floor", None) if getattr(utility, "eta", 0.0) > 0 else None
+    if floor is not None:
+        th_start = lower * (1.0 - rate) + intercept  # take-home at segment starts
+        z_min = lmin * safe_w
+        k0 = np.clip(np.searchsorted(lower, z_min, side="right") - 1, 0, len(lower) - 1)
+        below = (1.0 - np.take(rate, k0)) * z_min + np.take(intercept, k0) + r < floor
+        if below.any():
+            need = floor - r[below]
+            k = np.clip(np.searchsorted(th_start, need, side="right") - 1, 0, len(lower) - 1)
+            nw_k = 1.0 - np.take(rate, k)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                z_f = np.take(lower, k) + np.where(nw_k > 0, (need - np.take(th_start, k)) / nw_k, np.inf)
+            lb[below] = np.clip(z_f * inv_w[below], lmin, lmax)
     # segments holding the lower and upper hours bounds
     first = (
-        np.zeros(w.shape, dtype=np.intp) if lmin == 0.0
-        else np.searchsorted(lower, lmin * safe_w, side="right") - 1
+        np.zeros(w.shape, dtype=np.intp) if lmin == 0.0 and not np.any(lb > lmin)
+        else np.maximum(np.searchsorted(lower, lb * safe_w, side="right") - 1, 0)
     )
     last = np.maximum(np.searchsorted(lower, lmax * safe_w, side="left") - 1, first)
     lo_idx, hi_idx = first, last
@@ -120,15 +164,15 @@ def _progressive_best_response(schedule, w, utility, rebate, lmin, lmax):
     for _ in range(int(np.ceil(np.log2(max(len(lower), 2))))):
         open_ = lo_idx < hi_idx
         mid = (lo_idx + hi_idx + 1) // 2
-        start = np.maximum(np.take(lower, mid) * inv_w, lmin)
+        start = np.maximum(np.take(lower, mid) * inv_w, lb)
         nw = safe_w * (1.0 - np.take(rate, mid))
         gain = utility.marginal_gain(start, nw, np.take(intercept, mid) + r)
         p = gain > 0
         lo_idx = np.where(open_ & p, mid, lo_idx)
         hi_idx = np.where(open_ & ~p, mid - 1, hi_idx)
     k = lo_idx
-    lo = np.clip(np.take(lower, k) * inv_w, lmin, lmax)
-    hi = np.clip(np.take(upper, k) * inv_w, lmin, lmax)
+    lo = np.clip(np.maximum(np.take(lower, k) * inv_w, lb), lmin, lmax)
+    hi = np.maximum(np.clip(np.take(upper, k) * inv_w, lmin, lmax), lo)
     return utility.segment_argmax(safe_w * (1.0 - np.take(rate, k)), np.take(intercept, k) + r, lo, hi)
 
 
@@ -187,10 +231,7 @@ def equilibrium(
 
     h0 = hours_at(0.0)
     r0 = rebate_of(h0)
-    no_income_effects = isinstance(utility, QuasiLinearUtility) or (
-        isinstance(utility, IsoelasticUtility) and utility.eta == 0.0
-    )
-    if no_income_effects or (r0 <= 0 and requirement == 0.0):
+    if no_income_effects(utility) or (r0 <= 0 and requirement == 0.0):
         return h0, r0
     if r0 < 0:  # a shortfall collected lump-sum: the fixed point lies in [r0, 0]
         return _equilibrium_bracketed(hours_at, rebate_of, r0, 0.0, tol)
@@ -457,15 +498,15 @@ def equilibrium_batch(
         return h, rebate_share * (tax_batch(schedule, r[rows], w[None, :] * h) @ wn)
 
     everyone = np.arange(m)
-    no_income_effects = isinstance(utility, QuasiLinearUtility) or (
-        isinstance(utility, IsoelasticUtility) and utility.eta == 0.0
-    )
+    if isinstance(utility, FixedCostUtility):
+        raise ValueError("equilibrium_batch has no extensive margin: solve candidates one by one")
+    flat_income = no_income_effects(utility)
     hours = np.empty((m, w.size))
     rebates = np.zeros(m)
-    if no_income_effects or rebate_guess is None:
+    if flat_income or rebate_guess is None:
         h0, r0 = solve(everyone, np.zeros(m))
         hours[:], rebates[:] = h0, r0
-        act = np.flatnonzero(r0 > 0) if not no_income_effects else everyone[:0]
+        act = np.flatnonzero(r0 > 0) if not flat_income else everyone[:0]
         if act.size == 0:
             return hours, rebates
         # secant from (0, r0) to r0 inside [0, r0]

@@ -36,6 +36,7 @@ from scipy.optimize import minimize, minimize_scalar
 
 from simulator.economy.best_response import DEFAULT_HOURS_BOUNDS, equilibrium, equilibrium_batch
 from simulator.economy.outcome import evaluate
+from simulator.economy.participation import has_participation
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.utility import Utility
 from simulator.economy.welfare import social_welfare
@@ -77,7 +78,8 @@ def welfare_of_rates(
 ) -> float:
     """Welfare when rational workers face ``schedule`` with ``rates`` (the simulation's
     own path: :func:`equilibrium`, then :func:`evaluate`).  ``schedule`` may be a
-    household budget of the us_current_law world (its income-tax rates are searched);
+    household budget of the us_current_law world (its income-tax rates are searched),
+    ``utility`` may carry fixed costs of working (the participation choice);
     ``requirement`` is the fiscal rule's revenue requirement per person."""
     return _welfare_and_rebate(rates, schedule, wages, utility, objective, objective_params,
                                rebate_share, weights, hours_bounds, requirement)[0]
@@ -107,10 +109,10 @@ def welfare_of_rates_batch(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Welfare of every row of ``rates`` (m, K), and each row's equilibrium rebate
     (dollars a year per person); row i equals :func:`welfare_of_rates` of ``rates[i]``
-    to the equilibrium's tolerance.  Household budgets (us_current_law) and a revenue
+    to the equilibrium's tolerance.  Household budgets (us_current_law), fixed costs of working and a revenue
     requirement are solved one candidate at a time by :func:`welfare_of_rates`'s path."""
     r = np.clip(np.atleast_2d(np.asarray(rates, dtype=float)), 0.0, 1.0)
-    if getattr(schedule, "per_agent", False) or requirement != 0.0:
+    if getattr(schedule, "per_agent", False) or requirement != 0.0 or has_participation(utility):
         pairs = [_welfare_and_rebate(x, schedule, wages, utility, objective, objective_params,
                                      rebate_share, weights, hours_bounds, requirement) for x in r]
         return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])

@@ -185,14 +185,20 @@ class IsoelasticUtility:
                 return out
         return self._log_newton(nw, v, e, psi, lo, hi, iterations)
 
+    def _gain(self, l, nw, v, e, psi):
+        """:meth:`marginal_gain` with explicit (already broadcastable) ``e`` and ``psi``."""
+        c = np.maximum(nw * l + v, self.c_floor)
+        return nw * c ** (-self.eta) - psi * l ** (1.0 / e)
+
     def _log_newton(self, nw, v, e, psi, lo, hi, iterations):
         # dU/dl is strictly decreasing in l: solve dU/dl = 0 on [lo, hi] by a Newton
         # iteration on x = log l, safeguarded by the shrinking bracket.
         tiny = 1e-12
         a = np.broadcast_to(np.maximum(lo, tiny), np.broadcast_shapes(nw.shape, lo.shape)).copy()
         b = np.broadcast_to(np.maximum(hi, tiny), a.shape).copy()
-        g_lo = self.marginal_gain(a, nw, v)
-        g_hi = self.marginal_gain(b, nw, v)
+        # the gain with the parameters passed in (a per-agent branch passes a subset)
+        g_lo = self._gain(a, nw, v, e, psi)
+        g_hi = self._gain(b, nw, v, e, psi)
         out = np.where(g_lo <= 0, lo, np.where(g_hi >= 0, hi, np.nan))
         todo = np.isnan(out)
         if not todo.any():
@@ -297,11 +303,15 @@ Utility = QuasiLinearUtility | IsoelasticUtility
 def subset_utility(utility: Utility, idx) -> Utility:
     """The same utility with per-agent parameter arrays restricted to ``idx`` (a slice,
     an index array or a mask); scalar parameters are shared."""
-    from dataclasses import fields, replace
+    from dataclasses import fields, is_dataclass, replace
 
-    changes = {
-        f.name: getattr(utility, f.name)[idx]
-        for f in fields(utility)
-        if isinstance(getattr(utility, f.name), np.ndarray)
-    }
+    changes = {}
+    for f in fields(utility):
+        v = getattr(utility, f.name)
+        if isinstance(v, np.ndarray):
+            changes[f.name] = v[idx]
+        elif is_dataclass(v) and not isinstance(v, type):  # a wrapped utility
+            sub = subset_utility(v, idx)
+            if sub is not v:
+                changes[f.name] = sub
     return replace(utility, **changes) if changes else utility

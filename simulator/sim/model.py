@@ -25,6 +25,7 @@ from simulator.config.builders import build_base_schedule, build_utility, build_
 from simulator.config.schema import Scenario
 from simulator.economy.best_response import best_response
 from simulator.economy.outcome import evaluate
+from simulator.economy.participation import FixedCostUtility
 from simulator.economy.rebate import lump_sum_rebate
 from simulator.economy.utility import (
     Utility,
@@ -36,6 +37,7 @@ from simulator.economy.welfare import (
     gini,
     social_welfare,
 )
+from simulator.sim import participation as extensive
 from simulator.sim.agents import PlannerAgent, WorkerAgent
 from simulator.sim.enrichment import enrich_personas
 from simulator.sim.health import RunHealth
@@ -118,8 +120,24 @@ class EconomyModel(mesa.Model):
         self.schedule = self.base_schedule
         self.world = build_world(scenario, self.population)  # None: income tax only
         self._budgets: dict = {}
+        # the extensive margin: a fixed cost of working per person, calibrated (or read
+        # from the population), so that some people choose not to work
+        self.participation = scenario.population.participation.enabled
+        self.participation_elasticity = scenario.population.participation.elasticity
+        self.participation_summary: dict[str, Any] | None = None
+        employed = None
+        if self.participation:
+            setup = extensive.setup(self, pop_seed)
+            self.utility = FixedCostUtility(self.utility, setup.fixed_cost)
+            self.population["fixed_cost"] = setup.fixed_cost
+            self.participation_summary = setup.summary
+            employed = setup.employed
+            self.wage_deciles = extensive.wage_deciles(self.wages, self.weights)
+            self.household_groups = extensive.household_group(self.population)
         self.revenue_requirement = self._revenue_requirement()
         self.hours = np.clip(self.usual_hours, *self.hours_bounds)
+        if employed is not None:  # who works at the calibration starts the run working
+            self.hours = np.where(employed, self.hours, 0.0)
         self.expected_rebate = self.rebate_at(self.schedule, self.hours)
         self.outcome: Outcome | None = None
         self.step_in_year = 0
@@ -330,6 +348,11 @@ class EconomyModel(mesa.Model):
         }
         if self.world is not None:
             year.update(self._components)
+        if self.participation:
+            rates = extensive.person_rates(self)
+            year.update({k: np.asarray(v).copy() for k, v in rates.items()})
+            if self.world is None:
+                year["marginal_rate"] = self.schedule.marginal_rate(o.pre_tax)
         self.agent_years.append(year)
         self.planner.observe(record)
         self.year += 1
@@ -368,6 +391,10 @@ class EconomyModel(mesa.Model):
         )
         if self.world is not None:
             rec.update(self._world_record())
+        if self.participation:
+            rec.update(extensive.employment_record(self))
+            if self.participation_summary is not None:
+                rec.update(self.participation_summary)
         rec.update(self.stats.as_dict())
         rec.update(self.llm_year_stats())
         return rec
@@ -536,4 +563,10 @@ class EconomyModel(mesa.Model):
             for key in self.COMPONENT_COLUMNS:
                 if all(key in y for y in self.agent_years):
                     parts[key] = np.concatenate([y[key] for y in self.agent_years])
+        if self.participation:
+            years = len(self.agent_years)
+            for key in ("employed", "participation_tax_rate", "potential_earnings", "marginal_rate"):
+                if key not in parts and all(key in y for y in self.agent_years):
+                    parts[key] = np.concatenate([y[key] for y in self.agent_years])
+            parts["fixed_cost"] = np.tile(self.population["fixed_cost"].to_numpy(dtype=float), years)
         return pd.DataFrame(parts)

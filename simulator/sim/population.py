@@ -45,6 +45,8 @@ def build_population(cfg: PopulationConfig, rng: np.random.Generator) -> pd.Data
     from personas.generator import PersonaInputError
 
     opts = cfg.census
+    # working-age adults, employed or not, with employment targets (the extensive margin)
+    extra = {"participation": True} if cfg.participation.enabled else {}
     try:
         df = personas.generate(
             cfg.size,
@@ -54,6 +56,7 @@ def build_population(cfg: PopulationConfig, rng: np.random.Generator) -> pd.Data
             stratify=opts.stratify,
             min_per_stratum=opts.min_per_stratum,
             income_mode="gb2" if cfg.source == "gb2" else "census",
+            **extra,
         )
     except PersonaInputError as exc:
         raise UserError(f"population.census: {exc}") from None

@@ -26,11 +26,20 @@ import pandas as pd
 
 from simulator.config.schema import Scenario
 from simulator.config.validity_names import INFO, LLM_ONLY
-from simulator.economy.best_response import best_response
+from simulator.economy.best_response import best_response, equilibrium
 from simulator.economy.elasticity import perturb_net_of_tax
+from simulator.economy.fixed_costs import REFORM_RATIO
+from simulator.economy.participation import FixedCostUtility, intensive, take_home
 from simulator.sim.model import EconomyModel
 from simulator.sim.workers.llm import LLMWorkerPolicy
-from simulator.validity import consistency, dispersion, incentives, persona, reliability
+from simulator.validity import (
+    consistency,
+    dispersion,
+    incentives,
+    participation,
+    persona,
+    reliability,
+)
 from simulator.validity.report import ValidityReport
 from simulator.validity.result import CheckResult, not_applicable, unmeasurable
 
@@ -83,7 +92,7 @@ class _Asker:
 
     def ask(self, phase: str, variant: str, schedule, rebate: float, seeds: np.ndarray, *,
             personas: pd.Series | None = None, wages: np.ndarray | None = None,
-            hour_levels: list[float] | None = None) -> np.ndarray:
+            hour_levels: list[float] | None = None, in_work_benefit: np.ndarray | None = None) -> np.ndarray:
         m = self.model
         pol = self.policy
         if hour_levels is not None:
@@ -94,7 +103,7 @@ class _Asker:
                 m.population = m.population.assign(persona=personas.to_numpy())
             if wages is not None:
                 m.wages = np.asarray(wages, dtype=float)
-            reqs = pol.requests(m, schedule, rebate, False, seeds)
+            reqs = pol.requests(m, schedule, rebate, False, seeds, in_work_benefit=in_work_benefit)
         finally:
             m.population, m.wages = saved
         self.progress.phase(f"{phase} {variant}".strip(), len(reqs))
@@ -167,6 +176,12 @@ def run_validity(
     fb = np.asarray(best_response(model.budget(base), w, model.utility, model.expected_rebate, bounds))
     # the rebate workers are told: revenue at the rational hours (the LLM fallback)
     rebate0 = model.rebate_at(base, fb)
+    if model.participation:
+        # who works depends on the transfer at zero earnings: the one rational workers
+        # expect in equilibrium (0 at current law under the default revenue requirement,
+        # where the fixed costs were calibrated)
+        fb, rebate0 = equilibrium(model.budget(base), w, model.utility, model.rebate_share, bounds,
+                                  weights, requirement=model.revenue_requirement)
     rat_h0 = best_response(model.budget(base), w, model.utility, rebate0, bounds)
     rat_h1 = best_response(model.budget(base), w, model.utility, rebate0 + rebate_change, bounds)
     rat_mpe = float(np.average(incentives.marginal_propensity_to_earn(w, rat_h0, rat_h1, rebate_change),
@@ -182,6 +197,16 @@ def run_validity(
         rat_eti = None
     rat_h_wage = best_response(model.budget(base), w * wage_factor, model.utility, rebate0, bounds)
     rat_wage = persona.movement(rat_h0, rat_h_wage, weights)[0]
+    # --- participation: the in-work benefit that raises every net gain from working by 10 %
+    benefit = rat_h_benefit = None
+    if model.participation:
+        u = model.utility
+        q = np.broadcast_to(np.asarray(u.fixed_cost, dtype=float), w.shape)
+        b = model.budget(base)
+        positive = best_response(b, w, intensive(u), rebate0 - np.where(np.isfinite(q), q, 0.0), bounds)
+        gain = take_home(b, w * positive) - take_home(b, np.zeros_like(w))
+        benefit = (REFORM_RATIO - 1.0) * np.maximum(gain, 0.0)
+        rat_h_benefit = best_response(b, w, FixedCostUtility(intensive(u), q - benefit), rebate0, bounds)
 
     # --- the scenario's workers
     replies = None
@@ -192,7 +217,8 @@ def run_validity(
         except ValueError as exc:
             base_text, variants, persona_why = None, {}, str(exc)
         same_text = base_text is not None and (base_text.to_numpy() == model.population["persona"].to_numpy()).all()
-        n_phases = len(perts) + 1 + len(variants) + (0 if same_text or base_text is None else 1) + 3
+        n_phases = (len(perts) + 1 + len(variants) + (0 if same_text or base_text is None else 1) + 3
+                    + (benefit is not None))
         prog = _Progress(n * n_phases, progress, stream)
         asker = _Asker(model, prog)
         seeds = _seeds(scenario, n, 0)
@@ -202,6 +228,8 @@ def run_validity(
                     for d, s in zip(perts, schedules, strict=True)]
             h0 = cols[perts.index(0.0)]
             h_rebate = asker.ask("income_effect", f"rebate +${rebate_change:,.0f}", base, r0 + rebate_change, seeds)
+            h_benefit = (asker.ask("participation", f"in-work benefit +{REFORM_RATIO - 1:.0%}", base, r0, seeds,
+                                   in_work_benefit=benefit) if benefit is not None else None)
             h_persona0 = h0
             if base_text is not None and not same_text:
                 h_persona0 = asker.ask("persona", "template text", base, r0, seeds, personas=base_text)
@@ -215,12 +243,13 @@ def run_validity(
         replies = asker.replies()
         incomes = np.stack([w * c for c in cols], axis=1)
     elif policy.name == "rational":
-        h0, h_rebate = rat_h0, rat_h1
+        h0, h_rebate, h_benefit = rat_h0, rat_h1, rat_h_benefit
         incomes, h_wage = rat_incomes, rat_h_wage  # the rational benchmark is the policy itself
     else:  # fixed hours (or any other non-LLM policy): its own respond()
         incomes = np.stack([np.asarray(policy.respond(model, s), float) for s in schedules], axis=1)
         h0 = incomes[:, perts.index(0.0)] / np.where(w > 0, w, 1.0)
         h_rebate = h_wage = h0
+        h_benefit = None if benefit is None else h0
     # --- incentives
     try:
         est, why = incentives.eti_from_incomes(base, perts, incomes, weights), ""
@@ -228,8 +257,29 @@ def run_validity(
         est, why = None, str(exc)
     checks.append(incentives.eti_check(est, rat_eti, n, why))
     checks.append(incentives.income_effect_check(w, h0, h_rebate, rebate_change, weights, rat_mpe))
-    # --- dispersion
-    checks += dispersion.dispersion_checks(h0, weights, rat_h0)
+    # --- dispersion (of the hours of those who work, when people may not work)
+    if model.participation:
+        at_work = h0 > 0
+        checks += dispersion.dispersion_checks(h0[at_work], None if weights is None else weights[at_work],
+                                               rat_h0[rat_h0 > 0])
+    else:
+        checks += dispersion.dispersion_checks(h0, weights, rat_h0)
+    # --- participation
+    if model.participation:
+        pop = model.population
+        target = (float(np.average(pop["employment_target"].to_numpy(dtype=float), weights=weights))
+                  if "employment_target" in pop.columns else float("nan"))
+        rat_emp = float(np.average(rat_h0 > 0, weights=weights)) - target
+        if np.isfinite(target):
+            checks.append(participation.employment_check(h0, target, weights, rat_emp))
+        else:
+            checks.append(unmeasurable("participation.employment",
+                                       "the population has no employment_target column", n))
+        rat_el = participation.elasticity_value(rat_h0, rat_h_benefit, weights)[0]
+        checks.append(participation.elasticity_check(h0, h_benefit, weights, rat_el))
+    else:
+        why = "population.participation is off: everyone works"
+        checks += [not_applicable(c, why) for c in ("participation.employment", "participation.elasticity")]
     # --- persona, wage, consistency, reliability
     if is_llm:
         noise = np.abs(h_seed - h0)
@@ -254,7 +304,7 @@ def run_validity(
         why = f"worker policy {policy.name!r} does not ask a language model"
         checks += [not_applicable(c, why) for c in LLM_ONLY]
     order = {c: i for i, c in enumerate(
-        ("incentives", "dispersion", "persona", "consistency", "reliability"))}
+        ("incentives", "dispersion", "persona", "consistency", "reliability", "participation"))}
     checks.sort(key=lambda c: order[c.family])
     return ValidityReport(
         table=pd.DataFrame([c.row() for c in checks]),

@@ -41,14 +41,26 @@ from simulator.sim.workers.streaming import chunk_size_for, generate_streamed, w
 if TYPE_CHECKING:
     from simulator.sim.model import EconomyModel
 
-def system_text(rebate_share: float) -> str:
-    return (
+def system_text(rebate_share: float, participation: bool = False) -> str:
+    text = (
         "You are a worker in a simulated economy choosing how many hours a week to work this "
         "tax year. Your pre-tax income is your wage times your weekly hours. The government "
         f"taxes income with the marginal tax schedule below, and {rebate_phrase(rebate_share)} "
         "(the rebate). More hours mean more money but less free time; "
         "the utility column measures how good a year feels to you, higher is better."
     )
+    if participation:
+        text += (" Not working at all this year is an option: answer 0 hours. Working at all has a "
+                 "yearly cost (commuting, childcare, time); the utility column counts it.")
+    return text
+
+
+def hour_levels(model: EconomyModel, levels) -> list[float]:
+    """The take-home table's rows: the scenario's, with 0 hours when not working is an option."""
+    levels = [float(x) for x in levels]
+    if model.participation and 0.0 not in levels:
+        levels = [0.0, *levels]
+    return levels
 EXPLORE = "This is an early step of the year: try an amount of hours you have not tried, to learn."
 EXPLOIT = "This is the deciding step of the year: choose the hours you believe are best for you."
 
@@ -76,18 +88,31 @@ class LLMWorkerPolicy(WorkerPolicy):
         lo, hi = model.hours_bounds
         cue = EXPLORE if explore else EXPLOIT
         return (
-            f"{system_text(model.rebate_share)}\n\nTax year {model.year}. Marginal tax schedule:\n{schedule_text(schedule)}\n"
+            f"{system_text(model.rebate_share, model.participation)}\n\nTax year {model.year}. "
+            f"Marginal tax schedule:\n{schedule_text(schedule)}\n"
             f"Expected rebate per person this year: {money(rebate)}.\n{cue}\n"
             f'Reply with JSON only: {{"hours": N}} with N a whole number from {lo:.0f} to {hi:.0f}.'
         )
 
     def worker_parts(self, model: EconomyModel, schedule: TaxSchedule, rebate: float,
-                     idx: np.ndarray | None = None) -> list[str]:
-        """The worker-specific prompt parts of workers ``idx`` (default: everyone)."""
+                     idx: np.ndarray | None = None, in_work_benefit: np.ndarray | None = None) -> list[str]:
+        """The worker-specific prompt parts of workers ``idx`` (default: everyone).
+        ``in_work_benefit`` (dollars a year, one per worker of the population): a payment
+        to those who work, added to the table's positive-hours rows and said in words
+        (the validity report's participation reform)."""
         o = self.options
         idx = np.arange(model.n_workers) if idx is None else np.asarray(idx, dtype=np.int64)
-        grid = take_home_grid(model.budget(schedule, idx), model.wages[idx], o.hour_levels, rebate,
+        levels = hour_levels(model, o.hour_levels)
+        grid = take_home_grid(model.budget(schedule, idx), model.wages[idx], levels, rebate,
                               model.utility_subset(idx))
+        benefit = None
+        if in_work_benefit is not None:
+            benefit = np.asarray(in_work_benefit, dtype=float)[idx]
+            grid = dict(grid)
+            grid["post_tax"] = grid["post_tax"] + np.where(grid["hours"] > 0, benefit[:, None], 0.0)
+            grid["utility"] = model.utility_subset(idx)(grid["post_tax"], grid["hours"])
+        costs = (np.broadcast_to(np.asarray(model.utility.fixed_cost, dtype=float), (model.n_workers,))[idx]
+                 if model.participation else None)
         past = model.agent_years[-o.history:] if o.history else []
         past_years = list(range(len(model.agent_years) - len(past), len(model.agent_years)))
         shown_u = self.adjusted_history[-len(past):] if self.adjusted_history and past else None
@@ -102,15 +127,23 @@ class LLMWorkerPolicy(WorkerPolicy):
             rows = [
                 [f"{grid['hours'][p, j]:.0f}", money(grid["pre_tax"][p, j]), money(grid["tax"][p, j]),
                  money(rebate), money(grid["post_tax"][p, j]), f"{grid['utility'][p, j]:.3f}"]
-                for j in range(len(o.hour_levels))
+                for j in range(len(levels))
             ]
             text = [
                 personas[p],
                 f"Your wage: {money(model.wages[i])} a year for each weekly hour "
                 f"(40 hours a week earns {money(40 * model.wages[i])} a year before tax).",
-                "What different hours would give you this year:",
-                table(head, rows),
             ]
+            if costs is not None:
+                last = past[-1]["hours"][i] if past else model.hours[i]
+                status = "worked" if last > 0 else "did not work"
+                cost = "more than you could earn" if not np.isfinite(costs[p]) else f"about {money(costs[p])} a year"
+                text.append(f"Last year you {status}. Working at all would cost you {cost} "
+                            "(commuting, childcare, time); 0 hours means not working.")
+            if benefit is not None:
+                text.append(f"This year anyone who works also receives an in-work benefit of "
+                            f"{money(benefit[p])} (in the take-home column).")
+            text += ["What different hours would give you this year:", table(head, rows)]
             if model.world is not None and past:
                 text.append(household_taxes_text(past[-1], i))
             if past:
@@ -132,7 +165,8 @@ class LLMWorkerPolicy(WorkerPolicy):
         return parts
 
     def requests(self, model: EconomyModel, schedule: TaxSchedule, rebate: float, explore: bool,
-                 seeds: np.ndarray, idx: np.ndarray | None = None) -> list[Request]:
+                 seeds: np.ndarray, idx: np.ndarray | None = None,
+                 in_work_benefit: np.ndarray | None = None) -> list[Request]:
         lo, hi = model.hours_bounds
         constraint = json_object_constraint(hours=integer_field(int(np.ceil(lo)), int(np.floor(hi))))
         system = self.shared_prefix(model, schedule, rebate, explore)
@@ -140,7 +174,8 @@ class LLMWorkerPolicy(WorkerPolicy):
         return [
             Request.chat(part, system=system, constraint=constraint, seed=int(s), tag="worker",
                          temperature=temp, max_tokens=self.options.max_tokens)
-            for part, s in zip(self.worker_parts(model, schedule, rebate, idx), seeds, strict=True)
+            for part, s in zip(self.worker_parts(model, schedule, rebate, idx, in_work_benefit), seeds,
+                               strict=True)
         ]
 
     # ------------------------------------------------------------------ decisions
@@ -218,6 +253,9 @@ class LLMWorkerPolicy(WorkerPolicy):
         # transport failures per request sent (with pooling, fewer requests than workers)
         n_tr = model.stats.get("transport_failures", 0.0) + float(self.transport_failures)
         n_req = model.stats.get("worker_requests", 0.0) + float(self.asked_requests)
+        if model.participation:  # a reply of 0 hours is a choice not to work
+            model.stats.set(not_working_replies=model.stats.get("not_working_replies", 0.0)
+                            + float(((hours <= 0) & used).sum()))
         model.stats.set(fallbacks=n_fb, worker_replies=asked,
                                 fallback_rate=n_fb / max(asked, 1.0),
                                 transport_failures=n_tr, worker_requests=n_req,
@@ -249,7 +287,8 @@ class LLMWorkerPolicy(WorkerPolicy):
             return
         o = model.outcome
         system = (
-            f"{system_text(model.rebate_share)}\n\nTax year {model.year}. Marginal tax schedule:\n{schedule_text(model.schedule)}\n"
+            f"{system_text(model.rebate_share, model.participation)}\n\nTax year {model.year}. "
+            f"Marginal tax schedule:\n{schedule_text(model.schedule)}\n"
             "Answer with one word: yes or no."
         )
         if self.options.pooling is not None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simulator.economy.best_response import best_response
+from simulator.economy.participation import intensive
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.welfare import social_welfare
 from simulator.sim.workers.pool_plan import (
@@ -63,9 +64,13 @@ def ask_hours_pooled(
     replies, ok = policy._ask(model, schedule, rebate, explore, who)
     r = plan.reps.size
     rep_hours, rep_ok = replies[:r], ok[:r]
-    split = split_deviations(plan, rep_hours, rep_ok, rational, plan.codes, model.weights)
-    hours, used = carry_hours(plan, rep_hours, rep_ok, rational, fallback.astype(float), model.hours_bounds,
-                              split=split)
+    if model.participation:
+        hours, used, split = _carry_with_participation(model, schedule, rebate, plan, rep_hours, rep_ok,
+                                                       fallback)
+    else:
+        split = split_deviations(plan, rep_hours, rep_ok, rational, plan.codes, model.weights)
+        hours, used = carry_hours(plan, rep_hours, rep_ok, rational, fallback.astype(float),
+                                  model.hours_bounds, split=split)
     disp = policy.pool_state.remember("hours", plan, rep_hours - rational[plan.reps], rep_ok)
     model.stats.add(pool_calls=who.size)
     model.stats.set(pool_cells=float(plan.cells.n), pool_representatives=float(r),
@@ -84,6 +89,32 @@ def ask_hours_pooled(
             errs = check_errors(model, schedule, s, hours[s], direct)
             model.stats.set(pool_check_n=float(s.size), **errs)
     return hours, used
+
+
+def _carry_with_participation(model: EconomyModel, schedule: TaxSchedule, rebate: float, plan: Plan,
+                              rep_hours: np.ndarray, rep_ok: np.ndarray, fallback: np.ndarray):
+    """Carry-over when people may not work: participation is part of the reply
+    distribution.  Each worker works exactly when its stratum's representative does
+    (:func:`carry_choice`: a cell's share not working carries over, weighted by the
+    workers each representative stands for); a worker who works takes its own best
+    *positive* hours (the intensive best response with its fixed cost paid) plus the
+    deviation of the working representatives (:func:`carry_hours` fitted on the working
+    representatives only), at least 1 hour.  Representatives keep their replies."""
+    u = model.utility
+    positive = best_response(model.budget(schedule), model.wages, intensive(u),
+                             rebate - np.asarray(u.fixed_cost, dtype=float), model.hours_bounds)
+    working = rep_ok & (rep_hours > 0)
+    split = split_deviations(plan, rep_hours, working, positive, plan.codes, model.weights)
+    if working.any():
+        pos_hours, _ = carry_hours(plan, rep_hours, working, positive, fallback.astype(float),
+                                   model.hours_bounds, split=split)
+    else:
+        pos_hours = positive
+    works, got = carry_choice(plan, rep_hours > 0, rep_ok, False)
+    works = np.where(got, works, fallback > 0)
+    hours = np.where(works, np.maximum(np.where(pos_hours > 0, pos_hours, np.rint(positive)), 1.0), 0.0)
+    hours[plan.reps[rep_ok]] = rep_hours[rep_ok]
+    return np.clip(hours, *model.hours_bounds), got, split
 
 
 #: the aggregates :func:`pooling_errors` and ``check`` compare
