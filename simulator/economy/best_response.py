@@ -596,7 +596,8 @@ def budget_best_response(table, wages: ArrayLike, utility: Utility, rebate: Arra
 
 def _has_per_agent_params(utility) -> bool:
     """True when some utility parameter is an array over agents."""
-    return any(np.ndim(getattr(utility, f, 0.0)) > 0 for f in ("psi", "frisch", "delta"))
+    return bool(getattr(utility, "per_agent_params", False)) or any(
+        np.ndim(getattr(utility, f, 0.0)) > 0 for f in ("psi", "frisch", "delta"))
 
 
 def _budget_block(table, sl, w, utility, rebate, lmin, lmax):

@@ -5,9 +5,9 @@ seed and the population:
 
 1. **Reservation costs.**  For every person, the largest fixed cost of working ``S``
    (dollars a year) at which working still beats not working under the calibration's
-   tax system and transfer (:func:`reservation_cost`: exact, a safeguarded Newton
-   iteration on ``V(q) = max_l u(c(l) - q, l) - u(c(0), 0)`` whose derivative is
-   ``-u_c`` by the envelope theorem).
+   tax system and transfer (:func:`reservation_cost`: exact and direct, ``S = max_l
+   [c(l) - C(u(c(0)) + D(l))]`` with ``C`` the consumption that gives a utility at
+   zero hours and ``D`` the disutility of hours, one best response).
 2. **Costs.**  ``log q_i = mu_cell + sigma * eps_i`` with ``eps_i ~ N(0, 1)`` from the run's
    stream: a log-normal cost within each employment cell (age band x sex x education).
    A person works at calibration exactly when ``q_i < S_i``.  Given ``sigma``, each
@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from simulator.economy.best_response import DEFAULT_HOURS_BOUNDS, best_response
-from simulator.economy.participation import intensive, marginal_utility_of_consumption, take_home
+from simulator.economy.participation import intensive, take_home
 from simulator.economy.utility import QuasiLinearUtility
 
 #: the calibration reform: every net gain from working rises by this factor
@@ -52,8 +52,10 @@ class Reservation:
     net_gain: np.ndarray
 
 
-def _consumption_equivalent(u, value: np.ndarray) -> np.ndarray:
-    """The consumption (dollars a year) that gives utility ``value`` at zero hours."""
+def _consumption_equivalent(u, value: ArrayLike) -> np.ndarray:
+    """``C(x)``: the consumption (dollars a year) that gives utility ``x`` at zero hours
+    (the inverse of the consumption part of ``u``)."""
+    value = np.asarray(value, dtype=float)
     if isinstance(u, QuasiLinearUtility):
         return value
     if u.eta == 0.0:
@@ -64,69 +66,102 @@ def _consumption_equivalent(u, value: np.ndarray) -> np.ndarray:
     return base ** (1.0 / (1.0 - u.eta))
 
 
+def _dce(u, c_equiv: np.ndarray) -> np.ndarray:
+    """``C'(x)`` at ``C(x) = c_equiv``: ``c_equiv ** eta`` (1 for quasi-linear)."""
+    if isinstance(u, QuasiLinearUtility) or u.eta == 0.0:
+        return np.ones_like(c_equiv)
+    return c_equiv ** u.eta
+
+
+def _col(p, ndim: int):
+    a = np.asarray(p, dtype=float)
+    return float(a) if a.ndim == 0 else a.reshape(a.shape + (1,) * (ndim - a.ndim))
+
+
+@dataclass(frozen=True)
+class _Surplus:
+    """The objective whose maximum over hours is the reservation cost.
+
+    With utility additively separable in consumption and hours, ``u(c - q) - D(l) >=
+    u(c0)`` holds exactly when ``q <= c - C(u(c0) + D(l))``, so the largest cost at which
+    working still pays is ``S = max_l [c(l) - C(u0 + D(l))]``: a quasi-linear objective in
+    consumption with the convex "disutility" ``C(u0 + D(l))`` (``C`` convex increasing,
+    ``D`` convex), concave on every linear piece of the budget, so the same exact best
+    response solves it.  ``u0`` is each person's utility of not working.
+    """
+
+    base: object
+    u0: np.ndarray
+    per_agent_params = True
+
+    def _disutility(self, l: np.ndarray):
+        b = self.base
+        nd = l.ndim
+        if isinstance(b, QuasiLinearUtility):
+            psi, d = _col(b.psi, nd), _col(b.delta, nd)
+            return psi * l**d, psi * d * l ** (d - 1.0)
+        e, psi = _col(b.frisch, nd), _col(b.psi, nd)
+        p = 1.0 + 1.0 / e
+        return psi * l**p / p, psi * l ** (1.0 / e)
+
+    def cost_of_hours(self, l: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """``C(u0 + D(l))`` and its derivative in hours."""
+        l = np.asarray(l, dtype=float)
+        d, dd = self._disutility(l)
+        ce = _consumption_equivalent(self.base, _col(self.u0, l.ndim) + d)
+        return ce, _dce(self.base, ce) * dd
+
+    def __call__(self, c: ArrayLike, l: ArrayLike) -> np.ndarray:
+        return np.asarray(c, dtype=float) - self.cost_of_hours(l)[0]
+
+    def marginal_gain(self, l, net_wage, virtual_income):
+        return net_wage - self.cost_of_hours(l)[1]
+
+    def segment_argmax(self, net_wage, virtual_income, lo, hi, iterations: int = 100):
+        """The maximiser on ``[lo, hi]``: the gain falls with hours, so bisection on it."""
+        nw = np.asarray(net_wage, dtype=float)
+        shape = np.broadcast_shapes(nw.shape, np.shape(lo), np.shape(hi))
+        a = np.broadcast_to(np.asarray(lo, dtype=float), shape).copy()
+        b = np.broadcast_to(np.asarray(hi, dtype=float), shape).copy()
+        g_a = self.marginal_gain(a, nw, virtual_income)
+        g_b = self.marginal_gain(b, nw, virtual_income)
+        out = np.where(g_a <= 0, a, np.where(g_b >= 0, b, np.nan))
+        todo = np.isnan(out)
+        if todo.any():
+            x0, x1 = a.copy(), b.copy()
+            for _ in range(iterations):
+                mid = 0.5 * (x0 + x1)
+                pos = self.marginal_gain(mid, nw, virtual_income) > 0
+                x0 = np.where(todo & pos, mid, x0)
+                x1 = np.where(todo & ~pos, mid, x1)
+                if np.all((x1 - x0)[todo] <= 1e-12 * np.maximum(x1[todo], 1.0)):
+                    break
+            out = np.where(todo, 0.5 * (x0 + x1), out)
+        return out
+
+
 def reservation_cost(schedule, wages: ArrayLike, utility, rebate: ArrayLike = 0.0,
-                     hours_bounds: tuple[float, float] = DEFAULT_HOURS_BOUNDS,
-                     tol: float = 1e-7, max_iter: int = 60) -> Reservation:
+                     hours_bounds: tuple[float, float] = DEFAULT_HOURS_BOUNDS) -> Reservation:
     """The largest fixed cost at which each person still works (see the module doc).
 
     ``schedule`` a TaxSchedule or household budget; ``wages`` dollars a year per weekly
     hour; ``utility`` the intensive utility (a fixed cost already on it is ignored);
-    ``rebate`` the lump-sum transfer (dollars a year).  ``tol`` is relative to the cost.
-
-    The root is found in consumption-equivalent units: ``phi(q) = C(V_work(q)) - C(u(c0))``
-    with ``C`` the consumption that gives a utility at zero hours, which is exactly
-    linear in ``q`` for quasi-linear utility and nearly so for log utility (its slope is
-    ``-u_c(c - q) / u_c(C)``), so Newton steps converge in a few best responses; each
-    step is kept inside the bracket known so far (bisection otherwise).
+    ``rebate`` the lump-sum transfer (dollars a year).  Exact and direct: one best
+    response of :class:`_Surplus`, whose maximum over hours is the cost.
     """
     u = intensive(utility)
     w = np.asarray(wages, dtype=float)
     n = w.size
-    r = np.broadcast_to(np.asarray(rebate, dtype=float), w.shape).copy()
-    lmax = float(hours_bounds[1])
+    r = np.broadcast_to(np.asarray(rebate, dtype=float), w.shape)
     zero = np.zeros(n)
     c0 = take_home(schedule, zero) + r
-    u0 = u(c0, zero)
-    c0_eq = _consumption_equivalent(u, u0)
-    # phi(hi) < 0: beyond the most one can earn over the take-home at zero, nobody works
-    floor = getattr(u, "c_floor", 0.0) if getattr(u, "eta", 0.0) > 0 else -np.inf
-    hi = np.maximum(take_home(schedule, w * lmax) + r - np.maximum(c0, floor), 0.0) + 1.0
-
-    def value(q: np.ndarray):
-        h = np.asarray(best_response(schedule, w, u, r - q, hours_bounds))
-        c = take_home(schedule, w * h) + r
-        uw = u(c - q, h)
-        eq = _consumption_equivalent(u, uw)
-        phi = np.where(h > 0, eq - c0_eq, -1.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            slope = marginal_utility_of_consumption(u, c - q) / marginal_utility_of_consumption(u, eq)
-        return phi, slope, h, c
-
-    q = np.zeros(n)
-    phi, slope, h, c = value(q)
-    never = phi <= 0  # no positive hours beat not working even for free
-    lo = np.zeros(n)
-    hi = np.where(never, 0.0, hi)
-    active = ~never
-    for _ in range(max_iter):
-        if not active.any():
-            break
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = q + phi / slope
-        bisect = 0.5 * (lo + hi)
-        step = np.where(np.isfinite(newton) & (newton > lo) & (newton < hi), newton, bisect)
-        q_new = np.where(active, step, q)
-        phi_new, slope_new, h_new, c_new = value(q_new)
-        pos = phi_new > 0
-        lo = np.where(active & pos, q_new, lo)
-        hi = np.where(active & ~pos, q_new, hi)
-        moved = np.abs(q_new - q)
-        q, phi, slope, h, c = q_new, phi_new, slope_new, h_new, c_new
-        scale = np.maximum(np.abs(q), 1.0)
-        active = active & (moved > tol * scale) & (hi - lo > tol * scale)
-    cost = np.where(never, 0.0, q)
-    gain = np.where(h > 0, c - c0, 0.0)
-    return Reservation(cost=cost, hours=np.where(never, 0.0, h), net_gain=np.maximum(gain, 0.0))
+    u0 = np.broadcast_to(np.asarray(u(c0, zero), dtype=float), w.shape).copy()
+    h = np.asarray(best_response(schedule, w, _Surplus(u, u0), r, hours_bounds))
+    c = take_home(schedule, w * h) + r
+    s = c - _Surplus(u, u0).cost_of_hours(h)[0]
+    works = (h > 0) & (s > 0) & (w > 0)
+    return Reservation(cost=np.where(works, s, 0.0), hours=np.where(works, h, 0.0),
+                       net_gain=np.where(works, np.maximum(c - c0, 0.0), 0.0))
 
 
 @dataclass(frozen=True)

@@ -91,17 +91,6 @@ def no_income_effects(utility) -> bool:
     return isinstance(u, QuasiLinearUtility) or (isinstance(u, IsoelasticUtility) and u.eta == 0.0)
 
 
-def marginal_utility_of_consumption(utility, c: ArrayLike) -> np.ndarray:
-    """``du/dc`` of the intensive utility at consumption ``c`` (dollars a year); 0 below
-    an isoelastic utility's consumption floor, where it is flat."""
-    u = intensive(utility)
-    c = np.asarray(c, dtype=float)
-    if isinstance(u, QuasiLinearUtility) or u.eta == 0.0:
-        return np.ones_like(c)
-    safe = np.maximum(c, u.c_floor)
-    return np.where(c > u.c_floor, safe ** (-u.eta), 0.0)
-
-
 def take_home(schedule, z: ArrayLike) -> np.ndarray:
     """Consumption before the lump-sum transfer at own earnings ``z`` (dollars a year):
     ``z - T(z)`` under a :class:`~simulator.economy.tax.TaxSchedule`; ``z + spouse's
