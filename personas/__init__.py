@@ -5,6 +5,8 @@ and earnings follow published ACS, CPS, OEWS and IRS SOI tables (see
 ``personas/data/SOURCES.md`` and ``docs/personas.md``); :func:`render_persona` turns
 one worker's attributes into second-person prompt text; :func:`validation_table`
 (in :mod:`personas.validate`) compares a sample with every calibrated source marginal.
+``generate(..., participation=True)`` draws the working-age population, employed or
+not, each person with an employment target (:mod:`personas.participation`).
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ RNG is never touched.  See :mod:`personas.model` for the calibrated joint model 
 children, spouse) are matched on age and earnings from the CPS tax-unit file
 (:mod:`personas.households`) with a child generator spawned from the generator after
 every other draw, so the other columns do not depend on the household draw.
+
+With ``participation=True`` the generator draws the working-age civilian
+noninstitutional population, employed or not, instead of employed workers, and gives
+every person an employment target (:mod:`personas.participation`).
 """
 
 from __future__ import annotations
@@ -84,10 +88,20 @@ def _choice(rng: np.random.Generator, p: np.ndarray, n: int) -> np.ndarray:
 
 
 def _sample_core(rng: np.random.Generator, n: int, state_idx: int | None,
-                 ages: tuple[int, int], income_mode: str) -> _Core:
+                 ages: tuple[int, int], income_mode: str, participation: bool = False,
+                 ) -> _Core:
     cal = calibration()
     lo, hi = ages
-    mass = cal.worker_mass.copy()
+    if participation:
+        # the population, employed or not: CPS Table 3 population by age group and sex,
+        # education of the 25+ population (Table 7); every other model is the workers'
+        from personas.participation import population_education_p, population_mass
+
+        mass = population_mass()
+        edu_p = population_education_p()
+    else:
+        mass = cal.worker_mass.copy()
+        edu_p = cal.edu_p_by_sex
     mass[:, (cal.ages < lo) | (cal.ages > hi)] = 0.0
     cell = _choice(rng, mass.ravel(), n)
     sex = (cell // cal.ages.size).astype(np.int8)
@@ -107,7 +121,7 @@ def _sample_core(rng: np.random.Generator, n: int, state_idx: int | None,
         m = sex == si
         t_occ = thresholds(cal.occ_p_by_sex[si, cal.occ_rank])[1:-1]
         occ[m] = cal.occ_rank[np.searchsorted(t_occ, z1[m], side="right")]
-        t_edu = thresholds(cal.edu_p_by_sex[si])[1:-1]
+        t_edu = thresholds(edu_p[si])[1:-1]
         edu[m] = np.searchsorted(t_edu, z2[m], side="right")
     edu = np.minimum(edu, education_cap(age)).astype(np.int8)
 
@@ -155,12 +169,13 @@ def _allocate(n: int, p: np.ndarray, k: int) -> np.ndarray:
     return base
 
 
-def _stratified(rng, n, k, kind, state_idx, ages, income_mode) -> tuple[_Core, np.ndarray]:
+def _stratified(rng, n, k, kind, state_idx, ages, income_mode,
+                participation=False) -> tuple[_Core, np.ndarray]:
     n_strata = 10 if kind == "decile" else len(bracket_thresholds()) + 1
     if k * n_strata > n:
         raise PersonaInputError(
             f"min-per-stratum {k} x {n_strata} strata exceeds n = {n}")
-    first = _sample_core(rng, max(n, 20_000), state_idx, ages, income_mode)
+    first = _sample_core(rng, max(n, 20_000), state_idx, ages, income_mode, participation)
     if kind == "decile":
         edges = np.quantile(first.earnings, np.arange(1, 10) / 10.0)
     else:
@@ -184,7 +199,7 @@ def _stratified(rng, n, k, kind, state_idx, ages, income_mode) -> tuple[_Core, n
                 f"{k} personas; lower --min-per-stratum or widen the filters")
         p_floor = np.maximum(p, 1.0 / total)
         extra = int(min(limit - total, max(10_000, 1.3 * np.max(lack / p_floor))))
-        more = _sample_core(rng, extra, state_idx, ages, income_mode)
+        more = _sample_core(rng, extra, state_idx, ages, income_mode, participation)
         parts.append(more)
         counts += np.bincount(np.searchsorted(edges, more.earnings, side="right"),
                               minlength=n_strata)
@@ -204,8 +219,11 @@ def _stratified(rng, n, k, kind, state_idx, ages, income_mode) -> tuple[_Core, n
     return out, weight
 
 
-def _check_inputs(n, state, age_range, stratify, min_per_stratum, income_mode):
+def _check_inputs(n, state, age_range, stratify, min_per_stratum, income_mode,
+                  participation=False):
     cal = calibration()
+    if not isinstance(participation, (bool, np.bool_)):
+        raise PersonaInputError(f"participation must be True or False, got {participation!r}")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise PersonaInputError(f"n must be an integer, got {n!r}")
     if n <= 0:
@@ -218,6 +236,10 @@ def _check_inputs(n, state, age_range, stratify, min_per_stratum, income_mode):
                 f"unknown state {state!r}: use a 2-letter code of the 50 states or DC")
         state_idx = cal.states.index(code)
     lo, hi = MIN_AGE, MAX_AGE
+    if participation and age_range is None:
+        from personas.participation import DEFAULT_AGE_RANGE
+
+        lo, hi = DEFAULT_AGE_RANGE
     if age_range is not None:
         try:
             a, b = (int(x) for x in age_range)
@@ -226,8 +248,9 @@ def _check_inputs(n, state, age_range, stratify, min_per_stratum, income_mode):
                 f"age range must be two integers (min, max), got {age_range!r}") from None
         lo, hi = max(a, MIN_AGE), min(b, MAX_AGE)
         if lo > hi:
+            who = "people" if participation else "workers"
             raise PersonaInputError(
-                f"age range {a}-{b} is empty: workers are aged {MIN_AGE} to {MAX_AGE}")
+                f"age range {a}-{b} is empty: {who} are aged {MIN_AGE} to {MAX_AGE}")
     if stratify is not None and stratify not in STRATIFY_MODES:
         raise PersonaInputError(
             f"unknown stratify {stratify!r}: use one of {', '.join(STRATIFY_MODES)}")
@@ -248,6 +271,7 @@ def generate(
     stratify: str | None = None,
     min_per_stratum: int = 0,
     income_mode: str = "census",
+    participation: bool = False,
     rng: np.random.Generator | None = None,
 ) -> pd.DataFrame:
     """Sample ``n`` U.S. worker personas calibrated on Census/BLS/IRS tables.
@@ -257,24 +281,38 @@ def generate(
     n: number of personas (> 0).
     seed: seed of a fresh ``numpy.random.default_rng``; ignored when ``rng`` is given.
     state: restrict to one state (2-letter code, e.g. ``"CA"``; DC included).
-    age_range: ``(min, max)`` inclusive ages (workers are 16..89).
+    age_range: ``(min, max)`` inclusive ages (16..89; default all of them, or 18-64
+        with ``participation``).
     stratify: ``"decile"`` (earnings deciles of the population) or ``"bracket"`` (2024
         single-filer federal brackets on earnings): guarantees ``min_per_stratum`` rows
         per stratum by oversampling; ``weight`` = population share / sample share.
     income_mode: ``"census"`` (occupation-based earnings) or ``"gb2"`` (the reference's
         GB2 income at 40 h a week, independent of the persona).
+    participation: draw the civilian noninstitutional population, employed or not
+        (ages 18-64 unless ``age_range`` is given), instead of employed workers; every
+        person then also has ``employment_target`` (float64 in (0, 1), the raked CPS
+        2024 employment-population ratio of the cell) and ``participation_cell``
+        (int16, age band x sex x education, :func:`personas.participation.cell_labels`).
+        ``occupation``, ``hours``, ``earnings`` and ``wage`` are then *potential*: the
+        workers' models imputed to everyone (no selection correction), and the persona
+        text is neutral about whether the person works.  There is no employed flag: the
+        simulator decides who works.  ``False`` (the default) gives the workers frame,
+        unchanged.
     rng: a ``numpy.random.Generator`` to use instead of ``seed``.
 
     Returns a DataFrame with ``id, sex, age, state, education, occupation,
-    occupation_name, hours, earnings, wage, weight, filing_status, children,
-    eitc_children, spouse_age, spouse_wages, unit_earners, persona``; ``wage`` is
+    occupation_name, hours, earnings, wage, weight, [employment_target,
+    participation_cell,] filing_status, children, eitc_children, spouse_age,
+    spouse_wages, unit_earners, persona`` (the bracketed pair with ``participation``
+    only); ``wage`` is
     ``earnings / hours`` (dollars a year per weekly hour); the household columns are
     those of :func:`personas.households.draw_households`, drawn for each worker's age
     and earnings from a generator spawned from ``rng`` after all other draws (the other
     columns are the same as without households; ``rng``'s state is not advanced by it).
     """
     state_idx, ages = _check_inputs(n, state, age_range, stratify, min_per_stratum,
-                                    income_mode)
+                                    income_mode, participation)
+    participation = bool(participation)
     n = int(n)
     if rng is None:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
@@ -282,14 +320,15 @@ def generate(
             raise PersonaInputError(f"seed must be a non-negative integer, got {seed!r}")
         rng = np.random.default_rng(seed)
     if stratify is None:
-        core = _sample_core(rng, n, state_idx, ages, income_mode)
+        core = _sample_core(rng, n, state_idx, ages, income_mode, participation)
         weight = np.ones(n)
     else:
         core, weight = _stratified(rng, n, int(min_per_stratum), stratify, state_idx,
-                                   ages, income_mode)
-    # last: a stream of its own, so the columns above stay as they were without it
+                                   ages, income_mode, participation)
+    # last: a stream of its own, so the columns above stay as they were without it;
+    # in participation mode the match is on potential earnings (wage x usual hours)
     households = draw_households(core.age, core.earnings, core.sex, rng=_household_rng(rng))
-    return _frame(core, weight, households)
+    return _frame(core, weight, households, participation)
 
 
 def _household_rng(rng: np.random.Generator) -> np.random.Generator:
@@ -303,14 +342,22 @@ def _household_rng(rng: np.random.Generator) -> np.random.Generator:
         return np.random.default_rng(rng.integers(2**63))
 
 
-def _frame(core: _Core, weight: np.ndarray, households: pd.DataFrame) -> pd.DataFrame:
+def _frame(core: _Core, weight: np.ndarray, households: pd.DataFrame,
+           participation: bool = False) -> pd.DataFrame:
     cal = calibration()
     n = len(core)
     persona = render_codes(core.sex, core.age, core.state, core.edu, core.occ, core.hours,
                            core.earnings,
                            filing_status=households["filing_status"].to_numpy(),
                            children=households["children"].to_numpy(),
-                           spouse_wages=households["spouse_wages"].to_numpy())
+                           spouse_wages=households["spouse_wages"].to_numpy(),
+                           participation=participation)
+    extra = {}
+    if participation:
+        from personas.participation import employment_targets, participation_cells
+
+        extra = {"employment_target": employment_targets(core.age, core.sex, core.edu),
+                 "participation_cell": participation_cells(core.age, core.sex, core.edu)}
     return pd.DataFrame({
         "id": np.arange(n, dtype=np.int64),
         "sex": pd.Categorical.from_codes(core.sex, list(SEXES)),
@@ -323,6 +370,7 @@ def _frame(core: _Core, weight: np.ndarray, households: pd.DataFrame) -> pd.Data
         "earnings": core.earnings,
         "wage": core.earnings / core.hours,
         "weight": weight,
+        **extra,
         **{c: households[c].to_numpy() for c in households.columns},
         "persona": persona,
     })

@@ -53,6 +53,14 @@ Collapse rule
 Sex is not used: the CPS tax-unit file carries no sex of the head or spouse (none of
 its 68 columns), so a male and a female worker of the same age and earnings draw from
 the same donors.
+
+Participation populations (``personas.generate(..., participation=True)``)
+    Everyone, employed or not, is matched the same way on age and *potential* earnings
+    (wage x usual hours, what the person would earn working).  The donors are still
+    the earners of the source, so a person who ends up not working gets the household
+    of an earner of the same age and potential earnings (a limitation: the households of
+    non-earners, e.g. a non-working spouse of a joint filer, are not drawn as such; see
+    ``docs/personas.md``).
 """
 
 from __future__ import annotations

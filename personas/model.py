@@ -132,16 +132,25 @@ class Calibration:
     ft_band_p: np.ndarray
 
 
-def _age_table() -> tuple[np.ndarray, np.ndarray]:
+#: CPS 2024 Table 3 age groups (the finest non-overlapping ones): (first age, last age,
+#: Table 3 ``age_group``); 75+ runs to :data:`MAX_AGE`.
+CPS_AGE_GROUPS = ((16, 17, "16 to 17"), (18, 19, "18 to 19"), (20, 24, "20 to 24"),
+                  (25, 34, "25 to 34"), (35, 44, "35 to 44"), (45, 54, "45 to 54"),
+                  (55, 64, "55 to 64"), (65, 69, "65 to 69"), (70, 74, "70 to 74"),
+                  (75, MAX_AGE, "75+"))
+
+
+def acs_population_by_age() -> tuple[np.ndarray, np.ndarray]:
+    """ACS 2024 resident population by sex and single year of age 16..89.
+
+    Returns ``(ages, per_year)`` with ``per_year`` of shape (2, A), persons: the S0101
+    5-year bins split evenly over their ages, 16-19 from the derived 16-19 row (split
+    evenly) and the 85+ bin spread over 85..89.
+    """
     pop1 = load_table("population_age_sex_acs2024")
     pop5 = load_table("population_5yr_age_sex_acs2024")
-    lf = load_table("labor_force_by_age_sex_cps2024").set_index(["age_group", "sex"])
     ages = np.arange(MIN_AGE, MAX_AGE + 1)
-    mass = np.zeros((2, ages.size))
-
-    def rate(group: str, sex: str) -> float:
-        return float(lf.loc[(group, sex), "emp_pop_ratio_pct"]) / 100.0
-
+    out = np.zeros((2, ages.size))
     for si, sex in enumerate(SEXES):
         p5 = pop5[pop5.sex == sex].set_index("age_group")["population"]
         p1 = pop1[pop1.sex == sex].set_index("age_group")["population"]
@@ -150,13 +159,23 @@ def _age_table() -> tuple[np.ndarray, np.ndarray]:
         for lo in range(20, 85, 5):
             per_year[(ages >= lo) & (ages <= lo + 4)] = p5[f"{lo}-{lo + 4}"] / 5.0
         per_year[ages >= 85] = p5["85+"] / (MAX_AGE - 84)
+        out[si] = per_year
+    return ages, out
+
+
+def _age_table() -> tuple[np.ndarray, np.ndarray]:
+    lf = load_table("labor_force_by_age_sex_cps2024").set_index(["age_group", "sex"])
+    ages, per_year = acs_population_by_age()
+    mass = np.zeros((2, ages.size))
+
+    def rate(group: str, sex: str) -> float:
+        return float(lf.loc[(group, sex), "emp_pop_ratio_pct"]) / 100.0
+
+    for si, sex in enumerate(SEXES):
         r = np.zeros(ages.size)
-        for lo, hi, grp in ((16, 17, "16 to 17"), (18, 19, "18 to 19"), (20, 24, "20 to 24"),
-                            (25, 34, "25 to 34"), (35, 44, "35 to 44"), (45, 54, "45 to 54"),
-                            (55, 64, "55 to 64"), (65, 69, "65 to 69"), (70, 74, "70 to 74"),
-                            (75, MAX_AGE, "75+")):
+        for lo, hi, grp in CPS_AGE_GROUPS:
             r[(ages >= lo) & (ages <= hi)] = rate(grp, sex)
-        mass[si] = per_year * r
+        mass[si] = per_year[si] * r
     return ages, mass
 
 

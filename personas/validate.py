@@ -55,6 +55,31 @@ with like:
     a working couple twice, as workers rather than tax units, would move the joint
     share by about 11 points).
 
+* the working-age population and its employment targets (``participation``; a second
+  sample, ``generate(min(n, 1,000,000), seed, participation=True, age_range=(16,
+  89))``, all ages so that the 25+ universe of CPS Table 7 is covered; see
+  :mod:`personas.participation`):
+
+  - *sample* rows (``participation: ...``): the population shares by sex and age group
+    against CPS 2024 Table 3 (civilian noninstitutional population), education of the
+    25+ population by sex against CPS Table 7, and the weighted mean of
+    ``employment_target`` by age group x sex against the Table 3
+    ``emp_pop_ratio_pct`` and by education x sex (ages 25+) against the Table 7
+    ``employed_k / civ_noninst_pop_25plus_k``.  The target is a function of the cell,
+    so the sample mean of a group differs from the target only through the sample's
+    education mix within the group: tolerance four standard errors of that mean
+    (sqrt(sum w^2 (p - mean)^2) / sum w), at least 1e-6; the education rows add the
+    reconciliation of Table 7 with Table 3 (at most 0.02 pp, below).  The share rows
+    use the share tolerance.
+  - *expected-mass* rows (``participation raking: ...``): the mass-weighted mean of the
+    cell targets over the model's expected population (not a sample) against every
+    margin, tolerance 1e-6 (the raking converges to 1e-9): Table 3 as published, Table
+    7 times the per-sex reconciliation factor recomputed here (employed 25+ by the
+    Table 3 ratios over employed 25+ by the Table 7 rates, on the Table 3 population
+    with the Table 7 education shares), which must itself lie within 0.1 % of 1; and
+    the model's expected population by age group x sex and by education x sex (25+)
+    against Table 3 and Table 7 (relative, 1e-9).
+
 Tolerances are stated at N = 100,000 (shares 1 percentage point, percentiles and
 ratios 5%) and widened by sqrt(100,000 / N) for smaller samples.  Rows estimated from
 few observations use at least a sampling allowance: four standard errors for the
@@ -80,6 +105,20 @@ HOUSEHOLD_AS_IS_TOL = 0.06
 SOI_FILING_TOL = 0.05
 #: Returns (SOI: AGI) and model tax units (wages) from this amount up are compared.
 SOI_AGI_FLOOR = 20_000.0
+#: Tolerance of the expected-mass raking margins (rates; the raking converges to 1e-9).
+RAKE_CHECK_TOL = 1e-6
+#: Largest accepted |reconciliation factor - 1| between Tables 3 and 7 (employed 25+).
+RECONCILE_TOL = 1e-3
+#: Ages of the participation sample of the validation (all, so Table 7's 25+ is covered).
+PARTICIPATION_AGES = (16, 89)
+#: Largest participation sample drawn by the validation (its tolerances follow its size).
+PARTICIPATION_MAX_N = 1_000_000
+#: CPS Table 3 groups of the participation rows: label, Table 3 row, first and last age.
+_P_AGE_GROUPS = (("16-17", "16 to 17", 16, 17), ("18-19", "18 to 19", 18, 19),
+                 ("20-24", "20 to 24", 20, 24), ("25-34", "25 to 34", 25, 34),
+                 ("35-44", "35 to 44", 35, 44), ("45-54", "45 to 54", 45, 54),
+                 ("55-64", "55 to 64", 55, 64), ("65-69", "65 to 69", 65, 69),
+                 ("70-74", "70 to 74", 70, 74), ("75+", "75+", 75, 200))
 #: Age and earnings bands of the household rows (lower edges).
 HH_AGE_BANDS = ((16, "16-24"), (25, "25-34"), (35, "35-44"), (45, "45-54"), (55, "55-64"),
                 (65, "65+"))
@@ -156,19 +195,31 @@ def _quantile_se(x: np.ndarray, p: float) -> float:
 
 
 def validation_table(n: int = REFERENCE_N, seed: int = 0, *, frame: pd.DataFrame | None = None,
-                     share_tol: float = SHARE_TOL, rel_tol: float = REL_TOL) -> pd.DataFrame:
+                     share_tol: float = SHARE_TOL, rel_tol: float = REL_TOL,
+                     participation: bool = True,
+                     participation_frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """Sample ``n`` personas (or use ``frame``) and compare with the sources.
 
     Returns a DataFrame with columns ``check, item, model, target, error, error_kind,
     tolerance, passed, source``; ``error`` is model - target for shares (``abs``) and
     model / target - 1 for percentiles and ratios (``rel``).  Tolerances are
     ``share_tol`` and ``rel_tol`` at N = 100,000, widened by sqrt(100,000 / N) below.
-    The frame must be an unweighted, unfiltered census-mode sample.
-    """
-    if frame is None:
-        from personas.generator import generate
+    The frame must be an unweighted, unfiltered census-mode sample of workers.
 
+    ``participation``: add the rows of the working-age population and its employment
+    targets (see the module docstring), from ``participation_frame`` when given (a
+    ``generate(..., participation=True)`` frame; weights are used) or else from
+    ``generate(N, seed, participation=True, age_range=(16, 89))`` with N the size of
+    the workers' sample (at most :data:`PARTICIPATION_MAX_N`); ``False`` leaves them
+    out.
+    """
+    from personas.generator import generate
+
+    if frame is None:
         frame = generate(n, seed)
+    if "employment_target" in frame.columns:
+        raise ValueError("frame is a participation population: pass it as "
+                         "participation_frame (frame is the workers' sample)")
     n = len(frame)
     scale = max(1.0, float(np.sqrt(REFERENCE_N / n)))
     st, rt = share_tol * scale, rel_tol * scale
@@ -297,6 +348,14 @@ def validation_table(n: int = REFERENCE_N, seed: int = 0, *, frame: pd.DataFrame
     if all(c in frame.columns for c in ("filing_status", "children", "spouse_wages",
                                         "unit_earners")):
         _household_rows(rows, frame, st, rt)
+
+    if participation or participation_frame is not None:
+        if participation_frame is None:
+            del frame  # the workers' rows are done (frees a generated sample first)
+            participation_frame = generate(min(n, PARTICIPATION_MAX_N), seed,
+                                           participation=True, age_range=PARTICIPATION_AGES)
+        _participation_rows(rows, participation_frame, share_tol)
+        _raking_rows(rows)
 
     out = pd.DataFrame(rows, columns=["check", "item", "model", "target", "error",
                                       "error_kind", "tolerance", "source"])
@@ -449,6 +508,131 @@ def _household_rows(rows, frame: pd.DataFrame, st: float, rt: float) -> None:
                      "(universe: returns filed, all income; model: tax units of workers)"))
 
 
+def participation_reconciliation() -> pd.Series:
+    """Per-sex factor reconciling CPS Table 7 with Table 3 on employed people 25+,
+    recomputed from the CSVs: (sum over the Table 3 groups 25+ of population x
+    ``emp_pop_ratio_pct``) / (Table 3 population 25+ x sum over education of the Table 7
+    population share x ``employed_k / civ_noninst_pop_25plus_k``)."""
+    lf = load_table("labor_force_by_age_sex_cps2024").set_index(["age_group", "sex"])
+    ed = load_table("education_by_sex_cps2024").set_index(["sex", "education"])
+    out = {}
+    for s in ("male", "female"):
+        groups = [g for _, g, lo, _ in _P_AGE_GROUPS if lo >= 25]
+        pop = sum(float(lf.loc[(g, s), "civ_noninst_pop_thousands"]) for g in groups)
+        emp = sum(float(lf.loc[(g, s), "civ_noninst_pop_thousands"])
+                  * float(lf.loc[(g, s), "emp_pop_ratio_pct"]) / 100.0 for g in groups)
+        p7 = np.array([ed.loc[(s, r), "civ_noninst_pop_25plus_k"] for r in _EDU_ROWS.values()],
+                      dtype=float)
+        e7 = np.array([ed.loc[(s, r), "employed_k"] for r in _EDU_ROWS.values()], dtype=float)
+        out[s] = emp / (pop * float((p7 / p7.sum() * e7 / p7).sum()))
+    return pd.Series(out)
+
+
+def _participation_rows(rows, frame: pd.DataFrame, share_tol: float) -> None:
+    """Rows of a participation population (see the module docstring)."""
+    lf = load_table("labor_force_by_age_sex_cps2024").set_index(["age_group", "sex"])
+    ed = load_table("education_by_sex_cps2024").set_index(["sex", "education"])
+    if "employment_target" not in frame.columns:
+        raise ValueError("participation_frame has no employment_target column: draw it "
+                         "with generate(..., participation=True)")
+    w = frame["weight"].to_numpy(float) if "weight" in frame.columns else np.ones(len(frame))
+    n_eff = w.sum() ** 2 / (w**2).sum()
+    st = share_tol * max(1.0, float(np.sqrt(REFERENCE_N / n_eff)))
+    sex = frame["sex"].astype(str).to_numpy()
+    age = frame["age"].to_numpy()
+    edu = frame["education"].astype(str).to_numpy()
+    p = frame["employment_target"].to_numpy(float)
+    src3 = "CPS 2024 Table 3 employment-population ratio (emp_pop_ratio_pct)"
+    src7 = "CPS 2024 Table 7 employed_k / civ_noninst_pop_25plus_k, 25+"
+    k = participation_reconciliation()
+
+    def mean_row(check, item, m, target, source, extra=0.0):
+        if not m.any():
+            return
+        ww, pp = w[m], p[m]
+        mean = float(np.average(pp, weights=ww))
+        se = float(np.sqrt((ww**2 * (pp - mean) ** 2).sum()) / ww.sum())
+        rows.append((check, item, mean, float(target), mean - float(target), "abs",
+                     max(4.0 * se, RAKE_CHECK_TOL) + extra, source))
+
+    covered = [(lab, g, lo, hi) for lab, g, lo, hi in _P_AGE_GROUPS
+               if ((age >= lo) & (age <= hi)).any()]
+    # population shares by sex x age group (within the groups the sample covers)
+    pop = pd.Series({f"{s}: {lab}": float(lf.loc[(g, s), "civ_noninst_pop_thousands"])
+                     for lab, g, _, _ in covered for s in ("male", "female")})
+    mm = {}
+    for lab, _, lo, hi in covered:
+        for s in ("male", "female"):
+            mm[f"{s}: {lab}"] = float(w[(sex == s) & (age >= lo) & (age <= hi)].sum() / w.sum())
+    _share_rows(rows, "participation: population by sex and age group", pd.Series(mm),
+                pop / pop.sum(), "CPS 2024 Table 3 civilian noninstitutional population", st)
+    for lab, g, lo, hi in covered:
+        for s in ("male", "female"):
+            mean_row("participation: employment target by age x sex", f"{s}: {lab}",
+                     (sex == s) & (age >= lo) & (age <= hi),
+                     float(lf.loc[(g, s), "emp_pop_ratio_pct"]) / 100.0, src3)
+    # education margin: only where the sample covers all of Table 7's ages 25+
+    if not (np.isin(np.arange(25, 90), age).all()):
+        return
+    for s in ("male", "female"):
+        pop7 = pd.Series({f"{s}: {c}": float(ed.loc[(s, r), "civ_noninst_pop_25plus_k"])
+                          for c, r in _EDU_ROWS.items()})
+        m25 = (sex == s) & (age >= 25)
+        mm = pd.Series({f"{s}: {c}": float(w[m25 & (edu == c)].sum() / w[m25].sum())
+                        for c in _EDU_ROWS})
+        _share_rows(rows, "participation: education (25+) by sex", mm, pop7 / pop7.sum(),
+                    "CPS 2024 Table 7 civilian noninstitutional population 25+", st)
+        for c, r in _EDU_ROWS.items():
+            rate = float(ed.loc[(s, r), "employed_k"] / ed.loc[(s, r), "civ_noninst_pop_25plus_k"])
+            mean_row("participation: employment target by education x sex (25+)", f"{s}: {c}",
+                     m25 & (edu == c), rate, src7, extra=abs(float(k[s]) - 1.0) * rate)
+
+
+def _raking_rows(rows) -> None:
+    """Expected-mass rows of the raking (see the module docstring)."""
+    from personas.participation import _EDU_BANDS, calibration
+
+    cal = calibration()
+    lf = load_table("labor_force_by_age_sex_cps2024").set_index(["age_group", "sex"])
+    ed = load_table("education_by_sex_cps2024").set_index(["sex", "education"])
+    k = participation_reconciliation()
+    for si, s in enumerate(("male", "female")):
+        rows.append(("participation raking: reconciliation factor (Table 7 to Table 3)", s,
+                     float(cal.edu_factor[si]), 1.0, float(cal.edu_factor[si]) - 1.0, "rel",
+                     RECONCILE_TOL, "CPS 2024 Tables 3 and 7, employed 25+"))
+        rows.append(("participation raking: reconciliation factor (recomputed)", s,
+                     float(cal.edu_factor[si]), float(k[s]),
+                     float(cal.edu_factor[si] / k[s]) - 1.0, "rel", 1e-9,
+                     "CPS 2024 Tables 3 and 7, employed 25+"))
+        for b, (lab, g, _, _) in enumerate(_P_AGE_GROUPS):
+            m = cal.mass[b, si]
+            model = float((m * cal.p[b, si]).sum() / m.sum())
+            t = float(lf.loc[(g, s), "emp_pop_ratio_pct"]) / 100.0
+            rows.append(("participation raking (expected mass): age x sex", f"{s}: {lab}",
+                         model, t, model - t, "abs", RAKE_CHECK_TOL,
+                         "CPS 2024 Table 3 emp_pop_ratio_pct"))
+            pop = float(lf.loc[(g, s), "civ_noninst_pop_thousands"])
+            _rel_row(rows, "participation raking: expected population by age x sex",
+                     f"{s}: {lab}", m.sum(), pop, "CPS 2024 Table 3 civ_noninst_pop_thousands",
+                     1e-9)
+        pop25 = sum(float(lf.loc[(g, s), "civ_noninst_pop_thousands"])
+                    for _, g, lo, _ in _P_AGE_GROUPS if lo >= 25)
+        p7 = sum(float(ed.loc[(s, r), "civ_noninst_pop_25plus_k"]) for r in _EDU_ROWS.values())
+        sub = cal.mass[_EDU_BANDS, si]
+        for e, (c, r) in enumerate(_EDU_ROWS.items()):
+            m = sub[:, e]
+            model = float((m * cal.p[_EDU_BANDS, si, e]).sum() / m.sum())
+            t = float(ed.loc[(s, r), "employed_k"] / ed.loc[(s, r), "civ_noninst_pop_25plus_k"]
+                      * k[s])
+            rows.append(("participation raking (expected mass): education x sex (25+)",
+                         f"{s}: {c}", model, t, model - t, "abs", RAKE_CHECK_TOL,
+                         "CPS 2024 Table 7 employed / population 25+, x reconciliation"))
+            _rel_row(rows, "participation raking: expected population by education x sex (25+)",
+                     f"{s}: {c}", m.sum(),
+                     pop25 * float(ed.loc[(s, r), "civ_noninst_pop_25plus_k"]) / p7,
+                     "CPS 2024 Table 3 population 25+ x Table 7 education shares", 1e-9)
+
+
 def format_table(table: pd.DataFrame) -> str:
     """Human-readable rendering of :func:`validation_table` output."""
     t = table.copy()
@@ -460,6 +644,9 @@ def format_table(table: pd.DataFrame) -> str:
                    (t["error"] * 100).map("{:+.2f} %".format))
     tol = np.where(t["error_kind"] == "abs", (t["tolerance"] * 100).map("{:.2f} pp".format),
                    (t["tolerance"] * 100).map("{:.2f} %".format))
+    tiny = t["tolerance"] * 100 < 0.005  # the exact checks (raking): scientific notation
+    tol = np.where(tiny, t["tolerance"].map("{:.0e}".format), tol)
+    err = np.where(tiny, t["error"].map("{:+.1e}".format), err)
     show = pd.DataFrame({"check": t["check"], "item": t["item"], "model": fmt_val,
                          "target": fmt_tgt, "error": err, "tolerance": tol,
                          "pass": np.where(t["passed"], "ok", "FAIL")})
