@@ -10,19 +10,21 @@ seed and the population:
    zero hours and ``D`` the disutility of hours, one best response).
 2. **Costs.**  ``log q_i = mu_cell + sigma * eps_i`` with ``eps_i ~ N(0, 1)`` from the run's
    stream: a log-normal cost within each employment cell (age band x sex x education).
-   A person works at calibration exactly when ``q_i < S_i``.  Given ``sigma``, each
-   cell's ``mu`` is the weighted quantile that makes the cell's employment rate equal
-   its target (CPS 2024 employment-population ratios): the targets hold exactly, up to
-   one person per cell.
+   A person works at calibration exactly when ``q_i < S_i``, so with probability
+   ``Phi((log S_i - mu_cell) / sigma)``.  Given ``sigma``, each cell's ``mu`` makes the
+   cell's *expected* employment rate equal its target (CPS 2024 employment-population
+   ratios); the realised rate differs from it by the sampling error of the draws (a
+   binomial standard error, about 0.5 percentage points in a cell of 10,000 people),
+   and the calibration works the same for 16 people as for a million.
 3. **Elasticity.**  ``sigma`` is set so that the population's extensive-margin
-   elasticity, ``log(P1 / P0) / log(1.1)`` for a reform that raises every person's net
+   elasticity in expectation, ``log(P1 / P0) / log(1.1)`` for a reform that raises every person's net
    gain from working by 10 % (an in-work benefit ``b_i = 0.1 * (c_i(l_i) - c_i(0))``,
    which raises the reservation cost to ``S_i + b_i`` exactly), equals the target
    (0.25 by default: Chetty 2012, Chetty et al. 2011).  A larger ``sigma`` spreads costs
    and puts fewer people at the margin, so the elasticity falls with ``sigma``;
    bisection on ``log sigma``.
 
-All of it is vectorised numpy over people; cells are handled by one sort.
+All of it is vectorised numpy over people (per-cell sums by ``bincount``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.special import ndtr, ndtri
 
 from simulator.economy.best_response import DEFAULT_HOURS_BOUNDS, best_response
 from simulator.economy.participation import intensive, take_home
@@ -177,48 +180,54 @@ class FixedCostCalibration:
     target_rate: float
 
 
-def _cell_thresholds(x: np.ndarray, cells: np.ndarray, target: np.ndarray,
-                     weights: np.ndarray, order: np.ndarray, n_cells: int) -> np.ndarray:
-    """Per cell, a threshold ``mu`` such that the weighted share of the cell with
-    ``x > mu`` is the cell's target share (to one person): ``x`` sorted descending
-    within cells by ``order``."""
-    xs, cs, ws, ts = x[order], cells[order], weights[order], target[order]
-    tot = np.bincount(cs, weights=ws, minlength=n_cells)
-    start = np.concatenate([[0], np.cumsum(np.bincount(cs, minlength=n_cells))[:-1]])
-    cum = np.cumsum(ws)
-    before = np.concatenate([[0.0], cum[:-1]])
-    base = before[start[cs]] if xs.size else before
-    share_through = (cum - base) / tot[cs]  # share of the cell with x >= this person's
-    share_before = (before - base) / tot[cs]
-    # person j is in when the target covers at least half of its own weight
-    inside = 0.5 * (share_before + share_through) < ts
-    mu = np.full(n_cells, np.inf)
-    # the cell's threshold: between its last person in and its first person out
-    last_in = np.where(inside, xs, np.inf)
-    min_in = np.full(n_cells, np.inf)
-    np.minimum.at(min_in, cs, last_in)
-    first_out = np.where(~inside, xs, -np.inf)
-    max_out = np.full(n_cells, -np.inf)
-    np.maximum.at(max_out, cs, first_out)
-    both = np.isfinite(min_in) & np.isfinite(max_out)
-    mu = np.where(both, 0.5 * (min_in + max_out), mu)
-    mu = np.where(np.isfinite(min_in) & ~np.isfinite(max_out), -np.inf, mu)  # all in
-    mu = np.where(~np.isfinite(min_in) & np.isfinite(max_out), np.inf, mu)  # all out
-    # equal x on both sides of the cut (e.g. ties) cannot be split: keep the cut above
-    mu = np.where(both & (min_in <= max_out), np.nextafter(max_out, np.inf), mu)
+def _cell_locations(log_s: np.ndarray, cells: np.ndarray, target: np.ndarray, weights: np.ndarray,
+                    sigma: float, n_cells: int, iterations: int = 60) -> np.ndarray:
+    """Per cell, ``mu`` with ``sum_i w_i Phi((log S_i - mu) / sigma) = p_cell sum_i w_i``
+    (the cell's expected employment equals its target), by safeguarded Newton steps on
+    every cell at once.  ``target`` is per person (its cell's target)."""
+    finite = np.isfinite(log_s)
+    ls = np.where(finite, log_s, 0.0)
+    tot = np.bincount(cells, weights=weights, minlength=n_cells)
+    p = np.bincount(cells, weights=weights * target, minlength=n_cells) / np.maximum(tot, 1e-300)
+    cnt = np.maximum(np.bincount(cells, weights=weights * finite, minlength=n_cells), 1e-300)
+    mean = np.bincount(cells, weights=weights * ls * finite, minlength=n_cells) / cnt
+    lo_b = np.full(n_cells, np.inf)
+    hi_b = np.full(n_cells, -np.inf)
+    np.minimum.at(lo_b, cells[finite], ls[finite])
+    np.maximum.at(hi_b, cells[finite], ls[finite])
+    lo = np.where(np.isfinite(lo_b), lo_b, 0.0) - 12.0 * sigma - 1.0  # share employed ~ 1 below
+    hi = np.where(np.isfinite(hi_b), hi_b, 0.0) + 12.0 * sigma + 1.0  # ... and ~ 0 above
+    mu = np.clip(mean - sigma * ndtri(np.clip(p, 1e-12, 1 - 1e-12)), lo, hi)
+    for _ in range(iterations):
+        x = (ls - mu[cells]) / sigma
+        share = np.bincount(cells, weights=weights * finite * ndtr(x), minlength=n_cells) / np.maximum(tot, 1e-300)
+        dens = np.bincount(cells, weights=weights * finite * np.exp(-0.5 * x * x), minlength=n_cells)
+        dens = dens / (np.sqrt(2 * np.pi) * sigma * np.maximum(tot, 1e-300))
+        gap = share - p  # falls with mu
+        lo = np.where(gap > 0, mu, lo)
+        hi = np.where(gap > 0, hi, mu)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nxt = mu + gap / dens
+        mu_new = np.where(np.isfinite(nxt) & (nxt > lo) & (nxt < hi), nxt, 0.5 * (lo + hi))
+        if np.all(np.abs(mu_new - mu) <= 1e-10 * np.maximum(np.abs(mu), 1.0)):
+            mu = mu_new
+            break
+        mu = mu_new
+    mu = np.where(p <= 0, np.inf, np.where(p >= 1, -np.inf, mu))
     return mu
 
 
 def calibrate_fixed_costs(reservation: Reservation, cells: ArrayLike, targets: ArrayLike,
                           eps: ArrayLike, elasticity: float = 0.25,
-                          weights: ArrayLike | None = None, tol: float = 1e-4) -> FixedCostCalibration:
+                          weights: ArrayLike | None = None, tol: float = 1e-5) -> FixedCostCalibration:
     """Fixed costs matching per-cell employment ``targets`` (one per person: the target
-    of its cell, in [0, 1]) and the extensive-margin ``elasticity`` (see the module
-    docstring).  ``cells`` (n,) integer cell ids; ``eps`` (n,) standard normal draws."""
+    of its cell, in [0, 1]) and the extensive-margin ``elasticity`` in expectation over
+    the cost draws (see the module docstring); ``cells`` (n,) cell ids; ``eps`` (n,)
+    standard normal draws, which then decide who works at the calibration."""
     s = np.asarray(reservation.cost, dtype=float)
     b = (REFORM_RATIO - 1.0) * np.asarray(reservation.net_gain, dtype=float)
-    cells = np.asarray(cells)
-    _, cells = np.unique(cells, return_inverse=True)
+    _, cells = np.unique(np.asarray(cells), return_inverse=True)
+    cells = cells.ravel()
     n_cells = int(cells.max()) + 1 if cells.size else 0
     t = np.asarray(targets, dtype=float)
     e = np.asarray(eps, dtype=float)
@@ -227,37 +236,40 @@ def calibrate_fixed_costs(reservation: Reservation, cells: ArrayLike, targets: A
         raise ValueError("targets, eps and cells need one entry per person")
     if np.any(~np.isfinite(t)) or np.any((t < 0) | (t > 1)):
         raise ValueError("employment targets must lie in [0, 1]")
-    if not 0 < elasticity:
+    if not elasticity > 0:
         raise ValueError("the target participation elasticity must be > 0")
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    if not np.any((s > 0) & (t > 0)):
+        raise ValueError("no employed person at the calibration: the fixed costs cannot be calibrated")
     with np.errstate(divide="ignore"):
         log_s = np.where(s > 0, np.log(np.where(s > 0, s, 1.0)), -np.inf)
         log_s1 = np.where(s + b > 0, np.log(np.where(s + b > 0, s + b, 1.0)), -np.inf)
+    wn = w / w.sum()
+
+    def expected(log_x: np.ndarray, mu: np.ndarray, sigma: float) -> float:
+        m = mu[cells]
+        z = np.where(np.isfinite(log_x) & np.isfinite(m), (np.where(np.isfinite(log_x), log_x, 0.0)
+                                                           - np.where(np.isfinite(m), m, 0.0)) / sigma, 0.0)
+        prob = np.where(~np.isfinite(log_x), 0.0, np.where(m == np.inf, 0.0, np.where(m == -np.inf, 1.0, ndtr(z))))
+        return float(wn @ prob)
 
     def at(sigma: float):
-        x = log_s - sigma * e
-        order = np.lexsort((-x, cells))
-        mu = _cell_thresholds(x, cells, t, w, order, n_cells)
-        works0 = x > mu[cells]
-        works1 = (log_s1 - sigma * e) > mu[cells]
-        p0 = np.average(works0, weights=w)
-        p1 = np.average(works1, weights=w)
+        mu = _cell_locations(log_s, cells, t, w, sigma, n_cells)
+        p0, p1 = expected(log_s, mu, sigma), expected(log_s1, mu, sigma)
         el = float(np.log(p1 / p0) / np.log(REFORM_RATIO)) if p0 > 0 and p1 > 0 else float("nan")
-        return el, mu, works0
+        return el, mu
 
-    lo, hi = np.log(1e-3), np.log(20.0)
-    el_lo, _, _ = at(np.exp(lo))
-    el_hi, _, _ = at(np.exp(hi))
-    if not (np.isfinite(el_lo) and np.isfinite(el_hi)):
-        raise ValueError("no employed person at the calibration: the fixed costs cannot be calibrated")
+    lo, hi = np.log(0.02), np.log(20.0)
+    el_lo, _ = at(np.exp(lo))
+    el_hi, _ = at(np.exp(hi))
     if elasticity >= el_lo:
         ls = lo
     elif elasticity <= el_hi:
         ls = hi
     else:
-        for _ in range(80):
+        for _ in range(60):
             mid = 0.5 * (lo + hi)
-            el, _, _ = at(np.exp(mid))
+            el, _ = at(np.exp(mid))
             if el > elasticity:
                 lo = mid
             else:
@@ -266,12 +278,13 @@ def calibrate_fixed_costs(reservation: Reservation, cells: ArrayLike, targets: A
                 break
         ls = 0.5 * (lo + hi)
     sigma = float(np.exp(ls))
-    el, mu, works = at(sigma)
+    el, mu = at(sigma)
+    m = mu[cells]
     with np.errstate(over="ignore", invalid="ignore"):
-        q = np.exp(mu[cells] + sigma * e)
-    q = np.where(np.isnan(q), np.inf, q)
+        q = np.where(m == np.inf, np.inf, np.where(m == -np.inf, 0.0, np.exp(np.where(np.isfinite(m), m, 0.0) + sigma * e)))
+    employed = q < s
     return FixedCostCalibration(
-        fixed_cost=q, employed=works, sigma=sigma, mu=mu, elasticity=el,
-        employment_rate=float(np.average(works, weights=w)),
+        fixed_cost=q, employed=employed, sigma=sigma, mu=mu, elasticity=el,
+        employment_rate=float(np.average(employed, weights=w)),
         target_rate=float(np.average(t, weights=w)),
     )
