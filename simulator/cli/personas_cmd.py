@@ -47,6 +47,9 @@ def register(subparsers) -> None:
                         help="minimum personas per stratum (with --stratify)")
     sample.add_argument("--income-mode", choices=["census", "gb2"], default="census",
                         help="census (occupation-based) or gb2 (the reference's GB2 income)")
+    sample.add_argument("--participation", action="store_true",
+                        help="working-age adults employed or not, with CPS 2024 employment targets "
+                        "(default ages 18-64)")
     sample.set_defaults(func=_sample)
 
     validate = sub.add_parser("validate", help="compare a sample with the source tables")
@@ -101,7 +104,7 @@ def _sample(args: argparse.Namespace) -> int:
         frame = personas.generate(
             args.n, args.seed, state=args.state, age_range=age_range,
             stratify=args.stratify, min_per_stratum=args.min_per_stratum,
-            income_mode=args.income_mode)
+            income_mode=args.income_mode, participation=args.participation)
     except personas.PersonaInputError as exc:
         raise UserError(str(exc)) from None
     try:
