@@ -333,8 +333,22 @@ def test_bad_participation_input_is_one_line(tmp_path):
         EconomyModel(sc, population=bad, agent_objects=False)
     with pytest.raises(UserError, match="no person is employed"):
         EconomyModel(sc, population=pop.assign(employment_target=0.0), agent_objects=False)
+    no_target = pop.drop(columns=["employment_target"])
     with pytest.raises(UserError, match="employment_target column"):
-        EconomyModel(sc, population=pop.drop(columns=["employment_target"]), agent_objects=False)
+        EconomyModel(sc, population=no_target, agent_objects=False)
+    # an employed column (survey data) gives each cell its share employed as the target
+    rng = np.random.default_rng(0)
+    flags = no_target.assign(employed=rng.random(len(pop)) < 0.7)
+    m = EconomyModel(sc, population=flags, agent_objects=False)
+    young = (flags["participation_cell"] == 1).to_numpy()
+    assert m.participation_summary["employment_target"] == pytest.approx(
+        np.average(flags["employed"], weights=flags["weight"]))
+    with pytest.raises(UserError, match="no person is employed"):
+        EconomyModel(sc, population=flags.assign(employed=False), agent_objects=False)
+    with pytest.raises(UserError, match=r"'employed' row 3: expected 0 or 1"):
+        EconomyModel(sc, population=flags.assign(employed=np.where(np.arange(len(pop)) == 3, 2, 1)),
+                     agent_objects=False)
+    assert young.any()
     with pytest.raises(UserError, match="fixed_cost_scale"):
         _scenario(tmp_path, fixed_cost_scale=-1.0)
     from simulator.config.loading import scenario_from_dict

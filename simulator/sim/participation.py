@@ -72,21 +72,42 @@ def wage_deciles(wages: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     return d
 
 
-def targets_of(population: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Each person's employment target and calibration cell (checked)."""
-    if "employment_target" not in population.columns:
+def targets_of(population: pd.DataFrame, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each person's employment target and calibration cell (checked).
+
+    Targets come from an ``employment_target`` column (a share in [0, 1]), else from an
+    ``employed`` column (0 or 1, e.g. survey data): each cell's weighted share employed.
+    Cells are ``participation_cell`` when given, else people with equal targets (with
+    ``employed`` only: one cell)."""
+    n = len(population)
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    has_cells = "participation_cell" in population.columns
+    cells = (np.unique(population["participation_cell"].astype(str).to_numpy(), return_inverse=True)[1].ravel()
+             if has_cells else None)
+    if "employment_target" in population.columns:
+        col = "employment_target"
+        t = pd.to_numeric(population[col], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(t) | (t < 0) | (t > 1)
+        expected = "a share in [0, 1]"
+    elif "employed" in population.columns:
+        col = "employed"
+        t = pd.to_numeric(population[col].astype(object).replace({True: 1, False: 0}),
+                          errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isin(t, (0.0, 1.0))
+        expected = "0 or 1"
+    else:
         raise UserError("population: participation needs an employment_target column "
                         "(a share in [0, 1] per person) or an employed column (0 or 1)")
-    t = pd.to_numeric(population["employment_target"], errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(t) | (t < 0) | (t > 1)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise UserError(f"population: column 'employment_target' row {row}: expected a share in [0, 1], "
-                        f"got {str(population['employment_target'].iloc[row])!r}")
-    if "participation_cell" in population.columns:
-        cells = np.unique(population["participation_cell"].astype(str).to_numpy(), return_inverse=True)[1]
-    else:
-        cells = np.unique(t, return_inverse=True)[1]
+        raise UserError(f"population: column {col!r} row {row}: expected {expected}, "
+                        f"got {str(population[col].iloc[row])!r}")
+    if col == "employed":
+        cells = np.zeros(n, dtype=np.int64) if cells is None else cells
+        share = np.bincount(cells, weights=w * t) / np.maximum(np.bincount(cells, weights=w), 1e-300)
+        t = share[cells]
+    elif cells is None:
+        cells = np.unique(t, return_inverse=True)[1].ravel()
     return t, cells
 
 
@@ -109,7 +130,7 @@ def setup(model: EconomyModel, seed: int) -> ParticipationSetup:
                             f"(dollars a year), got {str(pop['fixed_cost'].iloc[row])!r}")
         h = best_response(budget, model.wages, FixedCostUtility(u, q), 0.0, model.hours_bounds)
         return ParticipationSetup(q, h > 0, None)
-    targets, cells = targets_of(pop)
+    targets, cells = targets_of(pop, model.weights)
     if float(np.average(targets, weights=model.weights)) <= 0:
         raise UserError("population: no person is employed (every employment_target is 0): "
                         "participation cannot be calibrated")
