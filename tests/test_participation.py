@@ -393,3 +393,39 @@ def test_llm_prompt_offers_not_working_and_pooling_carries_the_share(tmp_path):
     works_rep = rep_hours[plan.slot] > 0
     np.testing.assert_array_equal(hours > 0, works_rep)
     assert np.all(hours[works_rep] >= 1)
+
+
+def test_resume_with_participation_equals_the_uninterrupted_run(tmp_path, monkeypatch):
+    """LLM workers (pooled) who may not work: a crash, a resume, the same tables."""
+    import os
+
+    from simulator.config.loading import scenario_from_dict
+    from simulator.run.resume import resume_run
+    from simulator.run.runner import run_scenario
+    from simulator.sim.model import EconomyModel
+    from test_checkpoint import assert_same_run
+
+    sc = scenario_from_dict({
+        "name": "pr", "population": {"size": 300, "source": "census", "participation": {"enabled": True}},
+        "economy": {"world": "us_current_law", "fiscal_rule": "revenue_requirement"},
+        "tax": {"us_federal": {"year": 2024, "filing_status": "single"}},
+        "planner": {"kind": "llm"}, "workers": {"policy": "llm", "llm": {"pooling": {"budget": 60}}},
+        "run": {"tax_years": 3, "seed": 4}, "llm": {"backend": "scripted", "cache": "off"}}, "test")
+    quiet = open(os.devnull, "w")
+    run_scenario(sc, tmp_path / "ref", progress=False, stream=quiet)
+    real = EconomyModel.step
+
+    def crash(self):
+        if self.year == 2:
+            raise RuntimeError("simulated crash")
+        real(self)
+
+    monkeypatch.setattr(EconomyModel, "step", crash)
+    with pytest.raises(RuntimeError):
+        run_scenario(sc, tmp_path / "run", progress=False, stream=quiet)
+    monkeypatch.undo()
+    resume_run(tmp_path / "run", progress=False, stream=quiet)
+    assert_same_run(tmp_path / "run", tmp_path / "ref")
+    years = pd.read_parquet(tmp_path / "ref" / "years.parquet")
+    assert {"employment_rate", "participation_sigma", "not_working_replies"} <= set(years.columns)
+    assert "fixed_cost" in pd.read_parquet(tmp_path / "ref" / "population.parquet").columns

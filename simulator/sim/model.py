@@ -483,6 +483,7 @@ class EconomyModel(mesa.Model):
             "planner": _component(self.planner.strategy),
             "telemetry": _component(self.telemetry),
             "health": _component(self.health),
+            "participation_summary": self.participation_summary,
         }
 
     def restore_state(self, state: dict[str, Any], *, after_year: int | None = None,
@@ -507,6 +508,8 @@ class EconomyModel(mesa.Model):
         self.history = list(st["history"])
         self.agent_years = list(st["agent_years"])
         self.stats.restore_state(st["stats"])
+        if st.get("participation_summary") is not None:  # the calibration of the run's costs
+            self.participation_summary = st["participation_summary"]
         for note in st["notes"]:
             self.note(note)
         self.rng.bit_generator.state = st["rng"]
