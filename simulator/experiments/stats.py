@@ -18,6 +18,9 @@ Formulas (see ``docs/experiments.md``):
   year) and ``du = u_v - u_b``, averaged (population weights) within groups of the
   baseline's pre-tax income decile or a persona attribute; a worker gains (loses) when
   ``dc > 0.01 |c_b|`` (``dc < -0.01 |c_b|``); group means over seeds with t intervals;
+  with an extensive margin (agents carry ``employed``) also the employment rate, the
+  shares starting and stopping work and the change in hours, by group, potential-wage
+  decile and household type among them;
 * verdict: per variant, the winner on the objective when the interval of the paired
   difference excludes zero (:func:`verdict`);
 * tax rate curves: ``ATR(z) = T(z)/z``, ``MTR(z) = T'(z)`` (right derivative) and the
@@ -42,11 +45,16 @@ SWF_METRICS: tuple[str, ...] = (
     "swf_atkinson", "swf_equality_productivity",
 )
 #: other outcomes reported (no direction of "better")
-OTHER_METRICS: tuple[str, ...] = ("revenue", "mean_hours", "gini_post_tax")
+OTHER_METRICS: tuple[str, ...] = ("revenue", "mean_hours", "gini_post_tax",
+                                  # runs with an extensive margin only (absent columns are skipped)
+                                  "employment_rate", "mean_hours_employed")
 METRICS: tuple[str, ...] = SWF_METRICS + OTHER_METRICS
 
 GROUP_COLUMNS: dict[str, str] = {
     "income_decile": "pre-tax income decile",
+    # runs with an extensive margin only (agents carry ``employed``): :func:`paired_workers`
+    "wage_decile": "potential-wage decile",
+    "household_type": "household type",
     "occupation_name": "occupation group",
     "age_band": "age band",
     "sex": "sex",
@@ -368,13 +376,56 @@ def age_bands(age: pd.Series | np.ndarray) -> pd.Categorical:
     return pd.cut(np.asarray(age, dtype=float), [*AGE_EDGES, np.inf], right=False, labels=labels)
 
 
+#: household types of the extensive margin, in order: the suffixes of ``years.parquet``'s
+#: ``employment_rate_hh_<type>`` columns (:func:`household_types`)
+HH_TYPES: tuple[str, ...] = ("single", "single_parent", "married_spouse_not_working",
+                             "married_spouse_working", "married_separate")
+#: readable labels of :data:`HH_TYPES`
+HH_TYPE_LABELS: dict[str, str] = {
+    "single": "single, no children", "single_parent": "single parent",
+    "married_spouse_not_working": "married, spouse not working",
+    "married_spouse_working": "married, spouse working", "married_separate": "married filing separately",
+}
+
+
+def household_types(frame: pd.DataFrame) -> pd.Categorical | None:
+    """Household type of each row (:data:`HH_TYPES`, an ordered categorical), or None.
+
+    A ``household_type`` column is used as it is; otherwise it is read off the tax unit:
+    ``filing_status`` 3 ``married_separate``; 2 ``married_spouse_working`` where
+    ``spouse_wages > 0`` (else ``married_spouse_not_working``); 4 (head of household) or a
+    single filer with ``children > 0`` ``single_parent``; else ``single``.  None without
+    ``filing_status``.
+    """
+    if "household_type" in frame:
+        return pd.Categorical(frame["household_type"].astype(str), categories=list(HH_TYPES), ordered=True)
+    if "filing_status" not in frame:
+        return None
+    fs = frame["filing_status"].to_numpy(dtype=float)
+    kids = frame["children"].to_numpy(dtype=float) if "children" in frame else np.zeros(len(frame))
+    spouse = frame["spouse_wages"].to_numpy(dtype=float) if "spouse_wages" in frame else np.zeros(len(frame))
+    kind = np.select(
+        [fs == 3, (fs == 2) & (spouse > 0), fs == 2, (fs == 4) | (kids > 0)],
+        ["married_separate", "married_spouse_working", "married_spouse_not_working", "single_parent"],
+        "single")
+    return pd.Categorical(kind, categories=list(HH_TYPES), ordered=True)
+
+
 def paired_workers(base: pd.DataFrame, variant: pd.DataFrame, population: pd.DataFrame) -> pd.DataFrame:
     """Baseline and variant outcomes of the same workers side by side, with groups.
 
     ``base``/``variant``: agents rows of one tax year (``id, pre_tax, post_tax,
     utility``, ...); ``population``: the workers (``id, weight`` and persona columns).
+    When both carry ``employed`` (a run with an extensive margin), the rows also get
+    ``employed_b, employed_v`` and the groups ``wage_decile`` (weighted decile of the
+    potential wage, the baseline agents' ``wage``, else the population's) and
+    ``household_type`` (:func:`household_types` of the agents' or the population's
+    household columns, where they exist).
     """
     cols = ["id", "pre_tax", "post_tax", "utility", "hours", "tax"]
+    extensive = "employed" in base.columns and "employed" in variant.columns
+    if extensive:
+        cols.append("employed")
     m = base[cols].merge(variant[cols], on="id", suffixes=("_b", "_v"), validate="one_to_one")
     keep = [c for c in ("id", "weight", "occupation_name", "sex", "education", "state", "age")
             if c in population.columns]
@@ -389,6 +440,20 @@ def paired_workers(base: pd.DataFrame, variant: pd.DataFrame, population: pd.Dat
     rel = m["d_post_tax"] / m["post_tax_b"].abs().where(m["post_tax_b"] != 0, np.nan)
     m["gains"] = (rel > 0.01).astype(float)
     m["loses"] = (rel < -0.01).astype(float)
+    if extensive:
+        for side in ("b", "v"):
+            m[f"employed_{side}"] = m[f"employed_{side}"].astype(bool)
+        src = base if "wage" in base.columns else population if "wage" in population.columns else None
+        if src is not None:
+            wage = m[["id"]].merge(src[["id", "wage"]], on="id", how="left")["wage"].to_numpy(dtype=float)
+            m["wage_decile"] = income_deciles(wage, m["weight"].to_numpy())
+        hh_cols = ["household_type", "filing_status", "children", "spouse_wages"]
+        src = base if any(c in base.columns for c in hh_cols[:2]) else population
+        have = [c for c in hh_cols if c in src.columns]
+        if have:
+            hh = household_types(m[["id"]].merge(src[["id", *have]], on="id", how="left"))
+            if hh is not None:
+                m["household_type"] = hh
     return m
 
 
@@ -400,12 +465,31 @@ def incidence(paired: pd.DataFrame, by: str) -> pd.DataFrame:
     dollars a year), ``d_post_tax_pct`` (total change over total baseline post-tax
     income, percent), ``d_utility`` (mean change), ``share_gaining``/``share_losing``
     (more than 1 % of baseline post-tax income).
+
+    With ``employed_b``/``employed_v`` (:func:`paired_workers` of runs with an extensive
+    margin) also, as shares of the group's weight (fractions; x100 for percent or
+    percentage points): ``employment_b`` (baseline employment rate), ``d_employment``
+    (variant minus baseline employment rate), ``share_starting`` (not working in the
+    baseline, working in the variant), ``share_stopping`` (the reverse; ``d_employment =
+    share_starting - share_stopping``), and in hours a week ``d_hours`` (mean change, every
+    person, zeros included) and ``d_hours_employed`` (mean hours of those employed in
+    the variant minus those employed in the baseline: composition included; nan where
+    no one works on one side).
     """
     w = paired["weight"].to_numpy(dtype=float)
     df = paired.assign(_w=w, _wpre=w * paired["pre_tax_b"], _wpost=w * paired["post_tax_b"],
                        _wd=w * paired["d_post_tax"], _wdu=w * paired["d_utility"],
                        _wg=w * paired["gains"], _wl=w * paired["loses"])
     sums = ["_w", "_wpre", "_wpost", "_wd", "_wdu", "_wg", "_wl"]
+    extensive = "employed_b" in paired and "employed_v" in paired
+    if extensive:
+        eb = paired["employed_b"].to_numpy(dtype=float)
+        ev = paired["employed_v"].to_numpy(dtype=float)
+        hb = paired["hours_b"].to_numpy(dtype=float)
+        hv = paired["hours_v"].to_numpy(dtype=float)
+        df = df.assign(_web=w * eb, _wev=w * ev, _wstart=w * (1 - eb) * ev, _wstop=w * eb * (1 - ev),
+                       _wdh=w * (hv - hb), _wheb=w * eb * hb, _whev=w * ev * hv)
+        sums += ["_web", "_wev", "_wstart", "_wstop", "_wdh", "_wheb", "_whev"]
     g = df.groupby(by, observed=True, sort=True)[sums].sum()
     g.loc["all"] = df[sums].sum()
     out = pd.DataFrame({
@@ -419,6 +503,16 @@ def incidence(paired: pd.DataFrame, by: str) -> pd.DataFrame:
         "share_gaining": g["_wg"] / g["_w"],
         "share_losing": g["_wl"] / g["_w"],
     }).reset_index(drop=True)
+    if extensive:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["employment_b"] = (g["_web"] / g["_w"]).to_numpy()
+            out["d_employment"] = ((g["_wev"] - g["_web"]) / g["_w"]).to_numpy()
+            out["share_starting"] = (g["_wstart"] / g["_w"]).to_numpy()
+            out["share_stopping"] = (g["_wstop"] / g["_w"]).to_numpy()
+            out["d_hours"] = (g["_wdh"] / g["_w"]).to_numpy()
+            hev = np.where(g["_wev"] > 0, g["_whev"] / g["_wev"].where(g["_wev"] > 0), np.nan)
+            heb = np.where(g["_web"] > 0, g["_wheb"] / g["_web"].where(g["_web"] > 0), np.nan)
+            out["d_hours_employed"] = hev - heb
     return out
 
 
@@ -427,6 +521,8 @@ INCIDENCE_INTERVALS: tuple[str, ...] = (
     "d_post_tax", "d_post_tax_pct", "d_utility",
     # the us_current_law world's components (present only in its experiments)
     "d_income_tax", "d_eitc", "d_ctc", "d_payroll_tax", "d_net_tax", "d_marginal_rate",
+    # the extensive margin (present only where the agents carry ``employed``)
+    "d_employment", "share_starting", "share_stopping", "d_hours",
 )
 
 

@@ -234,7 +234,9 @@ def _group_means(paired: pd.DataFrame, by: str, cols: list[str]) -> pd.DataFrame
 
 def incidence_tables(exp: Experiment, final: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Incidence of every variant against the baseline, by every grouping, mean over seeds
-    with t intervals (``stats.mean_over_seeds``)."""
+    with t intervals (``stats.mean_over_seeds``).  Runs whose agents carry ``employed``
+    (an extensive margin) add the employment columns of ``stats.incidence`` and the
+    ``wage_decile`` and ``household_type`` groupings (``stats.paired_workers``)."""
     out = []
     for v in exp.variants:
         if v == exp.baseline:
@@ -339,6 +341,8 @@ def summary_text(root: str | Path, baseline: str | None = None) -> str:
     diffs = stats.paired_differences(final, exp.baseline, level=cfg["confidence"])
     obj = objective_of(final)
     metrics = [f"swf_{obj}", "revenue", "mean_hours", "gini_post_tax"]
+    if "employment_rate" in final:  # a run with an extensive margin (share employed)
+        metrics.append("employment_rate")
     header = ["variant", "seeds"] + [m.replace("swf_", "") for m in metrics]
     lines = [header]
     for v in exp.variants:

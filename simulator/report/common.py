@@ -24,7 +24,15 @@ from simulator.config.schema import Scenario
 from simulator.economy.tax import TaxSchedule
 from simulator.errors import UserError
 from simulator.experiments.plan import dotted
-from simulator.experiments.stats import MIN_SEEDS, RELIABLE_SEEDS, bracket_labels, income_deciles
+from simulator.experiments.stats import (
+    HH_TYPE_LABELS,
+    HH_TYPES,
+    MIN_SEEDS,
+    RELIABLE_SEEDS,
+    bracket_labels,
+    household_types,
+    income_deciles,
+)
 from simulator.results import load_run
 
 SWF_LABELS = {
@@ -36,7 +44,8 @@ SWF_LABELS = {
     "swf_equality_productivity": "equality x productivity",
 }
 METRIC_LABELS = {**SWF_LABELS, "revenue": "revenue $/person", "mean_hours": "hours/wk",
-                 "gini_post_tax": "Gini post-tax", "objective": "objective"}
+                 "gini_post_tax": "Gini post-tax", "objective": "objective",
+                 "employment_rate": "employed (share)", "mean_hours_employed": "hours/wk employed"}
 SWF_TITLES = {
     "utilitarian": "utilitarian welfare (mean utility)",
     "inverse_income": "inverse-income-weighted welfare",
@@ -419,7 +428,8 @@ def fork_section(res) -> list[str]:
         p = load_run(parent["run_dir"]).years
     except UserError:
         return head + ["(the parent run is no longer readable)", ""]
-    cols = [c for c in ("objective", "revenue", "mean_hours", "gini_post_tax") if c in p and c in res.years]
+    cols = [c for c in ("objective", "revenue", "mean_hours", "employment_rate", "gini_post_tax")
+            if c in p and c in res.years]
     both = pd.merge(p.loc[p["year"] >= k, ["year", *cols]], res.years.loc[res.years["year"] >= k, ["year", *cols]],
                     on="year", how="outer", suffixes=(" parent", " fork"))
     for c in cols:
@@ -442,7 +452,9 @@ def scenario_thresholds(scenario: dict[str, Any]) -> list[float]:
 
 
 def run_years_view(y: pd.DataFrame) -> pd.DataFrame:
-    """The per-year table shown for a single run."""
+    """The per-year table shown for a single run; with an extensive margin
+    (``employment_rate`` in the years) the mean hours of the employed and the employment
+    rate (percent) follow the mean hours of everyone."""
     rc = rate_cols(y)
     table = pd.DataFrame({
         "year": y["year"].astype(int),
@@ -453,6 +465,12 @@ def run_years_view(y: pd.DataFrame) -> pd.DataFrame:
         "Gini post": y["gini_post_tax"].astype(float),
         "rates %": [_rates_text(r, rc) for _, r in y.iterrows()],
     })
+    if "employment_rate" in y:
+        at = table.columns.get_loc("hours/wk") + 1
+        if "mean_hours_employed" in y:
+            table.insert(at, "hours/wk employed", y["mean_hours_employed"].astype(float).to_numpy())
+            at += 1
+        table.insert(at, "employed %", 100.0 * y["employment_rate"].astype(float).to_numpy())
     if "fallback_rate" in y:
         table["fallback"] = y["fallback_rate"].astype(float)
     return table
@@ -600,6 +618,18 @@ def fig_household_rates(curves: pd.DataFrame) -> Figure:
     return fig
 
 
+def _agent_weights(a: pd.DataFrame, pop: pd.DataFrame | None) -> np.ndarray:
+    """Weights of agents rows: ``sample_weight`` of a sampled table, else the weight (of
+    the rows, or of the population), else 1."""
+    if "sample_weight" in a:
+        return a["sample_weight"].to_numpy(float)
+    if "weight" in a:
+        return a["weight"].to_numpy(float)
+    if pop is not None and "weight" in pop:
+        return a[["id"]].merge(pop[["id", "weight"]], on="id", how="left")["weight"].fillna(1.0).to_numpy(float)
+    return np.ones(len(a))
+
+
 def _final_world_agents(res) -> tuple[pd.DataFrame, np.ndarray, np.ndarray] | None:
     """The final year's agents of a us_current_law run with their weights (``sample_weight``
     of a sampled table, else the population weight) and shares of their unit (1, or 1/2 for
@@ -609,14 +639,7 @@ def _final_world_agents(res) -> tuple[pd.DataFrame, np.ndarray, np.ndarray] | No
         return None
     a = a[a["year"] == a["year"].max()].reset_index(drop=True)
     pop = res.population
-    if "sample_weight" in a:
-        w = a["sample_weight"].to_numpy(float)
-    elif "weight" in a:
-        w = a["weight"].to_numpy(float)
-    elif pop is not None and "weight" in pop:
-        w = a[["id"]].merge(pop[["id", "weight"]], on="id", how="left")["weight"].fillna(1.0).to_numpy(float)
-    else:
-        w = np.ones(len(a))
+    w = _agent_weights(a, pop)
     if pop is not None and "unit_earners" in pop:
         ue = a[["id"]].merge(pop[["id", "unit_earners"]], on="id", how="left")["unit_earners"]
         share = 1.0 / np.clip(ue.fillna(1).to_numpy(float), 1, 2)
@@ -793,3 +816,231 @@ def world_sections(res) -> dict[str, Any] | None:
         "deciles": decile_table(res),
         "deciles_text": " ".join(t for t in (decile_text(), sample_note(res)) if t),
     }
+
+
+# --------------------------------------------------------------------------- extensive margin
+#: most participation cells listed in the employment-target table (the largest by weight)
+MAX_TARGET_CELLS = 30
+
+
+def has_participation(res) -> bool:
+    """Whether a run (``load_run``) has an extensive margin: ``employment_rate`` in its years."""
+    return "employment_rate" in res.years.columns
+
+
+def _final_people(res) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """The final year's agents carrying ``employed``, with their weights (``sample_weight``
+    of a sampled table, else the population weight) and the household columns of the
+    population where the agents lack them; None without them."""
+    a = res.agents
+    if a is None or a.empty or "employed" not in a.columns:
+        return None
+    a = a[a["year"] == a["year"].max()].reset_index(drop=True)
+    pop = res.population
+    if pop is not None:
+        extra = [c for c in ("household_type", "filing_status", "children", "spouse_wages",
+                             "employment_target", "participation_cell") if c in pop and c not in a]
+        if extra:
+            a = a.merge(pop[["id", *extra]], on="id", how="left")
+    return a, _agent_weights(a, pop)
+
+
+def _wmean(x: np.ndarray, w: np.ndarray) -> float:
+    """Weighted mean of the finite values of ``x`` (nan where their weight is zero)."""
+    ok = np.isfinite(x)
+    w = np.where(ok, w, 0.0)
+    return float(np.dot(w, np.where(ok, x, 0.0)) / w.sum()) if w.sum() > 0 else float("nan")
+
+
+def _people_rows(a: pd.DataFrame, w: np.ndarray, label: str, groups: list[tuple[str, np.ndarray]]) -> pd.DataFrame:
+    """One row per group: share of people, mean potential earnings, employment rate and
+    mean hours (everyone, employed), mean participation tax rate (everyone, employed) and
+    the employed's mean effective marginal rate (where the agents carry it)."""
+    emp = a["employed"].to_numpy(bool)
+    h = a["hours"].to_numpy(float)
+    rows = []
+    for g, m in groups:
+        wm, we = w * m, w * (m & emp)
+        row: dict[str, Any] = {label: g, "% of people": 100.0 * float(wm.sum() / w.sum())}
+        if "potential_earnings" in a:
+            row["potential earnings $"] = _wmean(a["potential_earnings"].to_numpy(float), wm)
+        row["employed %"] = 100.0 * _wmean(emp.astype(float), wm)
+        row["hours/wk"] = _wmean(h, wm)
+        row["hours/wk employed"] = _wmean(h, we)
+        if "participation_tax_rate" in a:
+            ptr = a["participation_tax_rate"].to_numpy(float)
+            row["PTR % everyone"] = 100.0 * _wmean(ptr, wm)
+            row["PTR % employed"] = 100.0 * _wmean(ptr, we)
+        if "marginal_rate" in a:
+            row["EMTR % employed"] = 100.0 * _wmean(a["marginal_rate"].to_numpy(float), we)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _years_rows(y: pd.Series, label: str, groups: list[tuple[str, str]]) -> pd.DataFrame:
+    """The final year's employment rates of ``years.parquet`` (no agents with ``employed``):
+    one row per group whose column exists, and ``all`` with the mean hours."""
+    rows = [{label: g, "employed %": 100.0 * float(y[c])} for g, c in groups if c in y]
+    rows.append({label: "all", "employed %": 100.0 * float(y["employment_rate"]),
+                 "hours/wk": float(y["mean_hours"]) if "mean_hours" in y else np.nan,
+                 "hours/wk employed": float(y["mean_hours_employed"]) if "mean_hours_employed" in y else np.nan,
+                 "PTR % employed": 100.0 * float(y["mean_participation_tax_rate"])
+                 if "mean_participation_tax_rate" in y else np.nan})
+    return pd.DataFrame(rows)
+
+
+def employment_deciles(res) -> pd.DataFrame:
+    """Who works in the final year by decile of the potential wage (the agents' ``wage``,
+    ``stats.income_deciles`` with the weights) and ``all``: :func:`_people_rows`; without
+    agents carrying ``employed``, the decile rates of ``years.parquet``."""
+    got = _final_people(res)
+    if got is None:
+        return _years_rows(res.years.iloc[-1], "potential-wage decile",
+                           [(str(d), f"employment_rate_d{d:02d}") for d in range(1, 11)])
+    a, w = got
+    dec = income_deciles(a["wage"].to_numpy(float), w)
+    groups = [(str(d), dec == d) for d in range(1, 11)] + [("all", np.ones(len(a), dtype=bool))]
+    return _people_rows(a, w, "potential-wage decile", groups)
+
+
+def employment_households(res) -> pd.DataFrame | None:
+    """Who works in the final year by household type (``stats.household_types``, labels
+    ``stats.HH_TYPE_LABELS``) and ``all``; without agents carrying ``employed``, the rates
+    of ``years.parquet``; None when neither has household types."""
+    got = _final_people(res)
+    if got is None:
+        y = res.years.iloc[-1]
+        groups = [(HH_TYPE_LABELS[t], f"employment_rate_hh_{t}") for t in HH_TYPES]
+        return _years_rows(y, "household", groups) if any(c in y for _, c in groups) else None
+    a, w = got
+    hh = household_types(a)
+    if hh is None:
+        return None
+    kind = np.asarray(hh.astype(str))
+    groups = [(HH_TYPE_LABELS[t], kind == t) for t in HH_TYPES if (kind == t).any()]
+    return _people_rows(a, w, "household", groups + [("all", np.ones(len(a), dtype=bool))])
+
+
+def employment_targets(res) -> tuple[pd.DataFrame, pd.DataFrame | None] | None:
+    """The employment targets of ``population.parquet`` against the simulation, final year:
+    the weighted mean ``employment_target`` of the population (percent) beside the
+    simulated employment rate (``years.parquet``), and per ``participation_cell`` (the
+    :data:`MAX_TARGET_CELLS` largest by weight; from agents carrying ``employed``) target,
+    simulated rate and their difference (points).  None without targets."""
+    pop = res.population
+    if pop is None or "employment_target" not in pop:
+        return None
+    wp = pop["weight"].to_numpy(float) if "weight" in pop else np.ones(len(pop))
+    target = 100.0 * _wmean(pop["employment_target"].to_numpy(float), wp)
+    sim = 100.0 * float(res.years["employment_rate"].iloc[-1])
+    overall = pd.DataFrame([{"population": "all", "target employed %": target,
+                             "simulated employed %": sim, "difference (points)": sim - target}])
+    got = _final_people(res)
+    if got is None or "participation_cell" not in got[0] or "employment_target" not in got[0]:
+        return overall, None
+    a, w = got
+    df = pd.DataFrame({"cell": a["participation_cell"].astype(str), "_w": w,
+                       "_wt": w * a["employment_target"].to_numpy(float),
+                       "_we": w * a["employed"].to_numpy(float)})
+    g = df.groupby("cell", sort=True)[["_w", "_wt", "_we"]].sum().sort_values("_w", ascending=False, kind="stable")
+    g = g.head(MAX_TARGET_CELLS)
+    cells = pd.DataFrame({"cell": g.index.astype(str), "% of people": 100.0 * g["_w"].to_numpy() / w.sum(),
+                          "target employed %": 100.0 * (g["_wt"] / g["_w"]).to_numpy(),
+                          "simulated employed %": 100.0 * (g["_we"] / g["_w"]).to_numpy()})
+    cells["difference (points)"] = cells["simulated employed %"] - cells["target employed %"]
+    return overall, cells
+
+
+def who_works_text(res) -> str:
+    """What the "Who works" tables count."""
+    got = _final_people(res)
+    y = res.years.iloc[-1]
+    text = (f"Final tax year ({int(y['year'])}): employed means positive hours. Groups: decile of "
+            "the potential wage (population weights) and household type (the tax unit: filing "
+            "status, children, whether a spouse earns). Hours/wk counts everyone (zeros "
+            "included); hours/wk employed only those working. PTR: participation tax rate, "
+            "(net tax when working - net tax at zero earnings) / earnings, at own earnings if "
+            "employed and at potential earnings if not.")
+    if "marginal_rate" in (got[0] if got is not None else ()):
+        text += " EMTR: the employed's effective marginal rate."
+    if got is None:
+        text += (" Without agents carrying employment (output.agents_table): the employment rates "
+                 "of years.parquet only.")
+    elif "sample_weight" in got[0]:
+        total = len(res.population) if res.population is not None else "?"
+        text += (f" Estimated from the agents sample ({len(got[0])} of {total} people, weighted by "
+                 "sample_weight); years.parquet has the rates of everyone.")
+    return text
+
+
+def targets_text(cells: pd.DataFrame | None, res) -> str:
+    text = ("Employment targets: the weighted mean of population.parquet's employment_target against "
+            "the simulated employment rate of the final year (years.parquet).")
+    if cells is not None:
+        n = int(res.population["participation_cell"].nunique()) if "participation_cell" in res.population else len(cells)
+        text += (" By participation cell, largest first: " + (f"the {len(cells)} largest of {n} cells"
+                                                               if n > len(cells) else f"all {n} cells") + ".")
+    return text
+
+
+def participation_sections(res) -> dict[str, Any] | None:
+    """Everything both pages show of a run with an extensive margin ("Who works"),
+    computed once: ``deciles``, ``households`` (may be None), ``targets`` and ``cells``
+    (None without targets), their texts; None for a run without ``employment_rate``."""
+    if not has_participation(res):
+        return None
+    got = employment_targets(res)
+    targets, cells = got if got is not None else (None, None)
+    return {
+        "text": who_works_text(res),
+        "deciles": employment_deciles(res),
+        "households": employment_households(res),
+        "targets": targets,
+        "cells": cells,
+        "targets_text": targets_text(cells, res) if targets is not None else "",
+    }
+
+
+#: columns of the employment incidence tables (``stats.incidence`` with ``employed``):
+#: column -> label; shares shown in percent, changes of shares in percentage points
+EMPLOYMENT_VIEW = {
+    "group": "group", "workers_share": "% of people", "employment_b": "employed % (baseline)",
+    "d_employment": "change employed (points)", "d_employment_low": "CI low points",
+    "d_employment_high": "CI high points", "share_starting": "% starting work",
+    "share_starting_low": "CI low % starting", "share_starting_high": "CI high % starting",
+    "share_stopping": "% stopping work", "share_stopping_low": "CI low % stopping",
+    "share_stopping_high": "CI high % stopping", "d_hours": "change hours/wk",
+    "d_hours_low": "CI low hours", "d_hours_high": "CI high hours",
+    "d_hours_employed": "change hours/wk employed", "n_seeds": "seeds",
+}
+_EMPLOYMENT_PERCENT = ("workers_share", "employment_b", "d_employment", "d_employment_low", "d_employment_high",
+                       "share_starting", "share_starting_low", "share_starting_high",
+                       "share_stopping", "share_stopping_low", "share_stopping_high")
+
+
+def has_employment(inc: pd.DataFrame) -> bool:
+    """Whether incidence tables carry the extensive margin's columns."""
+    return "d_employment" in inc.columns
+
+
+def employment_view(t: pd.DataFrame) -> pd.DataFrame:
+    """An employment incidence table for display (rows of ``incidence.parquet`` of one
+    grouping): shares in percent, changes in points, household types by their labels."""
+    t = t.copy()
+    for c in _EMPLOYMENT_PERCENT:
+        if c in t:
+            t[c] = 100.0 * t[c].astype(float)
+    if "grouping" in t and (t["grouping"] == "household_type").all():
+        t["group"] = [HH_TYPE_LABELS.get(g, g) for g in t["group"]]
+    keep = [c for c in ("variant", *EMPLOYMENT_VIEW) if c in t]
+    return t[keep].rename(columns=EMPLOYMENT_VIEW).reset_index(drop=True)
+
+
+def employment_incidence_text(level: int) -> str:
+    return (f"Each seed's people matched by id; group means over seeds with {level} % paired t "
+            "intervals over seeds (blank with one seed). Employed: positive hours. Change employed: "
+            "variant minus baseline employment rate, percentage points (= % starting - % stopping); "
+            "% starting: not working in the baseline and working in the variant, % stopping the "
+            "reverse (shares of the group); change hours/wk: every person, zeros included; change "
+            "hours/wk employed: mean hours of those working in the variant minus those working in "
+            "the baseline (composition included).")

@@ -31,9 +31,13 @@ from simulator.report.common import (
     caveat_notes,
     changes_text,
     column_format,
+    employment_incidence_text,
+    employment_view,
     fig_income_histogram,
     fig_rate_curves,
     fork_section,
+    has_employment,
+    participation_sections,
     png_bytes,
     rate_cols,
     rate_curves_caption,
@@ -192,6 +196,9 @@ def render_run(run_dir: str | Path) -> str:
             "<p class='note'>These curves are the planner's income-tax schedule alone (a single "
             "filer); the whole system by household type: Rates by household.</p>"))
         sections += world_html(world)
+    who = participation_sections(res)
+    if who is not None:
+        sections.append(who_works_html(who))
     if "incomes" in figs:
         sections.append(("incomes", "Incomes", html_figure(figs["incomes"], "Pre- and post-tax incomes, final year", "incomes")))
     status = res.manifest.get("status")
@@ -239,6 +246,20 @@ def world_html(world: dict[str, Any]) -> list[tuple[str, str, str]]:
         out.append(("tax-deciles", "By income decile", f"<p>{_e(world['deciles_text'])}</p>"
                     + html_table(world["deciles"], table_id="tax-deciles-table")))
     return out
+
+
+def who_works_html(who: dict[str, Any]) -> tuple[str, str, str]:
+    """The "Who works" section of a run with an extensive margin (``common.participation_sections``)."""
+    sec = (f"<p>{_e(who['text'])}</p><h3>By potential-wage decile</h3>"
+           + html_table(who["deciles"], table_id="who-works-deciles"))
+    if who["households"] is not None:
+        sec += "<h3>By household type</h3>" + html_table(who["households"], table_id="who-works-households")
+    if who["targets"] is not None:
+        sec += (f"<h3>Employment targets</h3><p>{_e(who['targets_text'])}</p>"
+                + html_table(who["targets"], table_id="employment-targets"))
+        if who["cells"] is not None:
+            sec += html_table(who["cells"], table_id="employment-cells")
+    return ("who-works", "Who works", sec)
 
 
 # --------------------------------------------------------------------------- experiment
@@ -387,10 +408,16 @@ def experiment_context(exp, st: dict[str, pd.DataFrame]) -> dict[str, Any]:
         figs["tax_rates"] = fig_rate_curves(st["tax_rates"])
     inc = st["incidence"]
     decile_view = None
+    employment_views: dict[str, tuple[str, pd.DataFrame]] = {}
     if len(inc):
         figs["deciles"] = fig_deciles(inc, list(dict.fromkeys(st["years"]["variant"])))
         d = inc[inc["grouping"] == "income_decile"]
         decile_view = incidence_view(d)
+        if has_employment(inc):  # an extensive margin: who starts and stops working
+            for grouping in ("wage_decile", "household_type"):
+                t = inc[inc["grouping"] == grouping]
+                if len(t):
+                    employment_views[grouping] = (stats.GROUP_COLUMNS[grouping], employment_view(t))
     base_run = exp.run(exp.baseline, int(final.loc[final["variant"] == exp.baseline, "seed"].min())) \
         if (final["variant"] == exp.baseline).any() else None
     if base_run is not None and base_run.agents is not None and len(base_run.agents):
@@ -410,6 +437,7 @@ def experiment_context(exp, st: dict[str, pd.DataFrame]) -> dict[str, Any]:
         "caveats": caveat_notes([m for m in dv["metric"]]) + optimum_subsample_notes(final),
         "changes": variant_changes(exp.meta),
         "figures": figs, "decile_view": decile_view, "incidence": inc, "sched_view": sched_view,
+        "employment_views": employment_views,
         "exp": exp, "st": st, "objective": objective, "best": best,
     }
 
@@ -476,14 +504,24 @@ def render_experiment(ctx: dict[str, Any]) -> str:
                 "t intervals over seeds (CI columns; blank with one seed).</p>")
         if ctx["reliability"]:
             sec += f"<p class='warn'>{_e(ctx['reliability'])}</p>"
+        employment = has_employment(inc)
+        if employment:
+            sec += f"<p>{_e(employment_incidence_text(ctx['level']))}</p>"
         for v in dict.fromkeys(inc["variant"]):
             sec += f"<h3>{_e(v)} vs {_e(exp.baseline)}</h3>"
             for grouping, label in stats.GROUP_COLUMNS.items():
                 t = inc[(inc["variant"] == v) & (inc["grouping"] == grouping)]
                 if t.empty:
                     continue
-                tbl = html_table(incidence_view(t.drop(columns=["variant"])), table_id=f"incidence-{v}-{grouping}")
-                if grouping == "income_decile":
+                shown = t.drop(columns=["variant"])
+                if grouping == "household_type":
+                    shown = shown.assign(group=[stats.HH_TYPE_LABELS.get(g, g) for g in shown["group"]])
+                tbl = html_table(incidence_view(shown), table_id=f"incidence-{v}-{grouping}")
+                if employment:
+                    tbl += ("<p class='note'>Who works:</p>"
+                            + html_table(employment_view(t.drop(columns=["variant"])),
+                                         table_id=f"employment-{v}-{grouping}"))
+                if grouping in ("income_decile", "wage_decile"):
                     sec += f"<h4>by {_e(label)}</h4>{tbl}"
                 else:
                     sec += f"<details><summary>by {_e(label)}</summary>{tbl}</details>"

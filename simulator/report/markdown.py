@@ -5,15 +5,19 @@ figures and a self-contained HTML page (:mod:`simulator.report.html`).
 ``DIR/report/report.html`` (figures embedded):
 
 * a single run: the per-year table (objective, every welfare function, revenue, hours,
-  Gini, rates), the bracket rates over time, objective and revenue over time, and the
-  final year's distribution of pre- and post-tax income;
+  Gini, rates; with an extensive margin the employment rate and the hours of the
+  employed), the bracket rates over time, objective and revenue over time, and the
+  final year's distribution of pre- and post-tax income; "Who works" (employment, hours
+  and participation tax rates by potential-wage decile and household type, employment
+  targets) for a run with an extensive margin;
 * a comparison or an experiment (variants x seeds): first the verdict (per comparison
   with the baseline: the winner on the objective, the consumption-equivalent gain with
   its interval, revenue, who gains and loses, whether the difference is distinguishable
   from zero, caveats), then every variant's final-year outcome (mean over seeds) with
   the paired difference from the baseline and its paired t interval, outcomes over
-  time, final schedules, incidence with intervals, the variants' changes (see
-  :mod:`simulator.experiments.stats`).
+  time, final schedules, incidence with intervals (with an extensive margin also who
+  starts and stops working, by potential-wage decile and household type), the variants'
+  changes (see :mod:`simulator.experiments.stats`).
 
 Numbers come from the runs' parquet files and the statistics module; the statistics
 tables are also written to the report folder as parquet files.
@@ -31,8 +35,10 @@ from simulator.experiments import experiment_stats, load_experiment
 from simulator.report.common import (
     SWF_LABELS,
     changes_text,
+    employment_incidence_text,
     fork_section,
     md_table,
+    participation_sections,
     png_bytes,
     run_bracket_labels,
     run_figures,
@@ -79,6 +85,9 @@ def run_report(run_dir: Path, out: Path) -> Path:
     world = world_sections(res)
     if world is not None:
         lines += world_markdown(world, out)
+    who = participation_sections(res)
+    if who is not None:
+        lines += who_works_markdown(who)
     lines += markdown_section(run_dir)
     lines += fork_section(res)
     if res.manifest.get("notes"):
@@ -104,6 +113,20 @@ def world_markdown(world, out: Path) -> list[str]:
     if world["deciles"] is not None:
         lines += ["## By income decile, final year", "", world["deciles_text"], "",
                   md_table(world["deciles"]), ""]
+    return lines
+
+
+def who_works_markdown(who) -> list[str]:
+    """The "Who works" section of a run with an extensive margin (``common.participation_sections``)."""
+    lines = ["## Who works, final year", "", who["text"], "", "By potential-wage decile:", "",
+             md_table(who["deciles"]), ""]
+    if who["households"] is not None:
+        lines += ["By household type:", "", md_table(who["households"]), ""]
+    if who["targets"] is not None:
+        lines += [who["targets_text"], "", md_table(who["targets"]), ""]
+        if who["cells"] is not None:  # a cell name may hold "|"; escaped, it stays one column
+            cells = who["cells"].assign(cell=[c.replace("|", "\\|") for c in who["cells"]["cell"]])
+            lines += [md_table(cells), ""]
     return lines
 
 
@@ -134,6 +157,11 @@ def experiment_report(root: Path, out: Path, baseline: str | None = None) -> Pat
         lines += ["## Incidence by pre-tax income decile", "",
                   f"Group means over seeds; CI: {ctx['level']} % paired t interval over seeds (blank "
                   "with one seed).", "", md_table(ctx["decile_view"]), ""]
+    for k, (label, view) in enumerate(ctx["employment_views"].values()):
+        lines += [f"## Employment by {label}", ""]
+        if k == 0:
+            lines += [employment_incidence_text(ctx["level"]), ""]
+        lines += [md_table(view), ""]
     if ctx["changes"]:
         lines += ["## Variants", "", *[f"- **{label}**: {changes_text(c)}" for label, c in ctx["changes"].items()], ""]
     lines += ["Report with every table: report.html", ""]

@@ -572,4 +572,5 @@ class EconomyModel(mesa.Model):
                 if key not in parts and all(key in y for y in self.agent_years):
                     parts[key] = np.concatenate([y[key] for y in self.agent_years])
             parts["fixed_cost"] = np.tile(self.population["fixed_cost"].to_numpy(dtype=float), years)
+            parts["household_type"] = np.tile(extensive.household_group(self.population), years)
         return pd.DataFrame(parts)

@@ -187,11 +187,16 @@ class LLMPlanner(Planner):
             for i in range(k)
         ]
         head = ["year", "rates % (b1..)", "objective", "revenue/person", "hours/wk", "Gini", "fallback"]
-        rows = [
-            [str(t["year"]), "/".join(f"{100 * x:.0f}" for x in t["rates"]), objective_text(t["objective"]),
-             money(t["revenue"]), f"{t['mean_hours']:.1f}", f"{t['gini']:.3f}", f"{t['fallback']:.0%}"]
-            for t in self.tried[-o.history:]
-        ]
+        employment = model.participation and all("employment" in t for t in self.tried[-o.history:])
+        if employment:  # people may not work: the planner sees who does
+            head.insert(5, "employed")
+        rows = []
+        for t in self.tried[-o.history:]:
+            row = [str(t["year"]), "/".join(f"{100 * x:.0f}" for x in t["rates"]), objective_text(t["objective"]),
+                   money(t["revenue"]), f"{t['mean_hours']:.1f}", f"{t['gini']:.3f}", f"{t['fallback']:.0%}"]
+            if employment:
+                row.insert(5, f"{t['employment']:.1%}")
+            rows.append(row)
         best = sorted(self.tried, key=lambda t: -t["objective"])[: o.best_k]
         best_txt = "; ".join(
             f"year {t['year']}: {'/'.join(f'{100 * x:.0f}' for x in t['rates'])} -> {objective_text(t['objective'])}"
@@ -258,6 +263,7 @@ class LLMPlanner(Planner):
             "mean_hours": record["mean_hours"],
             "gini": record["gini_post_tax"],
             "fallback": record.get("fallback_rate", 0.0),
+            **({"employment": record["employment_rate"]} if "employment_rate" in record else {}),
         })
 
     def propose(self, model: EconomyModel) -> TaxSchedule:

@@ -1,4 +1,5 @@
-"""Saez (2001) optimal rates, recomputed every year from last year's incomes."""
+"""Saez optimal rates, recomputed every year from last year's incomes: Saez (2001), or
+Saez (2002) with intensive and extensive margins when the model has participation."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simulator.economy.elasticity import estimate_elasticity
-from simulator.economy.saez import saez_bracket_rates
+from simulator.economy.saez import saez_2002_bracket_rates, saez_bracket_rates
 from simulator.economy.tax import TaxSchedule
 from simulator.sim.planners.base import Planner
 
@@ -46,6 +47,11 @@ class SaezPlanner(Planner):
     perturbing net-of-tax rates with the lump-sum rebate held fixed at last year's
     (re-measured every ``remeasure_every`` years).  Saez's formula needs that elasticity:
     re-solving the rebate for each perturbation would add its income effect.
+
+    When the model has an extensive margin (``model.participation``: workers may choose
+    0 hours) the rates are Saez's (2002) intensive-extensive ones instead
+    (:func:`~simulator.economy.saez.saez_2002_bracket_rates`): the intensive elasticity
+    is the one above, the participation elasticity ``model.participation_elasticity``.
     """
 
     kind = "saez"
@@ -99,6 +105,8 @@ class SaezPlanner(Planner):
         base = model.base_schedule
         # bracket edges in gross income (the schedule applies after the deduction)
         edges = np.concatenate([[0.0], base.threshold_array[1:] + base.deduction])
+        if getattr(model, "participation", False):
+            return self._propose_2002(model, e, weights, edges)
         res = saez_bracket_rates(
             model.outcome.pre_tax,
             edges,
@@ -115,19 +123,101 @@ class SaezPlanner(Planner):
             return base.with_rates(self._income_tax_rates(model, res.rates, edges))
         return base.with_rates(res.rates)
 
+    def _propose_2002(self, model: EconomyModel, e: float, weights, edges: np.ndarray) -> TaxSchedule:
+        """Saez (2002) rates from last year's earnings and employment (hours > 0)."""
+        o = model.outcome
+        eta = float(model.participation_elasticity)
+        model.stats.set(saez_elasticity=e, saez_participation_elasticity=eta,
+                        saez_model="intensive-extensive (2002)")
+        if self.elasticity == "measured":
+            model.stats.set(saez_elasticity_ci_low=self.ci[0], saez_elasticity_ci_high=self.ci[1],
+                            saez_elasticity_rebate="held fixed")
+        nan = float("nan")
+        employed = (np.asarray(o.hours) > 0) & (np.asarray(o.pre_tax) > 0)
+        if not employed.any():
+            model.note(f"year {model.year}: nobody worked, so Saez (2002) has no occupations; "
+                       "the schedule was kept")
+            model.stats.set(saez_converged=0.0, saez_participation_tax_rate_bottom=nan,
+                            saez_guaranteed_income=nan)
+            return model.schedule
+        res = saez_2002_bracket_rates(
+            o.pre_tax,
+            employed,
+            edges,
+            e,
+            eta,
+            weights=weights,
+            population_weights=model.weights,
+            revenue=self._revenue_requirement(model),
+            income_floor=model.settings.planner.objective.floor,
+        )
+        if not res.converged:
+            model.note(f"year {model.year}: the Saez (2002) fixed point did not converge "
+                       f"(residual {res.occupations.residual:.2g}); the schedule was kept")
+            model.stats.set(saez_converged=0.0, saez_participation_tax_rate_bottom=nan,
+                            saez_guaranteed_income=nan)
+            return model.schedule
+        model.stats.set(
+            saez_converged=1.0,
+            saez_participation_tax_rate_bottom=res.participation_tax_rate_bottom,
+            saez_guaranteed_income=res.guaranteed_income,
+        )
+        target = res.rates
+        if model.world is not None:
+            target = self._income_tax_rates(model, res.rates, edges, among=employed, clip=False,
+                                            bottom_bracket=int(res.occupation_bracket[0]))
+        rates = np.clip(target, 0.0, 1.0)
+        moved = np.abs(rates - target)
+        model.stats.set(saez_clipped_brackets=float(np.count_nonzero(moved > 0)),
+                        saez_clipped_max=float(moved.max()))
+        return model.base_schedule.with_rates(rates)
+
     @staticmethod
-    def _income_tax_rates(model: EconomyModel, effective: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    def _revenue_requirement(model: EconomyModel) -> float:
+        """The revenue per person the government spends under the revenue_requirement
+        fiscal rule (dollars a year), else 0: then all revenue is rebated and the Saez
+        (2002) guaranteed income -T_0 is that rebate."""
+        settings = getattr(model, "settings", None)
+        rule = getattr(getattr(settings, "economy", None), "fiscal_rule", "rebate_all")
+        if rule != "revenue_requirement":
+            return 0.0
+        return float(getattr(model, "revenue_requirement", 0.0) or 0.0)
+
+    @staticmethod
+    def _income_tax_rates(model: EconomyModel, effective: np.ndarray, edges: np.ndarray,
+                          among: np.ndarray | None = None, clip: bool = True,
+                          bottom_bracket: int | None = None) -> np.ndarray:
         """The us_current_law world: the Saez rates are effective marginal rates, so each
         bracket's income-tax rate is the Saez rate less the mean marginal rate the rest
         of the system (payroll tax, credit phase-ins and phase-outs) adds to the workers
-        of that bracket, measured with every bracket rate at zero; clipped to [0, 1]."""
+        of that bracket, measured with every bracket rate at zero; clipped to [0, 1]
+        (unless ``clip`` is False).
+
+        Saez (2002) passes ``among`` (the employed: the means are over them only) and
+        ``bottom_bracket`` (the bracket of the lowest working occupation, whose rate is
+        its participation tax rate): that bracket subtracts the mean participation tax
+        rate of the rest of the system, ``(T(z) - T(0)) / z`` of its workers' own
+        units, instead of the marginal rate."""
         z = model.outcome.pre_tax
         zero = model.base_schedule.with_rates(np.zeros(model.base_schedule.n_brackets))
-        other = model.budget(zero).marginal_rate(z)
+        budget = model.budget(zero)
+        other = budget.marginal_rate(z)
         k = np.clip(np.searchsorted(edges, z, side="right") - 1, 0, len(effective) - 1)
         w = np.ones_like(z) if model.weights is None else model.weights
+        if among is not None:
+            w = np.where(among, w, 0.0)
         mass = np.bincount(k, weights=w, minlength=len(effective))
         mean_other = np.bincount(k, weights=w * other, minlength=len(effective)) / np.maximum(mass, 1e-300)
         mean_other = np.where(mass > 0, mean_other, 0.0)
-        model.stats.set(saez_other_marginal_rate=float(np.average(other, weights=model.weights)))
-        return np.clip(np.asarray(effective) - mean_other, 0.0, 1.0)
+        if among is None:
+            model.stats.set(saez_other_marginal_rate=float(np.average(other, weights=model.weights)))
+        else:
+            model.stats.set(saez_other_marginal_rate=float(np.average(other, weights=w)))
+        if bottom_bracket is not None:
+            inb = (k == bottom_bracket) & (z > 0) & (w > 0)
+            if inb.any():
+                ptr = (budget.tax(z) - budget.tax(np.zeros_like(z)))[inb] / z[inb]
+                mean_other[bottom_bracket] = float(np.average(ptr, weights=w[inb]))
+                model.stats.set(saez_other_participation_tax_rate_bottom=float(mean_other[bottom_bracket]))
+        out = np.asarray(effective) - mean_other
+        return np.clip(out, 0.0, 1.0) if clip else out
