@@ -35,9 +35,9 @@ model's stream of ``run.seed = --seed``.
    working (take-home working minus take-home not working) is taken (a) at the
    reservation hours, the hours worked when paying the largest cost at which working
    still pays (``reservation_cost(...).net_gain``: the calibration's own reform), and
-   (b) at the hours chosen when paying one's own cost, 0 where no hours pay it (the
-   construction of ``simulator/validity/collect.py`` and
-   ``tests/test_participation.py``); the two agree for a person at the margin and
+   (b) at the hours chosen when paying one's own cost, 0 where no hours pay it (for
+   comparison: ``simulator/validity/collect.py`` and ``tests/test_participation.py`` use
+   (a)); the two agree for a person at the margin and
    differ where a person's cost exceeds the take-home of every hours.  For (a) the
    number of people it brings into work is set against what the calibrated cost
    distribution expects (each person's cell location recovered as ``log q - sigma *
@@ -312,15 +312,15 @@ def elasticities(model) -> dict:
     # the in-work benefit, 10 % of each person's net gain from working, two ways:
     # (a) the calibration's: the gain at the reservation hours (the hours worked when paying
     #     the largest cost at which working still pays; simulator.economy.fixed_costs)
-    res = reservation_cost(b0, w, intensive(u), r0, bounds)
+    res = reservation_cost(b0, w, u, r0, bounds)  # with the model's income when not working
     benefit_cal = (REFORM_RATIO - 1.0) * res.net_gain
-    # (b) the validity check's (simulator/validity/collect.py, tests/test_participation.py):
+    # (b) for comparison (the validity check and the tests use (a)):
     #     the gain at the hours chosen when paying one's own cost; 0 where no hours pay it
     positive = best_response(b0, w, intensive(u), r0 - qf, bounds)
-    gain = take_home(b0, w * positive) - take_home(b0, np.zeros_like(w))
+    gain = take_home(b0, w * positive) - take_home(b0, np.zeros_like(w)) - u.nonwork_income
     benefit_own = (REFORM_RATIO - 1.0) * np.maximum(gain, 0.0)
-    u_cal = FixedCostUtility(intensive(u), q - benefit_cal)
-    u_own = FixedCostUtility(intensive(u), q - benefit_own)
+    u_cal = FixedCostUtility(intensive(u), q - benefit_cal, u.nonwork_income)
+    u_own = FixedCostUtility(intensive(u), q - benefit_own, u.nonwork_income)
     h_cal_held = best_response(b0, w, u_cal, r0, bounds)
     h_cal_eq, r_cal_eq = eq(b0, u_cal)
     h_own_held = best_response(b0, w, u_own, r0, bounds)
@@ -405,6 +405,7 @@ def elasticities(model) -> dict:
         "reservation_at_cap_switchers": float(np.average(at_cap[switch], weights=wt[switch])) if switch.any()
         else float("nan"),
         "nothing_when_not_working": float(np.average(c0 <= 1.0, weights=wt)),
+        "nonwork_income": float(np.mean(u.nonwork_income)),
         "cap_without_income": float(np.average(c0[at_cap] <= 1.0, weights=wt[at_cap])) if at_cap.any()
         else float("nan"),
         "mean_benefit_cal_employed": float(np.average(benefit_cal[h0 > 0], weights=wt[h0 > 0])),
@@ -435,8 +436,8 @@ def print_elasticities(el: dict) -> bool:
           "working), the gain taken\n  (a) at the reservation hours (the hours worked when paying the largest cost "
           "at which working pays: the calibration's reform),\n      on average "
           f"${d['mean_benefit_cal_employed']:,.0f}/yr to those working;\n  (b) at the hours chosen when paying "
-          "one's own cost, 0 where no hours pay it (simulator/validity/collect.py's rational reference and\n"
-          "      tests/test_participation.py's), on average "
+          "one's own cost, 0 where no hours pay it (for comparison: the validity check and\n"
+          "      tests/test_participation.py use (a)), on average "
           f"${d['mean_benefit_own_employed']:,.0f}/yr to those working")
     print(f"\n{'reform':<40} {'people':<14} {'transfer':>9} {'P0':>7} {'P1':>7} {'P1-P0':>8} {'PTR0':>7} "
           f"{'PTR1':>7} {'(1-PTR) ratio':>13} {'elasticity':>10}  95 % interval")
@@ -466,8 +467,9 @@ def print_elasticities(el: dict) -> bool:
           f"of people, {100 * d['no_paying_hours_switchers']:.1f} % of those (a) brings into work): (b) gives them no "
           f"benefit.\nThe reservation hours are the hours cap for {100 * d['reservation_at_cap']:.1f} % of people "
           f"({100 * d['reservation_at_cap_switchers']:.1f} % of those (a) brings into work); "
-          f"{100 * d['cap_without_income']:.1f} % of these have no take-home\nat zero earnings (not working gives "
-          f"the utility of the consumption floor), {100 * d['nothing_when_not_working']:.1f} % of all people.")
+          f"{100 * d['cap_without_income']:.1f} % of these have no take-home\nat zero earnings from the tax-benefit system "
+          f"(only the support when not working, ${d['nonwork_income']:,.0f}/yr), "
+          f"{100 * d['nothing_when_not_working']:.1f} % of all people.")
     print("transfer: $/yr per person (revenue requirement: 0 at current law; a bracket cut's lost revenue is "
           "collected lump-sum at its equilibrium;\nthe in-work benefit is not charged to the budget). PTR: mean "
           "participation tax rate (T(z) - T(0)) / z of the group at each person's potential\nearnings under each "

@@ -82,7 +82,8 @@ def test_participation_choice_is_never_beaten_by_brute_force(sched, uname, rebat
     base = _utilities(n)[uname]
     if uname == "quasi_linear":
         q = q / 10.0  # its utility is in dollars: keep the choice interesting
-    u = FixedCostUtility(base, q)
+    nonwork = rng.choice([0.0, 3_492.0], n) / (10.0 if uname == "quasi_linear" else 1.0)
+    u = FixedCostUtility(base, q, nonwork)
     s = SCHEDULES[sched]
     h = best_response(s, wages, u, rebate)
     brute_h, brute_u = _brute(s, wages, u, rebate)
@@ -113,7 +114,7 @@ def test_participation_choice_in_the_us_world_is_never_beaten(rebate):
     rng = np.random.default_rng(5)
     wages = rng.choice([250.0, 450.0, 900.0], n)
     q = rng.choice([0.0, 3_000.0, 9_000.0, 25_000.0], n)
-    u = FixedCostUtility(IsoelasticUtility(), q)
+    u = FixedCostUtility(IsoelasticUtility(), q, rng.choice([0.0, 3_492.0], n))
     hours = best_response(b, wages, u, rebate)
     _, brute_u = _brute(b, wages, u, rebate)
     ours = _value(b, wages, u, rebate, hours)
@@ -144,12 +145,13 @@ def test_reservation_cost_is_where_the_choice_flips(uname, rebate):
     wages = np.exp(rng.normal(np.log(600), 0.7, n))
     base = _utilities(n)[uname]
     s = SCHEDULES["progressive"]
-    res = reservation_cost(s, wages, base, rebate)
+    nonwork = 2_000.0 if uname != "quasi_linear" else 200.0
+    res = reservation_cost(s, wages, base, rebate, nonwork_income=nonwork)
     # independent: bisection on the participation choice itself
     lo, hi = np.zeros(n), np.full(n, 2e6)
     for _ in range(70):
         mid = 0.5 * (lo + hi)
-        works = best_response(s, wages, FixedCostUtility(base, mid), rebate) > 0
+        works = best_response(s, wages, FixedCostUtility(base, mid, nonwork), rebate) > 0
         lo, hi = np.where(works, mid, lo), np.where(works, hi, mid)
     np.testing.assert_allclose(res.cost, 0.5 * (lo + hi), rtol=1e-5, atol=1e-3)
     assert np.all(res.net_gain >= res.cost - 1e-6)  # the gain covers the cost, plus the hours' disutility
@@ -207,9 +209,8 @@ def test_calibrated_elasticity_is_recovered_from_a_simulated_reform():
     w2, c2, _, e2 = _population(2, 40_000)
     q = np.exp(cal.mu[c2] + cal.sigma * e2)
     h0 = best_response(s, w2, FixedCostUtility(u, q), 0.0)
-    positive = best_response(s, w2, u, -q)
-    gain = take_home(s, w2 * positive) - take_home(s, np.zeros_like(w2))
-    benefit = (REFORM_RATIO - 1.0) * np.maximum(gain, 0.0)
+    # the gain at the hours worked when paying the largest cost at which working pays
+    benefit = (REFORM_RATIO - 1.0) * reservation_cost(s, w2, u, 0.0).net_gain
     h1 = best_response(s, w2, FixedCostUtility(u, q - benefit), 0.0)
     el, se = elasticity_value(h0, h1, None)
     assert el - 1.96 * se <= 0.25 <= el + 1.96 * se
@@ -293,7 +294,8 @@ def test_model_reproduces_employment_targets_and_reports_them(tmp_path):
     ptr = (b.tax(z) - b.tax(np.zeros_like(z))) / z
     np.testing.assert_allclose(a["participation_tax_rate"], ptr, atol=1e-9)
     # the utility counts the fixed cost of those who work
-    u0 = IsoelasticUtility()(a["post_tax"] - np.where(a["employed"], a["fixed_cost"], 0.0), a["hours"])
+    support = m.settings.population.participation.nonwork_income
+    u0 = IsoelasticUtility()(a["post_tax"] - np.where(a["employed"], a["fixed_cost"], -support), a["hours"])
     np.testing.assert_allclose(a["utility"], u0, rtol=1e-12)
 
 
@@ -399,11 +401,12 @@ def test_resume_with_participation_equals_the_uninterrupted_run(tmp_path, monkey
     """LLM workers (pooled) who may not work: a crash, a resume, the same tables."""
     import os
 
+    from test_checkpoint import assert_same_run
+
     from simulator.config.loading import scenario_from_dict
     from simulator.run.resume import resume_run
     from simulator.run.runner import run_scenario
     from simulator.sim.model import EconomyModel
-    from test_checkpoint import assert_same_run
 
     sc = scenario_from_dict({
         "name": "pr", "population": {"size": 300, "source": "census", "participation": {"enabled": True}},

@@ -82,6 +82,11 @@ class ParticipationConfig(_Strict):
         1.0, ge=0, le=100, description="multiplies every calibrated fixed cost of working "
         "(sensitivity; 1 keeps the calibration, 0 makes working free)",
     )
+    nonwork_income: float = Field(
+        3492.0, ge=0, le=1_000_000, description="dollars a year a person has only when not working, "
+        "outside the modelled taxes and credits (means-tested support, family); default: the SNAP "
+        "maximum allotment for one person, FY2024 ($291 a month)",
+    )
 
 
 class PopulationConfig(_Strict):

@@ -109,7 +109,27 @@ def best_response(
         u = utility(nw * cand + v, cand)
         u = np.where(hi > lo, u, -np.inf)
         hours = cand[np.arange(n), np.argmax(u, axis=1)]
+    hours = _floor_candidate(schedule, w, utility, rebate, hours, lmin)
     return np.where(w > 0, hours, lmin)
+
+
+def _floor_candidate(schedule, w, utility, rebate, hours, lmin):
+    """Where consumption at the lower hours bound sits below an isoelastic utility's
+    floor, the bound itself competes with the solves above the floor (utility is flat in
+    consumption below it, so fewer hours are better there): the better of the two."""
+    floor = getattr(utility, "c_floor", None) if getattr(utility, "eta", 0.0) > 0 else None
+    if floor is None:
+        return hours
+    r = np.broadcast_to(np.asarray(rebate, dtype=float), w.shape)
+    z_min = lmin * w
+    c_min = z_min - schedule.tax(z_min) + r
+    below = c_min < floor
+    if not below.any():
+        return hours
+    z = w * hours
+    at_min = np.full(w.shape, lmin)
+    better = utility(c_min, at_min) > utility(z - schedule.tax(z) + r, hours)
+    return np.where(below & better, lmin, hours)
 
 
 def _participation_best_response(schedule, w, utility: FixedCostUtility, rebate, bounds):
@@ -124,7 +144,7 @@ def _participation_best_response(schedule, w, utility: FixedCostUtility, rebate,
     h = np.asarray(best_response(schedule, w, base, r - np.where(finite, q, 0.0), bounds))
     zero = np.zeros_like(w)
     c_work = take_home(schedule, w * h) + r - q
-    c_not = take_home(schedule, zero) + r
+    c_not = take_home(schedule, zero) + r + np.asarray(utility.nonwork_income, dtype=float)
     works = finite & (h > 0) & (base(c_work, h) > base(c_not, zero))
     return np.where(works, h, 0.0)
 

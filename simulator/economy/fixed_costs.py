@@ -36,7 +36,7 @@ from numpy.typing import ArrayLike
 from scipy.special import ndtr, ndtri
 
 from simulator.economy.best_response import DEFAULT_HOURS_BOUNDS, best_response
-from simulator.economy.participation import intensive, take_home
+from simulator.economy.participation import FixedCostUtility, intensive, take_home
 from simulator.economy.utility import QuasiLinearUtility
 
 #: the calibration reform: every net gain from working rises by this factor
@@ -144,20 +144,25 @@ class _Surplus:
 
 
 def reservation_cost(schedule, wages: ArrayLike, utility, rebate: ArrayLike = 0.0,
-                     hours_bounds: tuple[float, float] = DEFAULT_HOURS_BOUNDS) -> Reservation:
+                     hours_bounds: tuple[float, float] = DEFAULT_HOURS_BOUNDS,
+                     nonwork_income: ArrayLike | None = None) -> Reservation:
     """The largest fixed cost at which each person still works (see the module doc).
 
     ``schedule`` a TaxSchedule or household budget; ``wages`` dollars a year per weekly
     hour; ``utility`` the intensive utility (a fixed cost already on it is ignored);
-    ``rebate`` the lump-sum transfer (dollars a year).  Exact and direct: one best
-    response of :class:`_Surplus`, whose maximum over hours is the cost.
+    ``rebate`` the lump-sum transfer (dollars a year); ``nonwork_income`` what a person
+    has only when not working (dollars a year; default: the utility's, 0 without one).
+    Exact and direct: one best response of :class:`_Surplus`, whose maximum over hours is
+    the cost.
     """
+    if nonwork_income is None:
+        nonwork_income = getattr(utility, "nonwork_income", 0.0) if isinstance(utility, FixedCostUtility) else 0.0
     u = intensive(utility)
     w = np.asarray(wages, dtype=float)
     n = w.size
     r = np.broadcast_to(np.asarray(rebate, dtype=float), w.shape)
     zero = np.zeros(n)
-    c0 = take_home(schedule, zero) + r
+    c0 = take_home(schedule, zero) + r + np.asarray(nonwork_income, dtype=float)
     u0 = np.broadcast_to(np.asarray(u(c0, zero), dtype=float), w.shape).copy()
     h = np.asarray(best_response(schedule, w, _Surplus(u, u0), r, hours_bounds))
     c = take_home(schedule, w * h) + r

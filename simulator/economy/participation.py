@@ -6,7 +6,8 @@ money value of the time a job takes before the first hour is paid) has utility
     U(c, l) = u(c - q * [l > 0], l)
 
 where ``u`` is the intensive-margin utility (:mod:`simulator.economy.utility`), ``c``
-consumption (dollars a year) and ``l`` hours a week.  Working means choosing the best
+consumption (dollars a year), ``l`` hours a week and ``b`` the resources a person has
+only when not working (outside the modelled taxes and credits).  Working means choosing the best
 positive hours with the fixed cost paid; not working means ``l = 0`` and the take-home
 the tax-benefit system pays at zero earnings (the spouse's wages, refundable credits at
 zero, the lump-sum transfer).  This is the discrete participation choice of Heckman
@@ -32,16 +33,23 @@ from simulator.economy.utility import IsoelasticUtility, QuasiLinearUtility, Uti
 class FixedCostUtility:
     """``base`` utility with a fixed cost of working ``fixed_cost`` (dollars a year, a
     scalar or one per person; ``inf`` means never works; a negative cost is a payment
-    for working, e.g. an in-work benefit) paid when hours > 0."""
+    for working, e.g. an in-work benefit) paid when hours > 0, and ``nonwork_income``
+    (dollars a year, >= 0): resources a person has only when not working, outside the
+    modelled tax-benefit system (means-tested support such as SNAP, help from family)."""
 
     base: Utility
     fixed_cost: ArrayLike = 0.0
+    nonwork_income: ArrayLike = 0.0
 
     def __post_init__(self) -> None:
         q = np.asarray(self.fixed_cost, dtype=float)
         if np.any(np.isnan(q)) or np.any(q == -np.inf):
             raise ValueError("fixed costs of working must be numbers (dollars a year) or +inf")
         object.__setattr__(self, "fixed_cost", float(q) if q.ndim == 0 else q)
+        b = np.asarray(self.nonwork_income, dtype=float)
+        if np.any(~np.isfinite(b)) or np.any(b < 0):
+            raise ValueError("income when not working must be a finite number >= 0 (dollars a year)")
+        object.__setattr__(self, "nonwork_income", float(b) if b.ndim == 0 else b)
 
     # the intensive-margin parameters are the base utility's
     @property
@@ -57,22 +65,25 @@ class FixedCostUtility:
         return self.base.frisch_elasticity
 
     def __getattr__(self, name: str):  # psi, frisch, delta, ...: the base utility's
-        if name.startswith("_") or name in ("base", "fixed_cost"):
+        if name.startswith("_") or name in ("base", "fixed_cost", "nonwork_income"):
             raise AttributeError(name)
         return getattr(self.base, name)
 
-    def cost(self, l: ArrayLike) -> np.ndarray:
-        """The fixed cost paid at hours ``l`` (dollars a year; 0 where ``l == 0``)."""
+    def shift(self, l: ArrayLike) -> np.ndarray:
+        """What working or not adds to consumption at hours ``l`` (dollars a year): minus
+        the fixed cost where ``l > 0``, the income when not working where ``l == 0``."""
         l = np.asarray(l, dtype=float)
         q = np.asarray(self.fixed_cost, dtype=float)
-        if q.ndim and l.ndim > 1:
-            q = q.reshape(q.shape + (1,) * (l.ndim - 1))
+        b = np.asarray(self.nonwork_income, dtype=float)
+        if l.ndim > 1:
+            q = q.reshape(q.shape + (1,) * (l.ndim - q.ndim)) if q.ndim else q
+            b = b.reshape(b.shape + (1,) * (l.ndim - b.ndim)) if b.ndim else b
         with np.errstate(invalid="ignore"):
-            return np.where(l > 0, q, 0.0)
+            return np.where(l > 0, -q, b)
 
     def __call__(self, c: ArrayLike, l: ArrayLike) -> np.ndarray:
         c = np.asarray(c, dtype=float)
-        return self.base(c - self.cost(l), l)
+        return self.base(c + self.shift(l), l)
 
 
 def has_participation(utility) -> bool:

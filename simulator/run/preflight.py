@@ -19,6 +19,7 @@ from simulator.config.planners import optimum_subsample_problem
 from simulator.config.schema import Scenario
 from simulator.errors import UserError
 from simulator.llm.registry import backend_spec
+from simulator.sim.participation import check_participation_columns
 from simulator.sim.population import read_population
 
 
@@ -62,6 +63,8 @@ def _population_size(scenario: Scenario, where: str) -> int:
     size = cfg.size if "size" in cfg.model_fields_set else None
     try:
         df = read_population(cfg.path, size, np.random.default_rng(0))
+        if cfg.participation.enabled:  # its targets (or employed flags) and saved costs
+            check_participation_columns(df)
     except UserError as exc:
         raise UserError(f"{where}: population.path: {exc}") from None
     return len(df)

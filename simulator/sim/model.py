@@ -128,7 +128,8 @@ class EconomyModel(mesa.Model):
         employed = None
         if self.participation:
             setup = extensive.setup(self, pop_seed)
-            self.utility = FixedCostUtility(self.utility, setup.fixed_cost)
+            self.utility = FixedCostUtility(self.utility, setup.fixed_cost,
+                                            scenario.population.participation.nonwork_income)
             self.population["fixed_cost"] = setup.fixed_cost
             self.participation_summary = setup.summary
             employed = setup.employed

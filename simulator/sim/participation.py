@@ -111,6 +111,29 @@ def targets_of(population: pd.DataFrame, weights: np.ndarray | None = None) -> t
     return t, cells
 
 
+def _fixed_costs_of(pop: pd.DataFrame) -> np.ndarray:
+    q = pd.to_numeric(pop["fixed_cost"], errors="coerce").to_numpy(dtype=float)
+    bad = np.isnan(q) | (q < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise UserError(f"population: column 'fixed_cost' row {row}: expected a number >= 0 "
+                        f"(dollars a year), got {str(pop['fixed_cost'].iloc[row])!r}")
+    return q
+
+
+def check_participation_columns(pop: pd.DataFrame, weights: np.ndarray | None = None) -> None:
+    """What a run with participation reads from a population table, checked (one line,
+    naming the column and row): saved fixed costs, or employment targets with at least
+    one person employed."""
+    if "fixed_cost" in pop.columns:
+        _fixed_costs_of(pop)
+        return
+    targets, _ = targets_of(pop, weights)
+    if float(np.average(targets, weights=weights)) <= 0:
+        raise UserError("population: no person is employed (every employment_target is 0): "
+                        "participation cannot be calibrated")
+
+
 def setup(model: EconomyModel, seed: int) -> ParticipationSetup:
     """The fixed costs of working: read from the population's ``fixed_cost`` column
     when it has one (a resumed run, a user's file), else calibrated (see
@@ -121,23 +144,18 @@ def setup(model: EconomyModel, seed: int) -> ParticipationSetup:
     pop = model.population
     budget = model.budget(model.base_schedule)
     u = model.utility
+    check_participation_columns(pop, model.weights)
     if "fixed_cost" in pop.columns:
-        q = pd.to_numeric(pop["fixed_cost"], errors="coerce").to_numpy(dtype=float)
-        bad = np.isnan(q) | (q < 0)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise UserError(f"population: column 'fixed_cost' row {row}: expected a number >= 0 "
-                            f"(dollars a year), got {str(pop['fixed_cost'].iloc[row])!r}")
-        h = best_response(budget, model.wages, FixedCostUtility(u, q), 0.0, model.hours_bounds)
+        q = _fixed_costs_of(pop)
+        h = best_response(budget, model.wages, FixedCostUtility(u, q, cfg.nonwork_income), 0.0,
+                          model.hours_bounds)
         return ParticipationSetup(q, h > 0, None)
     targets, cells = targets_of(pop, model.weights)
-    if float(np.average(targets, weights=model.weights)) <= 0:
-        raise UserError("population: no person is employed (every employment_target is 0): "
-                        "participation cannot be calibrated")
     eps = np.random.default_rng(np.random.SeedSequence([seed, COST_STREAM])).standard_normal(len(pop))
     rebate = 0.0
     for _ in range(4):  # the transfer the fiscal rule gives at the calibrated employment
-        res = reservation_cost(budget, model.wages, u, rebate, model.hours_bounds)
+        res = reservation_cost(budget, model.wages, u, rebate, model.hours_bounds,
+                               nonwork_income=cfg.nonwork_income)
         try:
             cal = calibrate_fixed_costs(res, cells, targets, eps, cfg.elasticity, model.weights)
         except ValueError as exc:
@@ -152,7 +170,8 @@ def setup(model: EconomyModel, seed: int) -> ParticipationSetup:
         rebate = new
     q = cal.fixed_cost * cfg.fixed_cost_scale
     employed = cal.employed if cfg.fixed_cost_scale == 1.0 else (
-        best_response(budget, model.wages, FixedCostUtility(u, q), rebate, model.hours_bounds) > 0)
+        best_response(budget, model.wages, FixedCostUtility(u, q, cfg.nonwork_income), rebate,
+                      model.hours_bounds) > 0)
     w = np.ones(len(pop)) if model.weights is None else model.weights
     summary = {
         "participation_sigma": cal.sigma,
@@ -162,6 +181,7 @@ def setup(model: EconomyModel, seed: int) -> ParticipationSetup:
         "employment_calibrated": float(np.average(employed, weights=w)),
         "participation_calibration_transfer": float(rebate),
         "participation_cells": int(np.unique(cells).size),
+        "participation_nonwork_income": float(cfg.nonwork_income),
         "median_fixed_cost": float(np.median(q[employed])) if employed.any() else float("nan"),
     }
     return ParticipationSetup(q, employed, summary)

@@ -28,8 +28,8 @@ from simulator.config.schema import Scenario
 from simulator.config.validity_names import INFO, LLM_ONLY
 from simulator.economy.best_response import best_response, equilibrium
 from simulator.economy.elasticity import perturb_net_of_tax
-from simulator.economy.fixed_costs import REFORM_RATIO
-from simulator.economy.participation import FixedCostUtility, intensive, take_home
+from simulator.economy.fixed_costs import REFORM_RATIO, reservation_cost
+from simulator.economy.participation import FixedCostUtility, intensive
 from simulator.sim.model import EconomyModel
 from simulator.sim.workers.llm import LLMWorkerPolicy
 from simulator.validity import (
@@ -200,13 +200,14 @@ def run_validity(
     # --- participation: the in-work benefit that raises every net gain from working by 10 %
     benefit = rat_h_benefit = None
     if model.participation:
+        # the gain at the hours worked when paying the largest cost at which working pays
+        # (the calibration's reform: it reaches exactly the people at the margin)
         u = model.utility
         q = np.broadcast_to(np.asarray(u.fixed_cost, dtype=float), w.shape)
         b = model.budget(base)
-        positive = best_response(b, w, intensive(u), rebate0 - np.where(np.isfinite(q), q, 0.0), bounds)
-        gain = take_home(b, w * positive) - take_home(b, np.zeros_like(w))
-        benefit = (REFORM_RATIO - 1.0) * np.maximum(gain, 0.0)
-        rat_h_benefit = best_response(b, w, FixedCostUtility(intensive(u), q - benefit), rebate0, bounds)
+        benefit = (REFORM_RATIO - 1.0) * reservation_cost(b, w, u, rebate0, bounds).net_gain
+        rat_h_benefit = best_response(b, w, FixedCostUtility(intensive(u), q - benefit, u.nonwork_income),
+                                      rebate0, bounds)
 
     # --- the scenario's workers
     replies = None

@@ -138,8 +138,12 @@ class LLMWorkerPolicy(WorkerPolicy):
                 last = past[-1]["hours"][i] if past else model.hours[i]
                 status = "worked" if last > 0 else "did not work"
                 cost = "more than you could earn" if not np.isfinite(costs[p]) else f"about {money(costs[p])} a year"
+                support = float(np.broadcast_to(np.asarray(model.utility.nonwork_income, dtype=float),
+                                                (model.n_workers,))[i])
+                other = (f" Not working, you would also have about {money(support)} a year of other support "
+                         "(food assistance, family), not in the table's take-home." if support > 0 else "")
                 text.append(f"Last year you {status}. Working at all would cost you {cost} "
-                            "(commuting, childcare, time); 0 hours means not working.")
+                            f"(commuting, childcare, time); 0 hours means not working.{other}")
             if benefit is not None:
                 text.append(f"This year anyone who works also receives an in-work benefit of "
                             f"{money(benefit[p])} (in the take-home column).")
