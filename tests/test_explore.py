@@ -9,6 +9,7 @@ import yaml
 
 from simulator.cli.main import main
 from simulator.economy import IsoelasticUtility, TaxSchedule, best_response, equilibrium, evaluate
+from simulator.economy.participation import FixedCostUtility
 from simulator.economy.taxbenefit.system import Households, USTaxBenefit
 from simulator.errors import UserError
 from simulator.explore.model import (
@@ -33,6 +34,9 @@ def expected_revenue(m: ExploreModel, rates) -> float:
     """Revenue per person from the economic core directly, independent of the page."""
     eco = m.economy
     util = IsoelasticUtility(eta=m.settings["eta"], frisch=m.settings["frisch"])
+    if "fixed_cost" in eco.population.columns:  # rational_baselines: people may not work
+        util = FixedCostUtility(util, eco.population["fixed_cost"].to_numpy(float),
+                                eco.settings.population.participation.nonwork_income)
     # rational_baselines runs the us_current_law world with the revenue requirement
     world = USTaxBenefit(Households.from_frame(eco.population), 2024)
     base = world.bind(US)

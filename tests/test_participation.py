@@ -353,11 +353,7 @@ def test_bad_participation_input_is_one_line(tmp_path):
     assert young.any()
     with pytest.raises(UserError, match="fixed_cost_scale"):
         _scenario(tmp_path, fixed_cost_scale=-1.0)
-    from simulator.config.loading import scenario_from_dict
 
-    with pytest.raises(UserError, match="hours_bounds"):
-        scenario_from_dict({"name": "x", "population": {"participation": {"enabled": True}},
-                            "economy": {"hours_bounds": [10, 60]}})
 
 
 def test_llm_prompt_offers_not_working_and_pooling_carries_the_share(tmp_path):
@@ -432,3 +428,34 @@ def test_resume_with_participation_equals_the_uninterrupted_run(tmp_path, monkey
     years = pd.read_parquet(tmp_path / "ref" / "years.parquet")
     assert {"employment_rate", "participation_sigma", "not_working_replies"} <= set(years.columns)
     assert "fixed_cost" in pd.read_parquet(tmp_path / "ref" / "population.parquet").columns
+
+
+def test_minimum_hours_keep_not_working_as_zero(tmp_path):
+    """With a job's minimum hours, a person works at least that or not at all, exactly."""
+    from simulator.config.loading import scenario_from_dict
+    from simulator.sim.model import EconomyModel
+
+    _scenario(tmp_path)
+    sc = scenario_from_dict({
+        "name": "p", "population": {"source": "file", "path": str(tmp_path / "pop.parquet"),
+                                    "participation": {"enabled": True}},
+        "economy": {"world": "us_current_law", "fiscal_rule": "revenue_requirement", "hours_bounds": [10, 60]},
+        "tax": {"us_federal": {"year": 2024, "filing_status": "single"}},
+        "planner": {"kind": "us_federal"}, "workers": {"policy": "rational"}, "run": {"seed": 3}})
+    m = EconomyModel(sc, agent_objects=False)
+    m.run_year()
+    h = m.hours
+    assert (h == 0).any() and ((h == 0) | ((h >= 10) & (h <= 60))).all()
+    # exact against brute force over {0} and [10, 60]
+    s = SCHEDULES["progressive"]
+    rng = np.random.default_rng(2)
+    wages = np.exp(rng.normal(np.log(500), 0.7, 40))
+    u = FixedCostUtility(IsoelasticUtility(), rng.choice([0.0, 5_000.0, 30_000.0], 40), 3_492.0)
+    ours = best_response(s, wages, u, 0.0, (10.0, 60.0))
+    grid = np.concatenate([[0.0], np.linspace(10, 60, 2001)])
+    for i in range(40):
+        c = wages[i] * grid - s.tax(wages[i] * grid)
+        ui = subset_utility(u, [i])
+        best = ui(c, grid).max()
+        mine = ui(np.array([wages[i] * ours[i] - s.tax(np.array([wages[i] * ours[i]]))[0]]), np.array([ours[i]]))[0]
+        assert mine >= best - 1e-9 * abs(best)

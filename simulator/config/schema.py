@@ -649,9 +649,6 @@ class Scenario(_Strict):
         lo, hi = self.economy.hours_bounds
         if self.workers.policy == "llm" and int(np.ceil(lo)) > int(np.floor(hi)):
             raise ValueError("LLM workers answer whole hours: economy.hours_bounds must contain one")
-        if self.population.participation.enabled and lo != 0.0:
-            raise ValueError("population.participation needs economy.hours_bounds to start at 0 "
-                             "(not working is 0 hours)")
         if self.workers.llm.pooling is not None:
             check_pooling_config(self)
         return self

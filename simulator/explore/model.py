@@ -420,7 +420,7 @@ class ExploreModel(mesa.Model):
         lmin, lmax = eco.hours_bounds
         safe = np.where(eco.wages > 0, eco.wages, 1.0)
         hours = np.where(eco.wages > 0, incomes / safe, lmin)
-        hours = np.clip(hours, lmin, lmax)
+        hours = eco.clip_hours(hours)
         return eco.evaluate(ref, hours)  # the economy's world and fiscal rule
 
     def _welfare_of(self, outcome: Outcome) -> dict[str, float]:

@@ -136,7 +136,7 @@ class EconomyModel(mesa.Model):
             self.wage_deciles = extensive.wage_deciles(self.wages, self.weights)
             self.household_groups = extensive.household_group(self.population)
         self.revenue_requirement = self._revenue_requirement()
-        self.hours = np.clip(self.usual_hours, *self.hours_bounds)
+        self.hours = self.clip_hours(self.usual_hours)
         if employed is not None:  # who works at the calibration starts the run working
             self.hours = np.where(employed, self.hours, 0.0)
         self.expected_rebate = self.rebate_at(self.schedule, self.hours)
@@ -261,6 +261,14 @@ class EconomyModel(mesa.Model):
         tax = b.attributed_tax(self.wages * h) if self.world is not None else b.tax(self.wages * h)
         return float(np.average(tax, weights=self.weights))
 
+    def clip_hours(self, hours) -> np.ndarray:
+        """Hours a week within ``economy.hours_bounds``; with participation 0 (not
+        working) stays 0 below any minimum hours of a job."""
+        h = np.clip(np.asarray(hours, dtype=float), *self.hours_bounds)
+        if self.participation:
+            h = np.where(np.asarray(hours, dtype=float) <= 0, 0.0, h)
+        return h
+
     def note(self, message: str) -> None:
         """Record a warning for the run manifest."""
         if message not in self.notes:
@@ -319,7 +327,7 @@ class EconomyModel(mesa.Model):
         hours = np.asarray(self.policy.decide(self), dtype=float)
         if hours.shape != (self.n_workers,):
             raise ValueError(f"worker policy returned shape {hours.shape}, expected ({self.n_workers},)")
-        self.hours = np.clip(hours, *self.hours_bounds)
+        self.hours = self.clip_hours(hours)
         self.outcome = self.evaluate(self.schedule, self.hours)
         self.expected_rebate = self.outcome.rebate
         self.datacollector.collect(self)

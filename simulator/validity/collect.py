@@ -119,7 +119,7 @@ class _Asker:
             if r.ok and isinstance(r.value, dict) and "hours" in r.value:
                 hours[i] = float(r.value["hours"])
                 answered[i] = True
-        hours = np.clip(hours, *m.hours_bounds)
+        hours = m.clip_hours(hours)
         self.rows.append(pd.DataFrame({
             "phase": phase, "variant": variant, "worker": np.arange(len(reqs)),
             "hours": hours, "answered": answered,

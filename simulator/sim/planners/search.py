@@ -119,7 +119,7 @@ def counterfactual_outcome(model: EconomyModel, schedule: TaxSchedule) -> Outcom
     """
     incomes = np.asarray(model.policy.respond(model, schedule), dtype=float)
     hours = np.where(model.wages > 0, incomes / np.where(model.wages > 0, model.wages, 1.0), model.hours)
-    hours = np.clip(hours, *model.hours_bounds)
+    hours = model.clip_hours(hours)
     return model.evaluate(schedule, hours)
 
 

@@ -172,7 +172,9 @@ class LLMWorkerPolicy(WorkerPolicy):
                  seeds: np.ndarray, idx: np.ndarray | None = None,
                  in_work_benefit: np.ndarray | None = None) -> list[Request]:
         lo, hi = model.hours_bounds
-        constraint = json_object_constraint(hours=integer_field(int(np.ceil(lo)), int(np.floor(hi))))
+        # with participation 0 (not working) is always a reply, whatever the minimum hours
+        low = 0 if model.participation else int(np.ceil(lo))
+        constraint = json_object_constraint(hours=integer_field(low, int(np.floor(hi))))
         system = self.shared_prefix(model, schedule, rebate, explore)
         temp = min(2.0, self.options.temperature * (1.5 if explore else 1.0))
         return [
@@ -238,7 +240,7 @@ class LLMWorkerPolicy(WorkerPolicy):
             return ask_hours_pooled(self, model, schedule, rebate, explore, fallback, check)
         replies, used = self._ask(model, schedule, rebate, explore, np.arange(model.n_workers))
         hours = np.where(used, replies, fallback.astype(float))
-        return np.clip(hours, *model.hours_bounds), used
+        return model.clip_hours(hours), used
 
     def fallback_hours(self, model: EconomyModel) -> np.ndarray:
         if model.agent_years:

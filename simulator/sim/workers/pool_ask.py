@@ -85,7 +85,7 @@ def ask_hours_pooled(
         direct_ok = ok[r:]
         s = checked[direct_ok]
         if s.size:
-            direct = np.clip(replies[r:][direct_ok], *model.hours_bounds)
+            direct = model.clip_hours(replies[r:][direct_ok])
             errs = check_errors(model, schedule, s, hours[s], direct)
             model.stats.set(pool_check_n=float(s.size), **errs)
     return hours, used
@@ -114,7 +114,7 @@ def _carry_with_participation(model: EconomyModel, schedule: TaxSchedule, rebate
     works = np.where(got, works, fallback > 0)
     hours = np.where(works, np.maximum(np.where(pos_hours > 0, pos_hours, np.rint(positive)), 1.0), 0.0)
     hours[plan.reps[rep_ok]] = rep_hours[rep_ok]
-    return np.clip(hours, *model.hours_bounds), got, split
+    return model.clip_hours(hours), got, split
 
 
 #: the aggregates :func:`pooling_errors` and ``check`` compare
