@@ -19,13 +19,18 @@ if TYPE_CHECKING:
 def objective_weights(model: EconomyModel) -> np.ndarray:
     """Social marginal welfare weights of consumption implied by the planner's objective.
 
-    ``g_i = dW/dc_i``: ``u_c(c_i)`` for utilitarian, ``u_c(c_i) / max(z_i, floor)`` for
+    ``g_i = dW/dc_i`` at the consumption the utility sees (post-tax income, less the
+    fixed cost of those who work, plus the support of those who do not, where people may
+    not work): ``u_c(c_i)`` for utilitarian, ``u_c(c_i) / max(z_i, floor)`` for
     inverse-income weighting, ``c_i**-epsilon`` for Atkinson, 0 for revenue.  Other
     objectives fall back to inverse-income weights.
     """
     o = model.outcome
     obj = model.settings.planner.objective
-    c = np.maximum(o.post_tax, 1.0)
+    c = o.post_tax
+    if hasattr(model.utility, "shift"):  # participation: the consumption utility sees, net of
+        c = c + model.utility.shift(o.hours)  # the fixed cost, with the support when not working
+    c = np.maximum(c, 1.0)
     eta = getattr(model.utility, "eta", 0.0)
     u_c = c ** (-eta)
     if obj.swf == "utilitarian":
