@@ -666,8 +666,9 @@ def test_behaviour_prints_a_line_per_phase_off_a_terminal(capsys):
     assert main(["behaviour", "quickstart", "--workers", "12", "--perturbations=-0.1,0,0.1",
                  "--set", "llm.backend=scripted", "--set", "llm.cache=off"]) == 0
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("validity: ")]
-    assert lines[0] == "validity: incentives net-of-tax -10% (12 prompts, 0/144 done)"
-    assert len(lines) == 12 and lines[-1].endswith("(12 prompts, 132/144 done)")
+    # quickstart lets people not work: the participation phase asks once more
+    assert lines[0] == "validity: incentives net-of-tax -10% (12 prompts, 0/156 done)"
+    assert len(lines) == 13 and lines[-1].endswith("(12 prompts, 144/156 done)")
 
 
 def test_requests_before_the_run_or_of_another_run_are_not_counted(tmp_path):

@@ -35,7 +35,8 @@ def baselines(size: int, years: int, seed: int, evaluations: int = 1, *extra: st
         f"population.size={size}", f"run.tax_years={years}", f"run.seed={seed}", "compare=[]",
         "planner.kind=search", f"planner.search.evaluations_per_year={evaluations}",
         # the income-tax-only world these tests were written for (the scenario runs US law)
-        "economy.world=income_tax_only", "economy.fiscal_rule=rebate_all", *extra,
+        "economy.world=income_tax_only", "economy.fiscal_rule=rebate_all",
+        "population.participation.enabled=false", *extra,
     ])
 
 

@@ -24,7 +24,9 @@ _HOUSEHOLD = ("filing_status", "children", "spouse_wages")
 
 
 def _columns(pop: pd.DataFrame) -> list[str]:
-    return list(_NEEDED) + [c for c in _HOUSEHOLD if c in pop.columns]
+    # employment_target marks a population of people who may not work: its texts are
+    # neutral about work status, and re-rendered the same way
+    return list(_NEEDED) + [c for c in (*_HOUSEHOLD, "employment_target") if c in pop.columns]
 
 
 def _vary(pop: pd.DataFrame, field: str) -> pd.DataFrame:
