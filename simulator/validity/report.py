@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from simulator.config.validity_names import INFO, NOT_APPLICABLE, NOT_MEASURABLE, OUTSIDE, WITHIN
+from simulator.config.validity_names import FAMILIES, INFO, NOT_APPLICABLE, NOT_MEASURABLE, OUTSIDE, WITHIN
 from simulator.results import atomic_write_parquet, read_parquet_checked
 
 TABLE_FILE = "validity.parquet"
@@ -85,7 +85,7 @@ class ValidityReport:
         lines = [f"behavioural validity of {self.scenario!r}: worker policy {self.policy}, "
                  f"{self.n_workers} workers"]
         head = ("check", "value", "95% CI", "range", "rational", "verdict")
-        for fam in ("incentives", "dispersion", "persona", "consistency", "reliability"):
+        for fam in FAMILIES:
             t = self.table[self.table["family"] == fam]
             if t.empty:
                 continue
