@@ -459,3 +459,20 @@ def test_minimum_hours_keep_not_working_as_zero(tmp_path):
         best = ui(c, grid).max()
         mine = ui(np.array([wages[i] * ours[i] - s.tax(np.array([wages[i] * ours[i]]))[0]]), np.array([ours[i]]))[0]
         assert mine >= best - 1e-9 * abs(best)
+
+
+def test_elasticity_check_needs_a_measurable_response():
+    from simulator.validity import OUTSIDE, WITHIN
+    from simulator.validity.participation import elasticity_check, employment_check
+
+    rng = np.random.default_rng(0)
+    h0 = np.where(rng.random(4000) < 0.7, 40.0, 0.0)
+    moved = (h0 == 0) & (rng.random(4000) < 0.06)  # about 6 % of non-workers start: ~0.25
+    h1 = np.where(moved, 40.0, h0)
+    ok = elasticity_check(h0, h1, None, 0.25)
+    assert ok.verdict == WITHIN and ok.ci_low > 0
+    # a handful of people: an interval that holds 0 is no evidence of a response
+    noisy = elasticity_check(h0[:30], np.where(np.arange(30) == 3, 40.0, h0[:30]), None, 0.25)
+    assert noisy.ci_low <= 0 and noisy.verdict == OUTSIDE and "includes 0" in noisy.detail
+    emp = employment_check(h0, 0.70, None, 0.0)
+    assert emp.verdict == WITHIN and abs(emp.value - ((h0 > 0).mean() - 0.70)) < 1e-12

@@ -65,7 +65,8 @@ def elasticity_value(h0: np.ndarray, h1: np.ndarray, weights: np.ndarray | None)
 
 
 def elasticity_check(h0: np.ndarray, h1: np.ndarray, weights: np.ndarray | None, rational: float) -> CheckResult:
-    """Within range when the 95 % interval of the elasticity meets the literature's range."""
+    """Within range when the 95 % interval of the elasticity excludes 0 (a measurable
+    response) and meets the literature's range, as the ETI check judges."""
     n = h0.size
     if n < MIN_PEOPLE:
         return unmeasurable("participation.elasticity", f"needs at least {MIN_PEOPLE} people, have {n}",
@@ -77,5 +78,8 @@ def elasticity_check(h0: np.ndarray, h1: np.ndarray, weights: np.ndarray | None,
     res = ranged("participation.elasticity", value=el, ci_low=el - 1.96 * se, ci_high=el + 1.96 * se,
                  rational=rational, n=n,
                  detail=f"in-work benefit of {REFORM_RATIO - 1:.0%} of each person's net gain from working")
-    res.verdict = WITHIN if res.ci_high >= res.range_low and res.ci_low <= res.range_high else OUTSIDE
+    meets = res.ci_high >= res.range_low and res.ci_low <= res.range_high
+    res.verdict = WITHIN if (res.ci_low > 0 and meets) else OUTSIDE
+    if res.ci_low <= 0 <= res.ci_high:
+        res.detail += "; the interval includes 0: no measurable response of employment"
     return res
