@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from simulator.config.validity_names import FAMILIES, INFO, NOT_APPLICABLE, NOT_MEASURABLE, OUTSIDE, WITHIN
+from simulator.config.validity_names import (
+    FAMILIES,
+    INFO,
+    NOT_APPLICABLE,
+    NOT_MEASURABLE,
+    OUTSIDE,
+    WITHIN,
+)
 from simulator.results import atomic_write_parquet, read_parquet_checked
 
 TABLE_FILE = "validity.parquet"
