@@ -162,6 +162,16 @@ def simulator_location() -> str:
     return str(Path(done.stdout.strip()).parent)
 
 
+def _portable(location: str) -> str:
+    """``location`` without this machine's paths: relative to the checkout when inside
+    it, else only its last two parts (e.g. ``site-packages/simulator``)."""
+    path, root = Path(location).resolve(), Path(__file__).resolve().parents[2]
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(Path(*path.parts[-2:]))
+
+
 # --------------------------------------------------------------------------- digests
 def _sha(*parts: bytes) -> str:
     h = hashlib.sha256()
@@ -352,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cases and args.out.exists():  # only some cases: keep the others
             runs = {**json.loads(args.out.read_text())["runs"], **runs}
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(golden_document(runs, where), indent=1) + "\n")
+        args.out.write_text(json.dumps(golden_document(runs, _portable(where)), indent=1) + "\n")
         print(f"wrote {args.out}: {len(runs)} cases, "
               f"{sum(len(r['tables']) for r in runs.values())} tables", file=sys.stderr)
     for line in bad:
