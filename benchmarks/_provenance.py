@@ -94,3 +94,35 @@ def footer(started: float) -> str:
     """The last line: end time, wall time since ``started`` (``time.perf_counter()``), load."""
     return (f"finished {_now()} after {time.perf_counter() - started:.1f} s | "
             f"load average {load_average()}")
+
+
+def snapshot(rev: str) -> Path:
+    """The tree of git revision ``rev`` of this checkout, extracted into a temporary
+    directory that is removed when the process exits: the "before" side of a benchmark
+    that measures old code against new in one run (``--against REV``).  Raises
+    ``SystemExit`` with one line when ``rev`` is not a revision of this checkout."""
+    import atexit
+    import shutil
+    import subprocess
+    import tempfile
+
+    probe = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        raise SystemExit(f"error: --against {rev}: not a git revision of {portable(str(ROOT))}")
+    out = Path(tempfile.mkdtemp(prefix=f"econsim-{rev[:12]}-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", probe.stdout.strip()],
+                             capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive.stdout, check=True)
+    return out
+
+
+def revision(root: Path = ROOT) -> str:
+    """The short commit of ``root`` with ``+`` when its tracked files differ from it."""
+    import subprocess
+
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip() or "?"
+    dirty = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD"], capture_output=True).returncode
+    return head + ("+" if dirty else "")

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/scale.py [--sizes 10000 100000 1000000] [--years 2]
                                          [--budget 500] [--embedded-size 10000]
                                          [--embedded-budget 60] [--no-embedded]
+                                         [--against REV [--rounds 2]]
 
 Configurations, each size in its own subprocess (so peak memory, the max RSS, is that
 run's alone):
@@ -17,6 +18,11 @@ run's alone):
 
 ``pop s`` is drawing the Census population; ``s/year`` the mean wall time of one tax year
 (``model.run_year()``) over ``--years`` years; ``peak MB`` the process's max RSS.
+
+``--against REV`` runs every configuration also on the code of git revision ``REV``
+(extracted to a temporary directory), the two sides alternating ``--rounds`` times in
+child processes so both see the same load, and prints each side's best ``s/year`` and
+the ratio old / new.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parent))  # _provenance
-from _provenance import footer, header  # noqa: E402
+from _provenance import footer, header, revision, snapshot  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,8 +81,8 @@ print(json.dumps({
 """
 
 
-def run_child(cfg: dict) -> dict:
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(ROOT), json.dumps(cfg)],
+def run_child(cfg: dict, root: Path = ROOT) -> dict:
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(root), json.dumps(cfg)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         return {**cfg, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
@@ -92,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embedded-budget", type=int, default=60)
     ap.add_argument("--no-embedded", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--against", metavar="REV", help="also run git revision REV, side by side")
+    ap.add_argument("--rounds", type=int, default=2, help="with --against: alternations of the two sides")
     args = ap.parse_args(argv)
+    if args.rounds < 1:
+        ap.error("--rounds must be >= 1")
     if min(*args.sizes, args.years, args.budget) < 1:
         ap.error("--sizes, --years and --budget must be >= 1")
     if not args.no_embedded and min(args.embedded_size, args.embedded_budget) < 1:
@@ -103,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         configs.append({"kind": "pooled-embedded", "n": args.embedded_size, "years": 1,
                         "budget": args.embedded_budget})
     started = time.perf_counter()
+    if args.against:
+        return against(args, argv, configs, started)
     print(header(__file__, argv), flush=True)
     print(f"{'configuration':<17} {'workers':>10} {'budget':>6} {'pop s':>7} {'s/year':>8} "
           f"{'peak MB':>8} {'calls/yr':>8}")
@@ -122,6 +134,37 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     return 1 if any("error" in r for r in rows) else 0
+
+
+def against(args, argv, configs: list[dict], started: float) -> int:
+    """Every configuration on old (``--against REV``) and new code, alternating."""
+    old_root = snapshot(args.against)
+    print(header(__file__, argv), flush=True)
+    print(f"old: {args.against}  new: {revision()}  {args.rounds} rounds alternating new/old, "
+          f"best s/year of each side")
+    print(f"{'configuration':<17} {'workers':>10} {'budget':>6} {'old s/yr':>9} {'new s/yr':>9} "
+          f"{'old/new':>7} {'peak MB old':>11} {'new':>6}")
+    failed = False
+    for cfg in configs:
+        best = {"old": None, "new": None}
+        for _ in range(args.rounds):
+            for side, root in (("new", ROOT), ("old", old_root)):
+                r = run_child(cfg, root)
+                if "error" in r:
+                    print(f"{cfg['kind']:<17} {cfg['n']:>10,} {side} error: {r['error']}", flush=True)
+                    failed = True
+                    continue
+                r["per_year"] = min(r["year_s"])
+                if best[side] is None or r["per_year"] < best[side]["per_year"]:
+                    best[side] = r
+        o, nw = best["old"], best["new"]
+        if o is None or nw is None:
+            continue
+        budget = "-" if cfg["kind"] == "rational" else str(cfg["budget"])
+        print(f"{cfg['kind']:<17} {cfg['n']:>10,} {budget:>6} {o['per_year']:>9.2f} {nw['per_year']:>9.2f} "
+              f"{o['per_year'] / nw['per_year']:>7.2f} {o['peak_mb']:>11.0f} {nw['peak_mb']:>6.0f}", flush=True)
+    print(footer(started))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

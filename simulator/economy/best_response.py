@@ -27,7 +27,9 @@ from simulator.economy.participation import FixedCostUtility, no_income_effects,
 from simulator.economy.rebate import lump_sum_rebate
 from simulator.economy.tax import TaxSchedule
 from simulator.economy.utility import (
+    IsoelasticUtility,
     Utility,
+    _log_utility_hours,
     subset_utility,
 )
 
@@ -42,11 +44,13 @@ BATCH_ELEMENTS = 32_768
 
 def _chunked(schedule, w, utility, rebate, bounds) -> np.ndarray:
     out = np.empty_like(w)
-    r = np.broadcast_to(np.asarray(rebate, dtype=float), w.shape)
+    scalar = np.ndim(rebate) == 0  # one rebate for everyone stays a scalar (the fast path)
+    r = float(rebate) if scalar else np.broadcast_to(np.asarray(rebate, dtype=float), w.shape)
 
     def work(start: int) -> None:
         sl = slice(start, min(start + CHUNK, w.size))
-        out[sl] = best_response(schedule, w[sl], subset_utility(utility, sl), r[sl], bounds)
+        out[sl] = best_response(schedule, w[sl], subset_utility(utility, sl), r if scalar else r[sl],
+                                bounds)
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         list(pool.map(work, range(0, w.size, CHUNK)))
@@ -92,6 +96,10 @@ def best_response(
         return budget_best_response(schedule.segment_table, w, utility, rebate, (lmin, lmax))
     if n > 2 * CHUNK:
         return _chunked(schedule, w, utility, rebate, (lmin, lmax))
+    if schedule.is_progressive and _log_fast(schedule, utility, rebate):
+        # (consumption never reaches the floor here: no floor candidate to compare)
+        hours = _progressive_log_best_response(schedule, w, utility, float(rebate), lmin, lmax)[0]
+        return np.where(w > 0, hours, lmin)
     if schedule.is_progressive:
         hours = _progressive_best_response(schedule, w, utility, rebate, lmin, lmax)
     else:
@@ -147,6 +155,93 @@ def _participation_best_response(schedule, w, utility: FixedCostUtility, rebate,
     c_not = take_home(schedule, zero) + r + np.asarray(utility.nonwork_income, dtype=float)
     works = finite & (h > 0) & (base(c_work, h) > base(c_not, zero))
     return np.where(works, h, 0.0)
+
+
+def _log_fast(schedule, utility, rebate) -> bool:
+    """The default case has a faster exact path (:func:`_progressive_log_best_response`):
+    log utility (``IsoelasticUtility`` with ``eta = 1``) with scalar ``psi`` and a
+    scalar Frisch elasticity of at most 1, one rebate for everyone, and a virtual
+    income at or above the consumption floor on every segment (so the floor never binds
+    on a solution)."""
+    if not isinstance(utility, IsoelasticUtility) or utility.eta != 1.0:
+        return False
+    if np.ndim(utility.psi) or np.ndim(utility.frisch) or float(utility.frisch) > 1.0:
+        return False
+    if np.ndim(rebate):
+        return False
+    intercept = schedule.segments()[3]
+    return bool(np.all(intercept + float(rebate) >= utility.c_floor))
+
+
+def _progressive_log_best_response(schedule, w, utility, rebate: float, lmin: float, lmax: float,
+                                   slope: bool = False):
+    """Exact hours under log utility on a convex budget, with one search per agent.
+
+    Under ``u = log c - psi l**p / p`` (``p = 1/e``) the marginal gain at the start of
+    segment k (gross income ``z_k``, consumption ``c_k``, net rate ``1 - t_k``) is
+    positive exactly when ``w**(p+1) > psi z_k**p c_k / (1 - t_k)``: a threshold
+    ``theta_k`` on the wage that is the same for every agent.  On a convex budget the
+    agents with a positive gain at a segment's start are a prefix of the segments, so
+    ``theta`` is non-decreasing and the binary search of
+    :func:`_progressive_best_response` is one ``searchsorted`` of the wages.  The
+    segment solve is :func:`~simulator.economy.utility._log_utility_hours`'s.
+
+    Returns ``(hours, dtax)``: with ``slope``, ``dtax`` is each agent's d tax / d rebate
+    (dollars per dollar: the marginal rate times the wage times d hours / d rebate,
+    ``-l / (p c + nw l)`` at an interior solution, 0 at a kink or bound), else None.
+    """
+    lower, upper, rate, intercept = schedule.segments()
+    p = 1.0 / float(utility.frisch)
+    psi = float(utility.psi)
+    net = 1.0 - rate
+    c_start = net * lower + intercept + rebate  # consumption at each segment's start
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        theta = np.where(net > 0, (psi * lower**p * c_start / net) ** (1.0 / (p + 1.0)), np.inf)
+        if lmax > 0:  # a segment starting at or past the hours cap is never chosen
+            theta = np.maximum(theta, lower / lmax)
+        else:
+            theta = np.where(lower > 0, np.inf, theta)
+    theta = np.maximum.accumulate(theta[1:])  # (non-decreasing already, up to rounding)
+    safe_w = np.where(w > 0, w, 1.0)
+    k = np.searchsorted(theta, safe_w, side="left")
+    if lmin > 0:  # at least the segment holding the lower hours bound
+        k = np.maximum(k, np.searchsorted(lower[1:], lmin * safe_w, side="right"))
+    inv_w = 1.0 / safe_w
+    lo = np.minimum(np.maximum(lower[k] * inv_w, lmin), lmax)
+    hi = np.maximum(np.minimum(upper[k] * inv_w, lmax), lo)
+    nw = safe_w * net[k]
+    v = intercept[k] + rebate
+    h = _log_utility_hours(nw, v, utility.frisch, psi, lo, hi)
+    if not slope:
+        return h, None
+    interior = (h > lo) & (h < hi)
+    dh = np.where(interior, -h / (p * (nw * h + v) + nw * h), 0.0)
+    return h, rate[k] * safe_w * dh
+
+
+def _hours_and_dtax(schedule, w, utility, rebate: float, bounds):
+    """``(hours, d tax / d rebate)`` per agent on the fast path, or None elsewhere.
+
+    The slope is what :func:`equilibrium`'s Newton step on the rebate needs; blocks of
+    agents run on the thread pool as :func:`best_response`'s do."""
+    if (isinstance(utility, FixedCostUtility) or getattr(schedule, "per_agent", False)
+            or not schedule.is_progressive or not _log_fast(schedule, utility, rebate)):
+        return None
+    lmin, lmax = bounds
+    hours, dtax = np.empty_like(w), np.empty_like(w)
+
+    def work(start: int) -> None:
+        sl = slice(start, min(start + CHUNK, w.size))
+        h, d = _progressive_log_best_response(schedule, w[sl], utility, rebate, lmin, lmax, slope=True)
+        hours[sl], dtax[sl] = h, d
+
+    if w.size > 2 * CHUNK:
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            list(pool.map(work, range(0, w.size, CHUNK)))
+    else:
+        work(0) if w.size <= CHUNK else [work(s) for s in range(0, w.size, CHUNK)]
+    positive = w > 0
+    return np.where(positive, hours, lmin), np.where(positive, dtax, 0.0)
 
 
 def _progressive_best_response(schedule, w, utility, rebate, lmin, lmax):
@@ -249,6 +344,11 @@ def equilibrium(
         tax = schedule.tax(z) * schedule.share if per_agent else schedule.tax(z)
         return lump_sum_rebate(tax, rebate_share, weights, requirement)
 
+    if not no_income_effects(utility):
+        found = _equilibrium_newton(schedule, w, utility, rebate_share, hours_bounds, weights, tol,
+                                    requirement, rebate_of)
+        if found is not None:
+            return found
     h0 = hours_at(0.0)
     r0 = rebate_of(h0)
     if no_income_effects(utility) or (r0 <= 0 and requirement == 0.0):
@@ -291,6 +391,45 @@ def equilibrium(
         return cache[r]
     h = hours_at(r)
     return h, rebate_of(h)
+
+
+def _equilibrium_newton(schedule, w, utility, rebate_share, hours_bounds, weights, tol,
+                        requirement, rebate_of, passes: int = 6):
+    """:func:`equilibrium` by Newton steps on the rebate, where the best response also
+    gives its slope (:func:`_hours_and_dtax`); None where it does not, or where the
+    steps do not converge (the caller's secant and brentq then decide).
+
+    The gap ``g(R) = share * (mean T(w l(R)) - requirement) - R`` has the slope
+    ``g'(R) = share * mean(dT/dR) - 1 <= -1`` (leisure is normal), so Newton's step
+    ``R - g / g'`` never overshoots far; it starts from the rebate at hours that need no
+    best response: the hours every worker would choose under a flat tax with no rebate
+    (``psi**(-1/(p+1))``, 40 by default), about where the fixed point is.  Each pass
+    is one best response; stops when ``|g| <= tol`` (as :func:`equilibrium`)."""
+    if not isinstance(utility, IsoelasticUtility) or utility.eta != 1.0 or np.ndim(utility.psi):
+        return None
+    if np.ndim(utility.frisch) or float(utility.frisch) > 1.0 or getattr(schedule, "per_agent", False):
+        return None
+    lmin, lmax = map(float, hours_bounds)
+    p = 1.0 / float(utility.frisch)
+    l_flat = min(max(float(utility.psi) ** (-1.0 / (p + 1.0)), lmin), lmax)
+    r = rebate_of(np.full(w.shape, l_flat))
+    wn = None if weights is None else np.asarray(weights, dtype=float) / np.sum(weights)
+    for _ in range(passes):
+        if not np.isfinite(r) or r < 0:
+            return None
+        got = _hours_and_dtax(schedule, w, utility, r, (lmin, lmax))
+        if got is None:
+            return None
+        h, dtax = got
+        implied = rebate_of(h)
+        g = implied - r
+        if abs(g) <= max(tol, 1e-9 * abs(r)):
+            return h, implied
+        slope = rebate_share * (dtax.mean() if wn is None else float(wn @ dtax)) - 1.0
+        if not slope < 0:
+            return None
+        r = r - g / slope
+    return None
 
 
 # --------------------------------------------------------------------------- batches

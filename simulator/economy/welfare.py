@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -53,14 +54,15 @@ def gini(x: ArrayLike, weights: ArrayLike | None = None) -> float:
     n = x.size
     if n == 0:
         return 0.0
-    order = np.argsort(x, kind="stable")
-    xs = x[order]
-    if weights is None:
+    if weights is None:  # the values in order suffice: a sort, not an argsort
+        xs = np.sort(x)
         total = xs.sum()
         if total == 0:
             return 0.0
         i = np.arange(1, n + 1)
         return float(2.0 * np.dot(i, xs) / (n * total) - (n + 1.0) / n)
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
     w = _weights(n, weights)[order]
     total = np.dot(w, xs)
     if total == 0:
@@ -144,9 +146,13 @@ def atkinson_index(income: ArrayLike, epsilon: float, weights: ArrayLike | None 
 
 
 def equality_times_productivity(
-    post_tax_income: ArrayLike, pre_tax_income: ArrayLike, weights: ArrayLike | None = None
+    post_tax_income: ArrayLike, pre_tax_income: ArrayLike, weights: ArrayLike | None = None,
+    gini_post_tax: float | None = None,
 ) -> float:
-    """AI-Economist objective: ``(1 - n/(n-1) Gini(post-tax)) * mean(pre-tax income)``."""
+    """AI-Economist objective: ``(1 - n/(n-1) Gini(post-tax)) * mean(pre-tax income)``.
+
+    ``gini_post_tax``: the Gini of ``post_tax_income`` when already known (an
+    :class:`Outcome` computes it once)."""
     c = np.asarray(post_tax_income, dtype=float)
     n = c.size
     if n < 2:
@@ -154,7 +160,8 @@ def equality_times_productivity(
     # small-sample factor n/(n-1); with weights, n is the effective sample size
     w = _weights(n, weights)
     n_eff = 1.0 / np.sum(w**2)
-    equality = 1.0 - n_eff / (n_eff - 1.0) * gini(c, weights) if n_eff > 1 else 1.0
+    g = gini(c, weights) if gini_post_tax is None else gini_post_tax
+    equality = 1.0 - n_eff / (n_eff - 1.0) * g if n_eff > 1 else 1.0
     return float(equality * np.dot(_weights(n, weights), np.asarray(pre_tax_income, float)))
 
 
@@ -179,6 +186,19 @@ class Outcome:
         """Mean tax per person (dollars a year)."""
         return utilitarian(self.tax, self.weights)
 
+    # each inequality measure once per outcome (a sort of a million values is the
+    # costliest statistic of a year; the record, the data collector and the welfare
+    # functions all ask for it)
+    @cached_property
+    def gini_pre_tax(self) -> float:
+        """:func:`gini` of pre-tax income."""
+        return gini(self.pre_tax, self.weights)
+
+    @cached_property
+    def gini_post_tax(self) -> float:
+        """:func:`gini` of post-tax income (rebate included)."""
+        return gini(self.post_tax, self.weights)
+
 
 def _swf_registry() -> dict[str, Callable[..., float]]:
     return {
@@ -194,7 +214,7 @@ def _swf_registry() -> dict[str, Callable[..., float]]:
             np.maximum(o.post_tax, 1.0), epsilon, o.weights
         ),
         "equality_productivity": lambda o, **k: equality_times_productivity(
-            o.post_tax, o.pre_tax, o.weights
+            o.post_tax, o.pre_tax, o.weights, o.gini_post_tax
         ),
         "revenue": lambda o, **k: o.revenue,
     }

@@ -34,7 +34,6 @@ from simulator.economy.utility import (
 from simulator.economy.welfare import (
     SWF_NAMES,
     Outcome,
-    gini,
     social_welfare,
 )
 from simulator.sim import participation as extensive
@@ -311,7 +310,7 @@ class EconomyModel(mesa.Model):
 
     @property
     def gini_post_tax(self) -> float:
-        return gini(self.outcome.post_tax, self.weights) if self.outcome is not None else float("nan")
+        return self.outcome.gini_post_tax if self.outcome is not None else float("nan")
 
     # ------------------------------------------------------------------ dynamics
     def step(self) -> None:
@@ -394,8 +393,8 @@ class EconomyModel(mesa.Model):
             mean_pre_tax_income=_wmean(o.pre_tax, w),
             mean_post_tax_income=_wmean(o.post_tax, w),
             mean_utility=_wmean(o.utility, w),
-            gini_pre_tax=gini(o.pre_tax, w),
-            gini_post_tax=gini(o.post_tax, w),
+            gini_pre_tax=o.gini_pre_tax,
+            gini_post_tax=o.gini_post_tax,
             welfare_on="adjusted" if self._adjusted_now() else "raw",
         )
         if self.world is not None:
