@@ -89,7 +89,8 @@ def test_slope_of_tax_in_the_rebate_matches_finite_differences():
     us = TaxSchedule.us_federal(2024, "single")
     u = IsoelasticUtility()
     r, d = 9_000.0, 0.5
-    h, dtax = brm._hours_and_dtax(us, w, u, r, (0.0, 100.0))
+    h, dtax, tax_here = brm._hours_and_dtax(us, w, u, r, (0.0, 100.0))
+    np.testing.assert_allclose(tax_here, us.tax(w * h), rtol=1e-12, atol=1e-7)  # from the segment
     tax = lambda rr: us.tax(w * brm.best_response(us, w, u, rr))  # noqa: E731
     fd = (tax(r + d) - tax(r - d)) / (2 * d)
     # agents at a kink have slope 0 on both sides unless within d of leaving it

@@ -140,7 +140,11 @@ def test_mean_hours_standard_error_matches_the_closed_form():
         # the same error model without the attribute refit (the closed form has none)
         bare = dataclasses.replace(plan, codes=None)
         nofit = orig(model, schedule, bare, split, rational, valid, 400, np.random.default_rng(1))
-        seen.update(plan=plan, sigma=split.sigma, base=rational + split.pred, out=out, nofit=nofit)
+        # and on a uniform half of the workers (what pooling_errors does at large N)
+        sampled = orig(model, schedule, bare, split, rational, valid, 400, np.random.default_rng(2),
+                       sample=N // 2, per_representative=0)
+        seen.update(plan=plan, sigma=split.sigma, base=rational + split.pred, out=out, nofit=nofit,
+                    sampled=sampled)
         return out
 
     mp = pytest.MonkeyPatch()
@@ -168,4 +172,9 @@ def test_mean_hours_standard_error_matches_the_closed_form():
     # refitting the attribute effects on 200 replies adds variance (about rank / r of it,
     # the regression estimator's overfit), never removes it
     assert closed * 0.95 < seen["out"]["pool_se_mean_hours"] < closed * 1.5
+    # sampled: the closed form of a uniform sample of S = N / 2 workers (f = 1/2), whose
+    # representatives' noise is shared: sigma sqrt(sum m_r^2 / N^2 + (2 - f) / S) / mean
+    s_n, f = N // 2, 0.5
+    closed_s = seen["sigma"] * np.sqrt(np.sum(size**2) / N**2 + (2 - f) / s_n) / np.mean(seen["base"])
+    assert seen["sampled"]["pool_se_mean_hours"] == pytest.approx(closed_s, rel=0.1)
     assert 3.0 < seen["sigma"] < 5.5  # the replies' noise SD 4 h, plus what the attribute model misses

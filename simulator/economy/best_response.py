@@ -186,9 +186,11 @@ def _progressive_log_best_response(schedule, w, utility, rebate: float, lmin: fl
     :func:`_progressive_best_response` is one ``searchsorted`` of the wages.  The
     segment solve is :func:`~simulator.economy.utility._log_utility_hours`'s.
 
-    Returns ``(hours, dtax)``: with ``slope``, ``dtax`` is each agent's d tax / d rebate
-    (dollars per dollar: the marginal rate times the wage times d hours / d rebate,
-    ``-l / (p c + nw l)`` at an interior solution, 0 at a kink or bound), else None.
+    Returns ``(hours, dtax, tax)``: with ``slope``, ``dtax`` is each agent's d tax / d
+    rebate (dollars per dollar: the marginal rate times the wage times d hours / d
+    rebate, ``-l / (p c + nw l)`` at an interior solution, 0 at a kink or bound) and
+    ``tax`` its tax at those hours from its segment (``t_k z - I_k``, dollars a year),
+    else both None.
     """
     lower, upper, rate, intercept = schedule.segments()
     p = 1.0 / float(utility.frisch)
@@ -213,27 +215,29 @@ def _progressive_log_best_response(schedule, w, utility, rebate: float, lmin: fl
     v = intercept[k] + rebate
     h = _log_utility_hours(nw, v, utility.frisch, psi, lo, hi)
     if not slope:
-        return h, None
+        return h, None, None
     interior = (h > lo) & (h < hi)
     dh = np.where(interior, -h / (p * (nw * h + v) + nw * h), 0.0)
-    return h, rate[k] * safe_w * dh
+    t_k = rate[k]
+    return h, t_k * safe_w * dh, t_k * (safe_w * h) - intercept[k]
 
 
 def _hours_and_dtax(schedule, w, utility, rebate: float, bounds):
-    """``(hours, d tax / d rebate)`` per agent on the fast path, or None elsewhere.
+    """``(hours, d tax / d rebate, tax)`` per agent on the fast path, or None elsewhere.
 
-    The slope is what :func:`equilibrium`'s Newton step on the rebate needs; blocks of
+    The slope is what :func:`equilibrium`'s Newton step on the rebate needs, the tax
+    (dollars a year, from each agent's segment) what its rebate adds up; blocks of
     agents run on the thread pool as :func:`best_response`'s do."""
     if (isinstance(utility, FixedCostUtility) or getattr(schedule, "per_agent", False)
             or not schedule.is_progressive or not _log_fast(schedule, utility, rebate)):
         return None
     lmin, lmax = bounds
-    hours, dtax = np.empty_like(w), np.empty_like(w)
+    hours, dtax, tax = np.empty_like(w), np.empty_like(w), np.empty_like(w)
 
     def work(start: int) -> None:
         sl = slice(start, min(start + CHUNK, w.size))
-        h, d = _progressive_log_best_response(schedule, w[sl], utility, rebate, lmin, lmax, slope=True)
-        hours[sl], dtax[sl] = h, d
+        hours[sl], dtax[sl], tax[sl] = _progressive_log_best_response(schedule, w[sl], utility, rebate,
+                                                                      lmin, lmax, slope=True)
 
     if w.size > 2 * CHUNK:
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -241,7 +245,10 @@ def _hours_and_dtax(schedule, w, utility, rebate: float, bounds):
     else:
         work(0) if w.size <= CHUNK else [work(s) for s in range(0, w.size, CHUNK)]
     positive = w > 0
-    return np.where(positive, hours, lmin), np.where(positive, dtax, 0.0)
+    if positive.all():
+        return hours, dtax, tax
+    h = np.where(positive, hours, lmin)
+    return h, np.where(positive, dtax, 0.0), np.where(positive, tax, schedule.tax(np.maximum(w, 0.0) * h))
 
 
 def _progressive_best_response(schedule, w, utility, rebate, lmin, lmax):
@@ -420,8 +427,8 @@ def _equilibrium_newton(schedule, w, utility, rebate_share, hours_bounds, weight
         got = _hours_and_dtax(schedule, w, utility, r, (lmin, lmax))
         if got is None:
             return None
-        h, dtax = got
-        implied = rebate_of(h)
+        h, dtax, tax = got
+        implied = lump_sum_rebate(tax, rebate_share, weights, requirement)
         g = implied - r
         if abs(g) <= max(tol, 1e-9 * abs(r)):
             return h, implied

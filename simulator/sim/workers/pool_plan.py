@@ -292,7 +292,8 @@ def slot_weights(plan: Plan, weights: np.ndarray | None) -> np.ndarray:
 
 
 def attribute_effects(codes: np.ndarray, plan: Plan, values: np.ndarray, valid: np.ndarray,
-                      weights: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+                      weights: np.ndarray | None = None,
+                      rows: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Additive attribute effects on ``values`` fitted on the representatives.
 
     A weighted least-squares fit (weights: the population mass each representative
@@ -302,7 +303,8 @@ def attribute_effects(codes: np.ndarray, plan: Plan, values: np.ndarray, valid: 
     design the weighted residuals sum to zero, so the pooled mean deviation is the
     regression (GREG) estimator over the population's own attributes.  Returns the
     prediction for every worker (``(n,)``, from per-attribute lookups, no ``n x p``
-    matrix) and the number of effective parameters (the design's rank).
+    matrix) and the number of effective parameters (the design's rank); ``rows``:
+    the prediction for those workers only (``(len(rows),)``).
 
     (A ridge penalty on the effects was tried: it shrinks the between-attribute part of
     workers whose cell was merged and biases the SD of hours down by 5-9 % at small
@@ -313,9 +315,10 @@ def attribute_effects(codes: np.ndarray, plan: Plan, values: np.ndarray, valid: 
     offset = np.concatenate([[1], 1 + np.cumsum(radix)[:-1]])
     reps = plan.reps[valid]
     r = reps.size
+    out_codes = codes if rows is None else codes[rows]
     if r < 2:
         mean = float(values[valid].mean()) if r else 0.0
-        return np.full(n, mean), 1
+        return np.full(out_codes.shape[0], mean), 1
     p = int(1 + radix.sum())
     x = np.zeros((r, p))
     x[:, 0] = 1.0
@@ -325,9 +328,9 @@ def attribute_effects(codes: np.ndarray, plan: Plan, values: np.ndarray, valid: 
     w = slot_weights(plan, weights)[valid]
     sw = np.sqrt(np.maximum(w, 1e-12 * max(float(w.max()), 1e-300)))
     coef, _, rank, _ = np.linalg.lstsq(x * sw[:, None], values[valid] * sw, rcond=None)
-    pred = np.full(n, coef[0])
+    pred = np.full(out_codes.shape[0], coef[0])
     for j in range(k):
-        pred += coef[offset[j]:offset[j] + radix[j]][codes[:, j]]
+        pred += coef[offset[j]:offset[j] + radix[j]][out_codes[:, j]]
     return pred, int(rank)
 
 
@@ -460,6 +463,33 @@ class PoolingState:
 
     spreads: dict[str, dict[tuple, tuple[float, int]]] = field(default_factory=dict)
     asks: int = 0
+    #: codes of the attributes that do not change during a run (all but ``hours_band``),
+    #: computed once per population frame (:func:`make_plan`); not checkpointed
+    static_codes: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def codes_for(self, population: pd.DataFrame, names: list[str], cfg: PoolingConfig,
+                  last_hours: np.ndarray, subset: np.ndarray | None = None) -> np.ndarray:
+        """:func:`attribute_codes` of ``population`` (rows ``subset``), the static
+        columns taken from the codes computed at the first call for this frame."""
+        key = (tuple(names), tuple(cfg.age_edges), tuple(cfg.wage_edges))
+        got = self.static_codes.get(key)
+        if got is None or got[0] is not population:  # (the frame itself is kept: no id reuse)
+            fixed = [nm for nm in names if nm != "hours_band"]
+            got = (population, attribute_codes(population, fixed, cfg, np.zeros(len(population))))
+            self.static_codes.clear()
+            self.static_codes[key] = got
+        fixed_codes = got[1] if subset is None else got[1][subset]
+        lh = last_hours if subset is None else last_hours[subset]
+        out = np.empty((fixed_codes.shape[0], len(names)), dtype=np.int64)
+        j_fixed = 0
+        for j, nm in enumerate(names):
+            if nm == "hours_band":
+                out[:, j] = np.clip(np.searchsorted(np.asarray(cfg.hours_edges, float),
+                                                    np.asarray(lh, float), side="right") - 1, 0, None)
+            else:
+                out[:, j] = fixed_codes[:, j_fixed]
+                j_fixed += 1
+        return out
 
     def spread_of(self, question: str, cells: Cells, prior: float, prior_df: float = 10.0) -> np.ndarray:
         """Each cell's spread for the allocation: its last measured SD shrunk towards the
@@ -514,10 +544,8 @@ def make_plan(
     ``subset``: restrict to these workers (e.g. the voters); plan indices then refer to
     positions in ``subset``.
     """
-    pop = population if subset is None else population.iloc[subset]
-    lh = last_hours if subset is None else last_hours[subset]
-    codes = attribute_codes(pop, cfg.attributes, cfg, lh)
-    n = len(pop)
+    codes = state.codes_for(population, list(cfg.attributes), cfg, last_hours, subset)
+    n = codes.shape[0]
     w = np.ones(n) if weights is None else (weights if subset is None else weights[subset])
     b = int(cfg.budget if budget is None else budget)
     cells = build_cells(codes, w, max(1, int(b * cfg.cell_share)), cfg.attributes[0], limit=b)
