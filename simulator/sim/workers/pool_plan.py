@@ -237,14 +237,26 @@ class Plan:
     slot: np.ndarray
     per_cell: np.ndarray
     codes: np.ndarray | None = None
+    #: :func:`attribute_effects`'s factorised design per set of valid replies (the
+    #: replies change between the error model's replicates, the design does not)
+    fits: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
 
 def choose_representatives(
-    cells: Cells, per_cell: np.ndarray, sort_value: np.ndarray, rng: np.random.Generator
+    cells: Cells, per_cell: np.ndarray, sort_value: np.ndarray, rng: np.random.Generator,
+    value_order: np.ndarray | None = None,
 ) -> Plan:
-    """Systematic sampling within cells ordered by ``sort_value`` (see module docstring)."""
+    """Systematic sampling within cells ordered by ``sort_value`` (see module docstring).
+
+    ``value_order``: ``numpy.argsort(sort_value, kind="stable")`` when already known (the
+    wages do not change during a run): the order within cells is then one stable sort of
+    the cell indices, the same order as ``numpy.lexsort((sort_value, cells.of))``."""
     n = cells.of.size
-    order = np.lexsort((sort_value, cells.of))
+    if value_order is None:
+        order = np.lexsort((sort_value, cells.of))
+    else:
+        of = cells.of.astype(np.int16 if cells.n < 2**15 else np.int64)  # (a radix sort)
+        order = value_order[np.argsort(of[value_order], kind="stable")]
     start = np.concatenate([[0], np.cumsum(cells.count)[:-1]])
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n) - start[cells.of[order]]
@@ -311,23 +323,36 @@ def attribute_effects(codes: np.ndarray, plan: Plan, values: np.ndarray, valid: 
     budgets; plain least squares keeps it unbiased.)
     """
     n, k = codes.shape
-    radix = codes.max(axis=0) + 1
-    offset = np.concatenate([[1], 1 + np.cumsum(radix)[:-1]])
+    shape = plan.fits.get(("radix", id(codes)))
+    if shape is None:  # (one pass over every worker's codes per plan, not per fit)
+        radix = codes.max(axis=0) + 1
+        shape = plan.fits[("radix", id(codes))] = (radix, np.concatenate([[1], 1 + np.cumsum(radix)[:-1]]))
+    radix, offset = shape
     reps = plan.reps[valid]
     r = reps.size
     out_codes = codes if rows is None else codes[rows]
     if r < 2:
         mean = float(values[valid].mean()) if r else 0.0
         return np.full(out_codes.shape[0], mean), 1
-    p = int(1 + radix.sum())
-    x = np.zeros((r, p))
-    x[:, 0] = 1.0
-    rows = np.arange(r)
-    for j in range(k):
-        x[rows, offset[j] + codes[reps, j]] = 1.0
-    w = slot_weights(plan, weights)[valid]
-    sw = np.sqrt(np.maximum(w, 1e-12 * max(float(w.max()), 1e-300)))
-    coef, _, rank, _ = np.linalg.lstsq(x * sw[:, None], values[valid] * sw, rcond=None)
+    key = (np.asarray(valid, dtype=bool).tobytes(), None if weights is None else id(weights), id(codes))
+    fit = plan.fits.get(key)
+    if fit is None:
+        p = int(1 + radix.sum())
+        x = np.zeros((r, p))
+        x[:, 0] = 1.0
+        rows_r = np.arange(r)
+        for j in range(k):
+            x[rows_r, offset[j] + codes[reps, j]] = 1.0
+        w = slot_weights(plan, weights)[valid]
+        sw = np.sqrt(np.maximum(w, 1e-12 * max(float(w.max()), 1e-300)))
+        # the minimum-norm least-squares solution as numpy.linalg.lstsq (rcond=None)
+        # computes it, from the SVD: singular values below eps * max(r, p) * s_max dropped
+        u, sv, vt = np.linalg.svd(x * sw[:, None], full_matrices=False)
+        keep = sv > np.finfo(float).eps * max(x.shape) * (sv[0] if sv.size else 0.0)
+        proj = (vt[keep].T / sv[keep]) @ u[:, keep].T  # (p, r): coef = proj @ (y * sw)
+        fit = plan.fits[key] = (proj, sw, int(keep.sum()))
+    proj, sw, rank = fit
+    coef = proj @ (values[valid] * sw)
     pred = np.full(out_codes.shape[0], coef[0])
     for j in range(k):
         pred += coef[offset[j]:offset[j] + radix[j]][out_codes[:, j]]
@@ -467,6 +492,14 @@ class PoolingState:
     #: computed once per population frame (:func:`make_plan`); not checkpointed
     static_codes: dict = field(default_factory=dict, repr=False, compare=False)
 
+    def value_order(self, sort_value: np.ndarray) -> np.ndarray:
+        """``argsort(sort_value, kind="stable")``, kept while the same array is passed
+        (the wages of the hours question) and recomputed for any other."""
+        got = self.static_codes.get("order")
+        if got is None or got[0] is not sort_value:
+            got = self.static_codes["order"] = (sort_value, np.argsort(sort_value, kind="stable"))
+        return got[1]
+
     def codes_for(self, population: pd.DataFrame, names: list[str], cfg: PoolingConfig,
                   last_hours: np.ndarray, subset: np.ndarray | None = None) -> np.ndarray:
         """:func:`attribute_codes` of ``population`` (rows ``subset``), the static
@@ -476,7 +509,8 @@ class PoolingState:
         if got is None or got[0] is not population:  # (the frame itself is kept: no id reuse)
             fixed = [nm for nm in names if nm != "hours_band"]
             got = (population, attribute_codes(population, fixed, cfg, np.zeros(len(population))))
-            self.static_codes.clear()
+            for old_key in [k for k in self.static_codes if k != "order"]:
+                del self.static_codes[old_key]
             self.static_codes[key] = got
         fixed_codes = got[1] if subset is None else got[1][subset]
         lh = last_hours if subset is None else last_hours[subset]
@@ -555,6 +589,7 @@ def make_plan(
         rms = np.sqrt(np.bincount(cells.of, weights=w * sc * sc, minlength=cells.n) / np.maximum(cells.mass, 1e-300))
         spread = spread * rms
     per_cell = neyman_allocation(cells.mass, cells.count, spread, b)
-    plan = choose_representatives(cells, per_cell, sort_value, rng)
+    plan = choose_representatives(cells, per_cell, sort_value, rng,
+                                  state.value_order(sort_value) if subset is None else None)
     plan.codes = codes
     return plan
