@@ -223,7 +223,7 @@ def against(args, argv) -> int:
         if o is None:
             continue
         passes = f"{o['passes']} / {nw['passes']}" if nw["passes"] is not None else ""
-        print(f"{label:<{w}}  {o['s']:>7.3f}  {nw['s']:>7.3f}  {o['s'] / nw['s']:>7.2f}  "
+        print(f"{label:<{w}}  {o['s']:>7.4g}  {nw['s']:>7.4g}  {o['s'] / nw['s']:>7.2f}  "
               f"{o['cpu'] / nw['cpu']:>11.2f}  {o['s'] / best['old'][acc]['s']:>10.2f}  "
               f"{nw['s'] / best['new'][acc]['s']:>10.2f}  {passes}", flush=True)
     print(footer(started))
