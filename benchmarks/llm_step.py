@@ -16,8 +16,19 @@ server, from the ``server`` extra, that this script starts on 127.0.0.1 and stop
     second: workers decided / wall time of the step (cells, allocation, prompts, calls,
     carry-over).
 
-The prompts are real worker prompts of year 0 (Census personas, the 2024 schedule).
-Rates are prompts (or decisions) per second; each row is printed with its ratio to (a).
+The prompts are real worker prompts of year 0 (Census personas, the 2024 schedule) in
+the default (compact) layout.  Rates are prompts (or decisions) per second; each row is
+printed with its ratio to (a).
+
+Then the two prompt layouts (``workers.llm.prompt_layout``: verbose, the earlier one,
+and compact) on the same workers, one row each: ``tokens`` the mean prompt tokens per
+decision the backend reported (``Response.prompt_tokens``); from the chat-templated
+prompts tokenized with the embedded model's tokenizer (SmolLM2-135M, vocabulary only):
+``common`` the token prefix every prompt of the step shares (what a prefix cache such as
+vLLM's reuses across the batch), ``prev`` the mean tokens shared with the previous prompt
+in sorted order (what llama.cpp reuses from the prompt before), ``unshared`` the mean
+tokens a decision has to prefill when the common prefix is cached (tokens - common), and
+``per s`` the batched path (b) for that layout.
 """
 
 from __future__ import annotations
@@ -91,18 +102,84 @@ def llm_config(backend: str, base_url: str | None, cache: str, cache_path: str |
                      cache=cache, cache_path=cache_path, concurrency=4)
 
 
-def worker_requests(n: int, seed: int = 0):
+def worker_requests(n: int, seed: int = 0, layout: str = "compact"):
     from simulator.config.loading import scenario_from_dict
     from simulator.sim.model import EconomyModel
 
     sc = scenario_from_dict({
         "population": {"size": n, "source": "census"},
-        "workers": {"policy": "llm"}, "planner": {"kind": "us_federal"},
+        "workers": {"policy": "llm", "llm": {"prompt_layout": layout}}, "planner": {"kind": "us_federal"},
         "run": {"seed": seed, "mesa_agents": False}, "llm": {"backend": "scripted", "cache": "off"},
     })
     m = EconomyModel(sc, agent_objects=False)
     seeds = np.arange(1, n + 1)
     return m.policy.requests(m, m.schedule, m.expected_rebate, False, seeds)
+
+
+class Tokenizer:
+    """The embedded model's tokenizer and chat template (the GGUF's vocabulary only: no
+    weights are loaded), for the token prefixes of rendered prompts."""
+
+    def __init__(self) -> None:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        from simulator.llm.embedded import _import_llama_cpp, bundled_gguf
+
+        self.llm = _import_llama_cpp().Llama(model_path=str(bundled_gguf()), vocab_only=True, verbose=False)
+        meta = self.llm.metadata
+        special = [self.llm.detokenize([t], special=True).decode("utf-8", "replace") if t >= 0 else ""
+                   for t in (self.llm.token_eos(), self.llm.token_bos())]
+        self.fmt = Jinja2ChatFormatter(template=meta["tokenizer.chat_template"], eos_token=special[0],
+                                       bos_token=special[1])
+
+    def tokens(self, request) -> list[int]:
+        """The token ids of ``request`` as the embedded backend renders it (chat template,
+        generation prompt)."""
+        text = self.fmt(messages=[dict(m) for m in request.messages]).prompt
+        return self.llm.tokenize(text.encode(), add_bos=False, special=True)
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the common start of two token lists."""
+    n = min(len(a), len(b))
+    return next((k for k in range(n) if a[k] != b[k]), n)
+
+
+def prefix_stats(token_lists: list[list[int]]) -> dict[str, float]:
+    """``tokens`` (mean length), ``common`` (the prefix all share), ``prev`` (mean prefix
+    shared with the previous list once sorted, the first one sharing none) and
+    ``unshared`` (mean tokens beyond ``common``)."""
+    if not token_lists:
+        raise ValueError("no prompts")
+    lengths = [len(t) for t in token_lists]
+    common = min(lengths)
+    for t in token_lists[1:]:
+        common = min(common, common_prefix(token_lists[0], t))
+    ordered = sorted(token_lists)
+    prev = [0] + [common_prefix(a, b) for a, b in zip(ordered, ordered[1:], strict=False)]
+    mean = sum(lengths) / len(lengths)
+    return {"tokens": mean, "common": float(common), "prev": sum(prev) / len(prev), "unshared": mean - common}
+
+
+def compare_layouts(backend: str, args, base_url: str | None, tok: Tokenizer | None) -> list[tuple]:
+    """One row per prompt layout: (layout, backend prompt tokens, common, prev, unshared, per s)."""
+    from simulator.llm import build_llm
+
+    rows = []
+    llm = build_llm(llm_config(backend, base_url, "off"))
+    try:
+        llm.generate(worker_requests(4)[:4])  # load the model / start the pool outside the timing
+        for layout in ("verbose", "compact"):
+            reqs = worker_requests(args.prompts, layout=layout)
+            t0 = time.perf_counter()
+            out = llm.generate(reqs)
+            rate = len(reqs) / (time.perf_counter() - t0)
+            told = sum(r.prompt_tokens for r in out) / len(out)
+            st = prefix_stats([tok.tokens(r) for r in reqs]) if tok is not None else None
+            rows.append((layout, told, st, rate))
+    finally:
+        llm.close()
+    return rows
 
 
 def pooled_step(config, n: int, budget: int) -> tuple[float, int]:
@@ -174,13 +251,20 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--prompts, --pooled-n and --pooled-budget must be >= 1")
     started = time.perf_counter()
     print(header(__file__, argv), flush=True)
+    try:
+        tok = Tokenizer()
+    except Exception as exc:  # noqa: BLE001 - the layout rows then give the backend's counts only
+        print(f"embedded tokenizer unavailable ({type(exc).__name__}: {exc}): no prefix columns")
+        tok = None
     measured = 0
     for backend in args.backends:
         server = None
         try:
             if backend == "server":
                 server = LlamaServer()
-            rows = measure(backend, args, server.base_url if server else None)
+            url = server.base_url if server else None
+            rows = measure(backend, args, url)
+            layouts = compare_layouts(backend, args, url, tok)
         except Exception as exc:  # noqa: BLE001 - report and go on with the next backend
             print(f"{backend}: skipped ({type(exc).__name__}: {exc})")
             continue
@@ -192,6 +276,16 @@ def main(argv: list[str] | None = None) -> int:
         base = rows[0][1]
         for name, rate, note in rows:
             print(f"{name:<32} {rate:>10.2f} {rate / base:>8.1f}  {note}", flush=True)
+        print(f"\n{'prompt layout':<14} {'tokens':>8} {'common':>8} {'prev':>8} {'unshared':>9} {'per s':>8}")
+        for layout, told, st, rate in layouts:
+            pre = (f"{'-':>8} {'-':>8} {'-':>9}" if st is None
+                   else f"{st['common']:>8.0f} {st['prev']:>8.1f} {st['unshared']:>9.1f}")
+            print(f"{layout:<14} {told:>8.1f} {pre} {rate:>8.2f}", flush=True)
+        (_, v, sv, _), (_, c, sc, _) = layouts
+        note = f"compact / verbose: tokens {c / v:.2f}"
+        if sv is not None:
+            note += f", unshared {sc['unshared'] / sv['unshared']:.2f}"
+        print(note)
         measured += 1
     print(footer(started))
     return 0 if measured else 1

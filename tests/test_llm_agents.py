@@ -81,9 +81,10 @@ def test_worker_prompt_shares_a_prefix_and_carries_persona_and_core_numbers(tmp_
     z = 40 * model.wages[3]
     rebate = model.history[0]["rebate"]  # the rebate workers expect in year 1
     post = z - float(sched.tax(z)) + rebate
-    row = f"40 | ${z:,.0f} | ${float(sched.tax(z)):,.0f} | ${rebate:,.0f} | ${post:,.0f}"
+    row = f"40 | ${float(sched.tax(z)):.0f} | ${post:.0f} |"  # the compact layout: hours | tax | take-home
     assert row in user
-    assert "Your past years:" in user and "Your best year so far" in user
+    assert f"Expected rebate: ${rebate:.0f}." in systems.pop()
+    assert "Past years (hours, take-home, utility): year 0: 40, " in user and "(best)" in user
     assert year1[0].constraint.schema["properties"]["hours"] == {"type": "integer", "minimum": 0, "maximum": 100}
 
 
@@ -116,8 +117,8 @@ def test_exploration_steps_within_a_year(tmp_path):
     m = EconomyModel(sc, llm=build_llm(sc.llm, script=fn))
     m.run()
     systems = [c.messages[0]["content"] for c in fn.calls if c.tag == "worker"]
-    assert sum("try an amount of hours" in s for s in systems) == 8
-    assert sum("deciding step" in s for s in systems) == 4
+    assert sum("Early step: try hours you have not tried" in s for s in systems) == 8
+    assert sum("Deciding step:" in s for s in systems) == 4
     temps = {c.temperature for c in fn.calls}
     assert len(temps) == 2
 
@@ -253,7 +254,7 @@ def test_behaviour_command_with_scripted_llm(capsys):
     def responsive(req):
         # more hours when the top marginal rate shown is lower
         text = req.messages[0]["content"]
-        top = float(text.split("and above")[1].split("%")[0])
+        top = float(text.split("% above")[0].rsplit(" ", 1)[1])  # the compact schedule line's last bracket
         return json.dumps({"hours": int(round(60 - top))})
 
     rep = measure_behaviour(sc, llm=build_llm(sc.llm, script=responsive))

@@ -160,7 +160,8 @@ def test_pooling_state_checkpoint_roundtrip():
 # --------------------------------------------------------------------------- validity
 EDU_EFFECT = {"less than": -2.0, "high-school": -1.0, "some college": 0.0, "associate": 0.5,
               "bachelor": 1.0, "master": 2.0, "advanced": 2.0, "doctor": 2.0, "professional": 2.0}
-_SCHED = re.compile(r"\$([\d,]+)(?: to \$[\d,]+| and above)\s+([\d.]+)%")
+#: a bracket of the compact prompt's schedule line: "12% to $47150" or, the last one, "37% above"
+_SCHED = re.compile(r"([\d.]+)% (?:to \$(\d+)|above)")
 
 
 def _num(s: str) -> float:
@@ -186,9 +187,10 @@ def scripted_worker(utility=IsoelasticUtility(), bounds=(0.0, 100.0), noise_sd=2
             return factory.demo_reply(req)
         sched = cache.get(system)
         if sched is None:
-            rows = _SCHED.findall(system)
-            sched = cache[system] = TaxSchedule([_num(a) for a, _ in rows], [float(b) / 100 for _, b in rows])
-        m = re.search(r"Expected rebate per person this year: (-?)\$([\d,]+)", system)
+            rows = _SCHED.findall(system.split("\nRates", 1)[1])
+            uppers = [_num(t) for _, t in rows if t]
+            sched = cache[system] = TaxSchedule([0.0, *uppers], [float(r) / 100 for r, _ in rows])
+        m = re.search(r"Expected rebate: (-?)\$([\d,]+)", system)
         rebate = (-1 if m.group(1) else 1) * _num(m.group(2))
         wage = _num(re.search(r"Your wage: \$([\d,]+) a year", user).group(1))
         br = float(best_response(sched, np.array([wage]), utility, rebate, bounds)[0])

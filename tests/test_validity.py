@@ -47,19 +47,27 @@ def _money(s: str) -> float:
     return float(s.replace("$", "").replace(",", ""))
 
 
+def _marginal_rate(system: str, income: float) -> float:
+    """The marginal rate at ``income`` of the compact prompt's schedule line
+    ("Rates[ after a $D deduction]: 10% to $11600, ..., 37% above.")."""
+    line = system.split("\nRates", 1)[1].splitlines()[0]
+    ded = re.match(r" after a \$(\d+) deduction", line)
+    taxable = income - (float(ded.group(1)) if ded else 0.0)
+    for rate, upper in re.findall(r"([\d.]+)% (?:to \$(\d+)|above)", line):
+        if not upper or taxable < float(upper):
+            return float(rate) / 100
+    raise AssertionError(line)
+
+
 def parse(req) -> dict:
     system, user = req.messages[0]["content"], req.messages[-1]["content"]
-    rows = {}
-    for line in user.splitlines():
-        parts = [p.strip() for p in line.split("|")]
-        if len(parts) == 6 and parts[0].isdigit():
-            rows[int(parts[0])] = (_money(parts[1]), _money(parts[2]))
-    (p30, t30), (p50, t50) = rows[30], rows[50]
+    wage = _money(re.search(r"Your wage: (\$[\d,]+) a year", user).group(1))
     return {
-        "rebate": _money(re.search(r"Expected rebate per person this year: (-?\$[\d,]+)", system).group(1)),
-        "wage": _money(re.search(r"Your wage: (\$[\d,]+) a year", user).group(1)),
+        "rebate": _money(re.search(r"Expected rebate: (-?\$[\d,]+)", system).group(1)),
+        "wage": wage,
         "usual": int(re.search(r"You usually work (\d+) hour", user).group(1)),
-        "net_of_tax": 1.0 - (t50 - t30) / (p50 - p30),
+        # the rate at 40 hours (taxed from the first dollar: the statutory rate the replies are calibrated on)
+        "net_of_tax": 1.0 - _marginal_rate(system, 40 * wage),
         "woman": " woman " in user,
         "age": int(re.search(r"(\d+)-year-old", user).group(1)),
         "degree": "bachelor's degree" in user or "graduate degree" in user,
@@ -225,6 +233,18 @@ def test_position_share_counts_answers_that_follow_the_row():
     # 40 sits in row 3, which shows 30 once reversed; 20 sits in row 1, which then shows 50
     assert position_share(base, np.array([30, 40, 50, 33]), levels, None) == pytest.approx(2 / 4)
     assert position_share(base, np.array([20, 40, 40, 30]), levels, None) == 0.0
+    # one table per worker (compact prompts): the same answers read against each worker's
+    # own rows, given as lists and with explicit reversed rows
+    own = [[0, 20, 40, 60], [20, 40, 50], [20, 30, 60], [0, 33, 40]]
+    rev = [r[::-1] for r in own]
+    # worker 0: 40 in row 2, reversed row 2 shows 20; worker 1: 40 in row 1, still 40 (not
+    # counted); worker 2: 20 in row 0, reversed shows 60; worker 3: 33 in row 1, still 33
+    assert position_share(base, np.array([20, 40, 60, 33]), own, None) == pytest.approx(2 / 4)
+    assert position_share(base, np.array([20, 40, 60, 33]), own, None, rev) == pytest.approx(2 / 4)
+    # reversed rows that do not mirror (a row the layout keeps in place) are taken as given
+    fixed = [[0, 60, 40, 20], [50, 40, 20], [60, 30, 20], [0, 40, 33]]
+    # (worker 0 and 1: the row keeps its level; 2 follows 20 -> 60; 3 follows 33 -> 40)
+    assert position_share(base, np.array([20, 40, 60, 40]), own, None, fixed) == pytest.approx(2 / 4)
 
 
 def test_random_answers_change_with_the_seed_and_fill_the_range(reports):

@@ -419,6 +419,14 @@ class LLMWorkerOptions(_Strict):
     temperature: float = Field(0.7, ge=0, le=2)
     history: int = Field(3, ge=0, le=20, description="own past years shown")
     hour_levels: list[float] = Field([0, 20, 30, 40, 50, 60], description="rows of the take-home table")
+    prompt_layout: Literal["compact", "verbose"] = Field(
+        "compact", description="worker prompt layout. compact: what every worker shares first (instructions, "
+        "reply format, schedule, rebate, then the year and cue), a take-home table of a few rows (0 hours "
+        "where people may not work, last year's hours, and the first, middle and last of hour_levels less "
+        "the one nearest to them), past years in one line; half the tokens of verbose or fewer. verbose: "
+        "the layout of earlier releases (every hour_levels row, pre-tax and rebate columns), to reproduce "
+        "their runs",
+    )
     max_tokens: int = Field(16, ge=4, le=512)
     bounded: bool = Field(False, description="ask the yearly satisfaction question")
     satisfaction_scale: float = Field(0.9, gt=0, le=1, description="utility factor when dissatisfied")

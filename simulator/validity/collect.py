@@ -238,6 +238,11 @@ def run_validity(
             h_wage = asker.ask("wage", f"x{wage_factor:g}", base, r0, seeds, wages=w * wage_factor)
             h_seed = asker.ask("consistency", "another seed", base, r0, _seeds(scenario, n, 1))
             levels = list(policy.options.hour_levels)
+            # the rows each worker's table shows (a compact prompt's are its own), before and
+            # after the reversal, read on the model the questions were asked on
+            rows_shown = policy.table_hours(model)
+            rows_reversed = LLMWorkerPolicy(policy.options.model_copy(
+                update={"hour_levels": levels[::-1]})).table_hours(model)
             h_rev = asker.ask("consistency", "rows reversed", base, r0, seeds, hour_levels=levels[::-1])
         finally:
             prog.close()
@@ -290,8 +295,8 @@ def run_validity(
             checks.append(unmeasurable("persona.sensitivity", persona_why, n))
         checks.append(persona.wage_check(h0, h_wage, wage_factor, noise, weights, rat_wage))
         checks.append(consistency.seed_check(h0, h_seed, weights))
-        checks.append(consistency.order_check(h0, h_rev, levels, consistency.share_moved(h0, h_seed, weights),
-                                              weights))
+        checks.append(consistency.order_check(h0, h_rev, rows_shown, consistency.share_moved(h0, h_seed, weights),
+                                              weights, rows_reversed))
         checks += reliability.fallback_checks(replies)
         fell = 1.0 - float(replies["answered"].mean()) if len(replies) else 0.0
         if fell > scenario.llm.max_failure_rate:  # the numbers describe the fallbacks, not the model

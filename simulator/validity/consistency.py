@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from simulator.config.validity_names import OUTSIDE, WITHIN
@@ -20,18 +18,30 @@ def share_moved(a: np.ndarray, b: np.ndarray, weights: np.ndarray | None) -> flo
     return wmean((np.abs(np.asarray(b, float) - np.asarray(a, float)) > MOVE_HOURS).astype(float), weights)
 
 
-def position_share(base: np.ndarray, reversed_: np.ndarray, levels: Sequence[float],
-                   weights: np.ndarray | None) -> float:
+def position_share(base: np.ndarray, reversed_: np.ndarray, levels, weights: np.ndarray | None,
+                   reversed_levels=None) -> float:
     """Share of workers whose answer after the reversal is the level now shown in the row
-    their first answer occupied (only rows whose level changes with the reversal count)."""
-    lv = np.asarray(levels, dtype=float)
-    rev = lv[::-1]
+    their first answer occupied (only rows whose level changes with the reversal count).
+
+    ``levels``: the table's hours in the order shown, one sequence for every worker or
+    one per worker (a compact prompt's rows are the worker's own); ``reversed_levels``:
+    the rows of the reversed tables in the same form (default: each ``levels`` reversed).
+    """
     b = np.asarray(base, float)
     r = np.asarray(reversed_, float)
-    row = np.array([int(np.flatnonzero(lv == x)[0]) if np.any(lv == x) else -1 for x in b])
-    ok = row >= 0
+    per_worker = len(levels) > 0 and np.ndim(levels[0]) > 0
+    lvs = list(levels) if per_worker else [levels] * b.size
+    if reversed_levels is None:
+        revs = [list(x)[::-1] for x in lvs]
+    else:
+        revs = list(reversed_levels) if per_worker else [reversed_levels] * b.size
     follows = np.zeros(b.size, dtype=float)
-    follows[ok] = ((r[ok] == rev[row[ok]]) & (rev[row[ok]] != lv[row[ok]])).astype(float)
+    for i in range(b.size):
+        lv, rev = np.asarray(lvs[i], dtype=float), np.asarray(revs[i], dtype=float)
+        at = np.flatnonzero(lv == b[i])
+        if at.size and at[0] < rev.size:
+            k = int(at[0])
+            follows[i] = float(r[i] == rev[k] and rev[k] != lv[k])
     return wmean(follows, weights)
 
 
@@ -48,12 +58,13 @@ def seed_check(base: np.ndarray, reseeded: np.ndarray, weights: np.ndarray | Non
     return res
 
 
-def order_check(base: np.ndarray, reversed_: np.ndarray, levels: Sequence[float], seed_moved: float,
-                weights: np.ndarray | None) -> CheckResult:
+def order_check(base: np.ndarray, reversed_: np.ndarray, levels, seed_moved: float,
+                weights: np.ndarray | None, reversed_levels=None) -> CheckResult:
+    """``levels``, ``reversed_levels``: the rows shown, as :func:`position_share` takes them."""
     n = len(base)
     if n < MIN_WORKERS:
         return unmeasurable("consistency.order", f"needs at least {MIN_WORKERS} workers, have {n}", n)
-    pos = position_share(base, reversed_, levels, weights)
+    pos = position_share(base, reversed_, levels, weights, reversed_levels)
     moved = share_moved(base, reversed_, weights)
     res = ranged("consistency.order", value=pos, n=n,
                  detail=f"{moved:.0%} of answers moved by more than {MOVE_HOURS:g} h "

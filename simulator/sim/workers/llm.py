@@ -1,11 +1,15 @@
 """LLM workers: each worker asks the language model how many hours to work.
 
-One prompt per worker per step, built from the shared part (instructions, this year's
-schedule, the expected rebate, an explore/exploit cue) followed by the worker's own part
-(persona, wage, a take-home table computed by the core at several hour levels, its last
-few years and its best year).  Replies are constrained to ``{"hours": <int lo..hi>}``;
-a reply that still cannot be used falls back to the worker's last-year hours (first
-year: the rational best response), is counted, and never stops the run.
+One prompt per worker per step, built from the shared part (the system message:
+instructions, the reply format, this year's schedule, the expected rebate, then the year
+and an explore/exploit cue, so that what changes between steps comes last) followed by
+the worker's own part (persona, wage, a take-home table computed by the core at a few
+hour levels, its last few years and its best year).  ``workers.llm.prompt_layout``
+chooses the compact layout (default; a few rows, one line of past years, about half the
+tokens) or the verbose one of earlier releases (every ``hour_levels`` row; byte for byte
+as they built it).  Replies are constrained to ``{"hours": <int lo..hi>}``; a reply that
+still cannot be used falls back to the worker's last-year hours (first year: the
+rational best response), is counted, and never stops the run.
 
 With ``bounded: true`` every worker is also asked once a year whether it is satisfied
 with the tax policy (yes/no); a "no" lowers the utility it sees by
@@ -26,12 +30,17 @@ from simulator.economy.best_response import best_response
 from simulator.economy.tax import TaxSchedule
 from simulator.llm import Request, choices, integer_field, json_object_constraint
 from simulator.sim.prompts import (
+    dollars,
+    household_taxes_compact_text,
     household_taxes_text,
     money,
     rebate_phrase,
+    schedule_compact_text,
     schedule_text,
     table,
     take_home_grid,
+    utility_decimals,
+    utility_text,
 )
 from simulator.sim.workers.base import WorkerPolicy
 from simulator.sim.workers.pool_ask import ask_hours_pooled, satisfaction_pooled
@@ -55,14 +64,78 @@ def system_text(rebate_share: float, participation: bool = False) -> str:
     return text
 
 
+def system_text_compact(rebate_share: float, participation: bool = False, household: bool = False) -> str:
+    """The compact layout's instructions (what every worker of every step shares)."""
+    if rebate_share >= 1.0:
+        back = "all revenue returns as an equal rebate, in take-home"
+    elif rebate_share <= 0.0:
+        back = "no revenue returns to the workers"
+    else:
+        back = f"{rebate_share:.0%} of revenue returns as an equal rebate, in take-home"
+    text = (
+        "Choose your weekly work hours this tax year. Income (wage times hours) is taxed at the marginal "
+        f"rates below; {back}. Utility (higher is better) weighs money against free time."
+    )
+    if participation:
+        text += " 0 hours: not working; working has a yearly cost (commuting, childcare, time), in utility."
+    if household:
+        text += " Take-home and tax are your household's (tax: income tax after credits, plus payroll tax)."
+    return text
+
+
 def hour_levels(model: EconomyModel, levels) -> list[float]:
     """The take-home table's rows: the scenario's, with 0 hours when not working is an option."""
     levels = [float(x) for x in levels]
     if model.participation and 0.0 not in levels:
         levels = [0.0, *levels]
     return levels
+
+
+def compact_rows(levels, last, bounds: tuple[float, float], participation: bool,
+                 spread: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The compact take-home table's hours, one row of ``(n, k)`` per worker, and how
+    many of each row's first entries are the table (the rest repeat its last one).
+
+    The table: 0 hours where people may not work, then ``spread`` positive hours: the
+    worker's last hours (``last``, rounded, within ``bounds``) and the ``spread`` positive
+    ``levels`` spread over their range (first, middle, last) without the one nearest to
+    the last hours, so the rows span the range and include where the worker stands.  Rows
+    keep the order of ``levels`` (descending when they are given descending: the
+    validity report's reversed-rows check)."""
+    pos = list(dict.fromkeys(float(x) for x in levels if float(x) > 0))
+    desc = len(pos) > 1 and pos[0] > pos[-1]
+    pos = sorted(pos)
+    if len(pos) > spread:
+        pos = [pos[int(k)] for k in np.unique(np.rint(np.linspace(0, len(pos) - 1, spread)).astype(int))]
+    lo, hi = bounds
+    last = np.rint(np.clip(np.asarray(last, dtype=float), max(lo, 0.0), hi))
+    n = last.size
+    width = (1 if participation else 0) + max(len(pos), 1) + 1
+    out = np.zeros((n, width))
+    counts = np.zeros(n, dtype=np.int64)
+    grid = np.asarray(pos, dtype=float)
+    for p in range(n):
+        h = last[p]
+        rows = set(pos)
+        if rows and h not in rows and (h > 0 or not participation):
+            if len(pos) >= spread:  # make room: drop the level nearest the last hours
+                rows.discard(pos[int(np.argmin(np.abs(grid - h)))])
+            rows.add(h)
+        elif not rows:
+            rows = {h}
+        if participation:
+            rows.add(0.0)
+        r = sorted(rows, reverse=desc)
+        counts[p] = len(r)
+        out[p, :len(r)] = r
+        out[p, len(r):] = r[-1]
+    return out, counts
+
+
 EXPLORE = "This is an early step of the year: try an amount of hours you have not tried, to learn."
 EXPLOIT = "This is the deciding step of the year: choose the hours you believe are best for you."
+EXPLORE_COMPACT = "Early step: try hours you have not tried, to learn."
+EXPLOIT_COMPACT = "Deciding step: choose the hours you believe are best for you."
 
 
 class LLMWorkerPolicy(WorkerPolicy):
@@ -85,6 +158,24 @@ class LLMWorkerPolicy(WorkerPolicy):
 
     # ------------------------------------------------------------------ prompts
     def shared_prefix(self, model: EconomyModel, schedule: TaxSchedule, rebate: float, explore: bool) -> str:
+        """The system message, identical for every worker of a step (``prompt_layout``)."""
+        if self.options.prompt_layout == "verbose":
+            return self._shared_prefix_verbose(model, schedule, rebate, explore)
+        lo, hi = model.hours_bounds
+        low = 0.0 if model.participation else lo
+        # one step a year: every step decides, no cue
+        cue = "" if model.steps_per_year <= 1 else f" {EXPLORE_COMPACT if explore else EXPLOIT_COMPACT}"
+        # what never changes in a run first, then the year's schedule and rebate, then the step's cue
+        return (
+            f"{system_text_compact(model.rebate_share, model.participation, model.world is not None)}\n"
+            f'Reply {{"hours": N}}, N from {low:.0f} to {hi:.0f}.\n'
+            f"{schedule_compact_text(schedule)}\n"
+            f"Expected rebate: {dollars(rebate)}.\n"
+            f"Tax year {model.year}.{cue}"
+        )
+
+    def _shared_prefix_verbose(self, model: EconomyModel, schedule: TaxSchedule, rebate: float,
+                               explore: bool) -> str:
         lo, hi = model.hours_bounds
         cue = EXPLORE if explore else EXPLOIT
         return (
@@ -100,6 +191,92 @@ class LLMWorkerPolicy(WorkerPolicy):
         ``in_work_benefit`` (dollars a year, one per worker of the population): a payment
         to those who work, added to the table's positive-hours rows and said in words
         (the validity report's participation reform)."""
+        if self.options.prompt_layout == "verbose":
+            return self._worker_parts_verbose(model, schedule, rebate, idx, in_work_benefit)
+        return self._worker_parts_compact(model, schedule, rebate, idx, in_work_benefit)
+
+    def table_hours(self, model: EconomyModel, idx: np.ndarray | None = None) -> list[list[float]]:
+        """The hours of each worker's take-home rows, in the order its prompt shows them
+        (``prompt_layout``): what a reply's row position is read from."""
+        idx = np.arange(model.n_workers) if idx is None else np.asarray(idx, dtype=np.int64)
+        if self.options.prompt_layout == "verbose":
+            return [hour_levels(model, self.options.hour_levels)] * idx.size
+        levels, counts = compact_rows(self.options.hour_levels, self._last_hours(model, idx),
+                                      model.hours_bounds, model.participation)
+        return [levels[p, :counts[p]].tolist() for p in range(idx.size)]
+
+    @staticmethod
+    def _last_hours(model: EconomyModel, idx: np.ndarray) -> np.ndarray:
+        """Last year's hours (the first year: the hours the model starts from)."""
+        return np.asarray((model.agent_years[-1]["hours"] if model.agent_years else model.hours)[idx], dtype=float)
+
+    def _worker_parts_compact(self, model: EconomyModel, schedule: TaxSchedule, rebate: float,
+                              idx: np.ndarray | None, in_work_benefit: np.ndarray | None) -> list[str]:
+        """Persona, wage, a take-home table of a few rows (:func:`compact_rows`), the past
+        years in one line and the best year."""
+        o = self.options
+        idx = np.arange(model.n_workers) if idx is None else np.asarray(idx, dtype=np.int64)
+        levels, counts = compact_rows(o.hour_levels, self._last_hours(model, idx), model.hours_bounds,
+                                      model.participation)
+        grid = take_home_grid(model.budget(schedule, idx), model.wages[idx], levels, rebate,
+                              model.utility_subset(idx))
+        benefit = None
+        if in_work_benefit is not None:
+            benefit = np.asarray(in_work_benefit, dtype=float)[idx]
+            grid = dict(grid)
+            grid["post_tax"] = grid["post_tax"] + np.where(grid["hours"] > 0, benefit[:, None], 0.0)
+            grid["utility"] = model.utility_subset(idx)(grid["post_tax"], grid["hours"])
+        costs = support = None
+        if model.participation:
+            costs = np.broadcast_to(np.asarray(model.utility.fixed_cost, dtype=float), (model.n_workers,))[idx]
+            support = np.broadcast_to(np.asarray(model.utility.nonwork_income, dtype=float),
+                                      (model.n_workers,))[idx]
+        past = model.agent_years[-o.history:] if o.history else []
+        past_years = list(range(len(model.agent_years) - len(past), len(model.agent_years)))
+        shown_u = self.adjusted_history[-len(past):] if self.adjusted_history and past else None
+        all_u = (
+            np.stack([u[idx] for u in self.adjusted_history], 1) if self.adjusted_history
+            else np.stack([y["utility"][idx] for y in model.agent_years], 1) if model.agent_years else None
+        )
+        personas = [str(x) for x in model.population["persona"].iloc[idx]]  # (only the rows asked)
+        parts = []
+        for p, i in enumerate(idx):
+            k = int(counts[p])
+            d = utility_decimals(grid["utility"][p, :k])
+            rows = [[f"{levels[p, j]:.0f}", dollars(grid["tax"][p, j]), dollars(grid["post_tax"][p, j]),
+                     utility_text(grid["utility"][p, j], d)] for j in range(k)]
+            text = [personas[p], f"Your wage: {dollars(model.wages[i])} a year per weekly hour."]
+            if costs is not None:
+                was = past[-1]["hours"][i] if past else model.hours[i]
+                status = "worked" if was > 0 else "did not work"
+                cost = "more than you could earn" if not np.isfinite(costs[p]) else f"about {dollars(costs[p])} a year"
+                other = (f"; not working, you get about {dollars(support[p])} a year of other support "
+                         "(food assistance, family), not in take-home" if support[p] > 0 else "")
+                text.append(f"Last year you {status}. Working would cost you {cost}{other}.")
+            if benefit is not None:
+                text.append(f"This year anyone who works also receives an in-work benefit of "
+                            f"{dollars(benefit[p])} (in take-home).")
+            text.append(table(["hours", "tax", "take-home", "utility"], rows))
+            if model.world is not None and past:
+                text.append(household_taxes_compact_text(past[-1], i))
+            if past:
+                b = int(np.argmax(all_u[p]))
+                us = [shown_u[k][i] if shown_u is not None else y["utility"][i] for k, y in enumerate(past)]
+                d = utility_decimals([*us, all_u[p, b]])
+                hist = [f"year {yr}: {y['hours'][i]:.0f}, {dollars(y['post_tax'][i])}, {utility_text(us[k], d)}"
+                        + (" (best)" if yr == b else "") for k, (yr, y) in enumerate(zip(past_years, past, strict=True))]
+                text.append(f"Past years (hours, take-home, utility): {'; '.join(hist)}.")
+                if b not in past_years:
+                    best = model.agent_years[b]
+                    text.append(f"Best year so far: year {b}: {best['hours'][i]:.0f}, "
+                                f"{dollars(best['post_tax'][i])}, {utility_text(all_u[p, b], d)}.")
+            parts.append("\n".join(text))
+        return parts
+
+    def _worker_parts_verbose(self, model: EconomyModel, schedule: TaxSchedule, rebate: float,
+                              idx: np.ndarray | None = None,
+                              in_work_benefit: np.ndarray | None = None) -> list[str]:
+        """The layout of earlier releases: every ``hour_levels`` row, all columns."""
         o = self.options
         idx = np.arange(model.n_workers) if idx is None else np.asarray(idx, dtype=np.int64)
         levels = hour_levels(model, o.hour_levels)
@@ -120,7 +297,7 @@ class LLMWorkerPolicy(WorkerPolicy):
             np.stack([u[idx] for u in self.adjusted_history], 1) if self.adjusted_history
             else np.stack([y["utility"][idx] for y in model.agent_years], 1) if model.agent_years else None
         )
-        personas = model.population["persona"].to_numpy()[idx].astype(str).tolist()
+        personas = [str(x) for x in model.population["persona"].iloc[idx]]  # (only the rows asked)
         parts = []
         head = ["hours/wk", "pre-tax", "tax", "rebate", "take-home", "utility"]
         for p, i in enumerate(idx):
@@ -313,13 +490,13 @@ class LLMWorkerPolicy(WorkerPolicy):
 
     def _ask_satisfaction(self, model: EconomyModel, system: str, who: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(satisfied, invalid) of workers ``who``, streamed; an invalid reply is neutral."""
-        persona_col = model.population["persona"].to_numpy()
+        persona_col = [str(x) for x in model.population["persona"].iloc[who]]  # (only the rows asked)
         seeds = worker_seeds(model.settings.run.seed, model.year, 2, who)
         satisfied = np.ones(who.size, dtype=bool)
         invalid = np.zeros(who.size, dtype=bool)
 
         def build(pos: np.ndarray) -> list[Request]:
-            return [self._satisfaction_request(model, system, str(persona_col[who[p]]), int(who[p]),
+            return [self._satisfaction_request(model, system, persona_col[p], int(who[p]),
                                                int(seeds[p])) for p in pos]
 
         def consume(pos: np.ndarray, replies: list, reqs: list) -> None:
