@@ -127,3 +127,34 @@ def test_newton_equilibrium_is_the_fixed_point_in_at_most_three_passes(share, re
                                requirement) - x
 
     assert r == pytest.approx(brentq(gap, 1.0, 40_000.0, xtol=1e-7), abs=1e-4)
+
+
+nonconvex = st.integers(2, 7).flatmap(
+    lambda k: st.tuples(
+        st.lists(st.floats(1_000, 800_000), min_size=k - 1, max_size=k - 1, unique=True),
+        st.lists(st.floats(0, 0.95), min_size=k, max_size=k),
+        st.sampled_from([0.0, 14_600.0]),
+    )
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(nonconvex, st.floats(0.1, 1.0), st.floats(1e-7, 1e-3),
+       st.lists(st.floats(20, 30_000), min_size=1, max_size=16), st.floats(1.0, 60_000),
+       st.sampled_from([(0.0, 100.0), (10.0, 60.0), (0.0, 35.0)]))
+def test_pieces_path_on_non_convex_budgets_beats_brute_force_and_equals_every_segment(
+        spec, frisch, psi, wages, rebate, bounds):
+    edges, rates, deduction = spec
+    sched = TaxSchedule([0.0] + sorted(edges), rates, deduction=deduction)
+    u = IsoelasticUtility(frisch=frisch, psi=psi)
+    if sched.is_progressive or not brm._log_fast(sched, u, rebate):
+        return
+    w = np.asarray(wages)
+    fast = brm.best_response(sched, w, u, rebate, bounds)
+    every = brm.best_response(sched, w, u, np.full(w.size, rebate), bounds)  # all segments solved
+    ours = u(sched.net_income(w * fast) + rebate, fast)
+    theirs = u(sched.net_income(w * every) + rebate, every)
+    grid = grid_best(sched, w, u, rebate, *bounds)
+    scale = np.maximum(1.0, np.abs(grid))
+    assert np.all(ours >= grid - 1e-9 * scale), ours - grid
+    assert np.all(ours >= theirs - 1e-12 * scale)  # as good as solving every segment

@@ -102,6 +102,10 @@ def best_response(
         return np.where(w > 0, hours, lmin)
     if schedule.is_progressive:
         hours = _progressive_best_response(schedule, w, utility, rebate, lmin, lmax)
+    elif _log_fast(schedule, utility, rebate):
+        # (consumption never reaches the floor here: no floor candidate to compare)
+        hours = _pieces_log_best_response(schedule, w, utility, float(rebate), lmin, lmax)
+        return np.where(w > 0, hours, lmin)
     else:
         lo, hi, nw, v = _segment_arrays(schedule, w, rebate, (lmin, lmax))
         floor = getattr(utility, "c_floor", None) if getattr(utility, "eta", 0.0) > 0 else None
@@ -220,6 +224,53 @@ def _progressive_log_best_response(schedule, w, utility, rebate: float, lmin: fl
     dh = np.where(interior, -h / (p * (nw * h + v) + nw * h), 0.0)
     t_k = rate[k]
     return h, t_k * safe_w * dh, t_k * (safe_w * h) - intercept[k]
+
+
+def _pieces_log_best_response(schedule, w, utility, rebate: float, lmin: float, lmax: float):
+    """Exact hours under log utility on a non-convex budget (some rate falls), by pieces.
+
+    The budget splits into convex pieces (maximal runs of segments whose rates never
+    fall). On each piece the wage thresholds of :func:`_progressive_log_best_response`
+    find the piece's best segment (the last one whose start has a positive gain, within
+    the piece), one segment solve gives the piece's best hours, and the piece with the
+    highest utility wins (the first on ties, as the all-segments solve picks the first
+    best segment).  A budget whose rates fall j times costs j + 1 segment solves per
+    agent instead of one per segment."""
+    lower, upper, rate, intercept = schedule.segments()
+    p = 1.0 / float(utility.frisch)
+    psi = float(utility.psi)
+    net = 1.0 - rate
+    c_start = net * lower + intercept + rebate
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        theta = np.where(net > 0, (psi * lower**p * c_start / net) ** (1.0 / (p + 1.0)), np.inf)
+        theta = np.maximum(theta, lower / lmax) if lmax > 0 else np.where(lower > 0, np.inf, theta)
+    piece = np.concatenate([[0], np.cumsum(np.diff(rate) < 0)])
+    safe_w = np.where(w > 0, w, 1.0)
+    inv_w = 1.0 / safe_w
+    best_h = best_u = None
+    for q in range(int(piece[-1]) + 1):
+        seg = np.flatnonzero(piece == q)
+        a, b = int(seg[0]), int(seg[-1])
+        # the piece meets the hours range [lmin, lmax] of the agent
+        meets = (lower[a] < lmax * safe_w) | (a == 0)
+        if b + 1 < lower.size:
+            meets &= upper[b] > lmin * safe_w
+        k = a + np.searchsorted(np.maximum.accumulate(theta[a + 1:b + 1]), safe_w, side="left")
+        if lmin > 0:  # at least the piece's segment holding the lower hours bound
+            k = np.maximum(k, np.minimum(np.searchsorted(lower[1:], lmin * safe_w, side="right"), b))
+        lo = np.minimum(np.maximum(lower[k] * inv_w, lmin), lmax)
+        hi = np.maximum(np.minimum(upper[k] * inv_w, lmax), lo)
+        nw = safe_w * net[k]
+        v = intercept[k] + rebate
+        h = _log_utility_hours(nw, v, utility.frisch, psi, lo, hi)
+        u = np.where(meets, utility(nw * h + v, h), -np.inf)
+        if best_h is None:
+            best_h, best_u = h, u
+        else:
+            better = u > best_u
+            best_h = np.where(better, h, best_h)
+            best_u = np.where(better, u, best_u)
+    return best_h
 
 
 def _hours_and_dtax(schedule, w, utility, rebate: float, bounds):

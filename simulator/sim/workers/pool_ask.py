@@ -140,13 +140,13 @@ def _aggregates(model: EconomyModel, schedule: TaxSchedule, hours: np.ndarray,
 
 
 #: workers the error model replicates at most (a uniform sample above it, see below)
-ERROR_SAMPLE = 100_000
+ERROR_SAMPLE = 50_000
 
 
 def pooling_errors(model: EconomyModel, schedule: TaxSchedule, plan: Plan, split: Deviations,
                    rational: np.ndarray, valid: np.ndarray, replicates: int,
                    rng: np.random.Generator, sample: int = ERROR_SAMPLE,
-                   per_representative: int = 200) -> dict[str, float]:
+                   per_representative: int = 100) -> dict[str, float]:
     """Standard errors of this step's pooled aggregates against one call per worker.
 
     The error model of docs/agents.md ("Error bounds"): every worker's reply is its own
@@ -168,12 +168,13 @@ def pooling_errors(model: EconomyModel, schedule: TaxSchedule, plan: Plan, split
     pooled hours its representative's draw gives it (the refit still uses every
     representative's draw): an economy of its own, as the ``check`` subsample is.  The
     sample adds the sampling variance of a difference of per-worker terms, about
-    ``2 sigma^2 / sample`` to the squared error of mean hours against ``sigma^2 / r``
-    from ``r`` representatives, so under 1 % of the standard error with at least 200
-    sampled workers per representative (exactly, for mean hours without the refit: the
-    closed form's ``sum_r m_r^2 / N^2`` plus ``(2 - f) / S`` for a sample of ``S``
-    workers, a fraction ``f``); in exchange a replicate costs a fixed sample, not the
-    population (at 1 M workers and 500 calls, a tenth).
+    ``2 sigma^2 / S`` to the squared error of mean hours for a sample of ``S`` workers,
+    against ``sigma^2 / r`` from ``r`` representatives: a share ``2 r / S`` of the
+    variance, so about 1 % of the standard error with 100 sampled workers per
+    representative (exactly, for mean hours without the refit: the closed form's
+    ``sum_r m_r^2 / N^2`` plus ``(2 - f) / S`` for a sample that is a fraction ``f``
+    of the workers); in exchange a replicate costs a fixed sample, not the population
+    (at 1 M workers and 500 calls, a twentieth).
     """
     lo, hi = model.hours_bounds
     n = rational.size

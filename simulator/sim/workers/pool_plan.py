@@ -107,6 +107,21 @@ class Cells:
         return len(self.keys)
 
 
+def _unique_inverse(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``numpy.unique(key, return_inverse=True)`` of non-negative integer keys; by a count
+    of every key (linear time) when the keys are below a few times their number, which
+    the mixed-radix cell keys of a large population are, else by numpy's sort."""
+    n = key.size
+    top = int(key.max()) + 1 if n else 0
+    if n == 0 or key.min() < 0 or top > max(4 * n, 1 << 16):
+        uniq, inv = np.unique(key, return_inverse=True)
+        return uniq, inv.reshape(-1)
+    present = np.bincount(key, minlength=top) > 0
+    uniq = np.flatnonzero(present)
+    rank = np.cumsum(present) - 1
+    return uniq.astype(key.dtype), rank[key]
+
+
 def build_cells(codes: np.ndarray, weights: np.ndarray, budget: int, first_name: str = "",
                 limit: int | None = None) -> Cells:
     """Cells of the workers (rows of ``codes``), merged to at most ``budget`` cells.
@@ -121,7 +136,7 @@ def build_cells(codes: np.ndarray, weights: np.ndarray, budget: int, first_name:
     # per-worker cell at the current state: (level, key at level, rest flag)
     level = k
     key = _combine(codes)
-    uniq, of = np.unique(key, return_inverse=True)
+    uniq, of = _unique_inverse(key)
     first = np.zeros(uniq.size, dtype=np.int64)
     first[of[::-1]] = np.arange(n)[::-1]  # a representative row of each cell
     cell_codes = codes[first]
