@@ -1,13 +1,27 @@
-"""Throughput of the embedded backend on a batch of worker-like prompts.
+"""One request at a time against batched on the embedded backend, idle and under load.
 
-    .venv/bin/python benchmarks/llm.py                 # 50 prompts, a few layouts
-    .venv/bin/python benchmarks/llm.py --n 50 --layouts 2x1 --json
+    .venv/bin/python benchmarks/llm.py    # 8 prompts x 4 rounds, 3 layouts, load 0 and 2
+    .venv/bin/python benchmarks/llm.py --n 16 --layouts 2x1,2x1/pool,1x1 --load 0,2,3 --rounds 3
+    .venv/bin/python benchmarks/llm.py --json
 
-Each prompt is ~440 tokens (a shared ~350-token system prompt about the economy, then a
-per-agent persona and wage), constrained to ``{"labor_hours": 0..100}``, greedy.  The
-response cache is off.  Reports, per layout (processes x threads), the wall time of the
-batch including model load / pool start ("cold") and of a second, different batch on the
-warm model ("warm"), as prompts per second.
+The prompts are real year-0 worker prompts (Census personas, the 2024 schedule, ~500
+tokens of which ~350 are the shared system prompt), constrained to ``{"hours": 0..100}``;
+``--prompts synthetic`` uses the older ~440-token synthetic ones.  Cache off.
+
+For each layout (``PxT`` = ``EmbeddedModel(processes=P, threads=T)``, which picks pool or
+in-process per batch by measured throughput; ``PxT/pool`` forces the pool,
+``PxT/in-process`` the calling process) and each load, the script measures the same
+prompts ``--rounds`` times both ways, alternating: one at a time (``generate([r])`` in a
+loop) and batched (one ``generate`` call), on a warm model (three small batches first: they
+load the model, start the pool and measure each layout once), and prints prompts per
+second, the ratio batched / one-at-a-time over all rounds and its range over the rounds
+(the load of a shared machine moves), where the batches ran and the load average.
+
+``--load N`` starts N busy-loop processes (``python -c`` loops) for the measurement of
+that load and stops them by their PID afterwards (they also stop if this script dies).
+By default each runs in its own session, like programs of other terminals or users:
+Linux's autogroup scheduling shares CPU time between sessions, which is what makes the
+worker pool lose under load; ``--load-sessions same`` keeps them in this script's session.
 """
 
 from __future__ import annotations
@@ -15,10 +29,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.append(str(Path(__file__).resolve().parent))  # _provenance
 from _provenance import footer, header  # noqa: E402
 
@@ -61,54 +77,144 @@ def make_requests(n: int, offset: int = 0):
     return reqs
 
 
-def run_layout(n: int, processes: int, threads: int) -> dict:
+def worker_requests(n: int, seed: int = 0):
+    """``n`` real year-0 LLM worker prompts (as ``benchmarks/llm_step.py`` builds them)."""
+    import numpy as np
+
+    from simulator.config.loading import scenario_from_dict
+    from simulator.sim.model import EconomyModel
+
+    sc = scenario_from_dict({
+        "population": {"size": n, "source": "census"},
+        "workers": {"policy": "llm"}, "planner": {"kind": "us_federal"},
+        "run": {"seed": seed, "mesa_agents": False}, "llm": {"backend": "scripted", "cache": "off"},
+    })
+    m = EconomyModel(sc, agent_objects=False)
+    return m.policy.requests(m, m.schedule, m.expected_rebate, False, np.arange(1, n + 1))
+
+
+# a busy loop that also ends when its parent (this script) is gone
+_BUSY = "import os\np = os.getppid()\nwhile os.getppid() == p:\n    for _ in range(200000): pass\n"
+
+
+class Load:
+    """``n`` busy-loop processes while the ``with`` block runs, stopped by their PID."""
+
+    def __init__(self, n: int, own_sessions: bool = True) -> None:
+        self.n, self.own_sessions = n, own_sessions
+        self.procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> Load:
+        for _ in range(self.n):
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-c", _BUSY], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                start_new_session=self.own_sessions))
+        if self.n:
+            time.sleep(2)  # let them reach the run queue
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.procs:
+            p.kill()  # by its PID (the Popen handle)
+        for p in self.procs:
+            p.wait()
+        self.procs = []
+
+
+def parse_layout(spec: str) -> tuple[int, int, str]:
+    """``"2x1"`` -> (2, 1, "auto"); ``"2x1/pool"`` -> (2, 1, "pool")."""
+    shape, _, mode = spec.strip().lower().partition("/")
+    p, t = (int(x) for x in shape.split("x"))
+    mode = mode or "auto"
+    if mode not in ("auto", "pool", "in-process") or p < 1 or t < 1:
+        raise ValueError(f"bad layout {spec!r}: PxT, PxT/pool or PxT/in-process")
+    return p, t, mode
+
+
+def measure(spec: str, load: int, n: int, rounds: int, prompts: str, own_sessions: bool) -> dict:
     from simulator.llm.embedded import EmbeddedModel
 
-    t0 = time.perf_counter()
-    m = EmbeddedModel(processes=processes, threads=threads)
-    cold_batch = make_requests(n)
-    out = m.generate(cold_batch)
-    cold = time.perf_counter() - t0
-    warm_batch = make_requests(n, offset=n)
-    t1 = time.perf_counter()
-    out2 = m.generate(warm_batch)
-    warm = time.perf_counter() - t1
-    m.close()
-    allr = out + out2
-    hours = [r.value["labor_hours"] for r in allr if r.ok]
+    processes, threads, mode = parse_layout(spec)
+    reqs = worker_requests(n + 4) if prompts == "worker" else make_requests(n + 4)
+    warm, reqs = reqs[:4], reqs[4:]
+    with Load(load, own_sessions):
+        m = EmbeddedModel(processes=processes, threads=threads, layout=mode)
+        try:
+            for _ in range(3):  # load the model, start the pool, measure both layouts once
+                m.generate(warm)
+            seq_s = bat_s = 0.0
+            per_round: list[float] = []
+            ran: list[str] = []
+            same = True
+            valid = 0
+            for _ in range(rounds):  # alternating, so a change of load hits both
+                t0 = time.perf_counter()
+                one = [m.generate([r])[0] for r in reqs]
+                t1 = time.perf_counter()
+                many = m.generate(reqs)
+                t2 = time.perf_counter()
+                seq_s, bat_s = seq_s + t1 - t0, bat_s + t2 - t1
+                per_round.append((t1 - t0) / (t2 - t1))
+                ran.append(m.last_layout or "?")
+                same = same and [r.text for r in one] == [r.text for r in many]
+                valid += sum(r.ok for r in one) + sum(r.ok for r in many)
+            tokens = sum(r.prompt_tokens for r in one) / max(1, len(one))
+        finally:
+            m.close()
+        loadavg = os.getloadavg()
+    total = rounds * len(reqs)
     return {
-        "layout": f"{processes}x{threads}",
-        "n": n,
-        "prompt_tokens_mean": sum(r.prompt_tokens for r in out) / max(1, len(out)),
-        "cold_s": round(cold, 2),
-        "cold_prompts_per_s": round(n / cold, 2),
-        "warm_s": round(warm, 2),
-        "warm_prompts_per_s": round(n / warm, 2),
-        "valid": sum(r.ok for r in allr),
-        "total": len(allr),
-        "mean_hours": round(sum(hours) / max(1, len(hours)), 1),
+        "layout": spec, "load": load, "n": len(reqs), "rounds": rounds,
+        "prompt_tokens_mean": round(tokens),
+        "sequential_per_s": round(total / seq_s, 3), "batched_per_s": round(total / bat_s, 3),
+        "batched_over_sequential": round(seq_s / bat_s, 2),
+        "round_ratios": [round(x, 2) for x in per_round],
+        "batched_ran": {k: ran.count(k) for k in sorted(set(ran))},
+        "same_replies": same, "valid": valid, "total": 2 * total,
+        "load_average": [round(x, 2) for x in loadavg],
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=50)
-    ap.add_argument("--layouts", default="1x1,1x2,2x1", help="processes x threads, comma separated")
+    ap.add_argument("--n", type=int, default=8, help="prompts per batch")
+    ap.add_argument("--layouts", default="2x1,2x1/pool,2x1/in-process",
+                    help="PxT (auto), PxT/pool or PxT/in-process, comma separated")
+    ap.add_argument("--load", default="0,2", help="busy-loop processes to run meanwhile, comma separated")
+    ap.add_argument("--load-sessions", choices=["own", "same"], default="own",
+                    help="busy loops each in its own session (default) or in this one")
+    ap.add_argument("--rounds", type=int, default=4, help="alternating one-at-a-time/batched rounds")
+    ap.add_argument("--prompts", choices=["worker", "synthetic"], default="worker")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    loads = [int(x) for x in args.load.split(",")]
+    layouts = [x.strip() for x in args.layouts.split(",") if x.strip()]
+    try:
+        for spec in layouts:
+            parse_layout(spec)
+    except ValueError as exc:
+        ap.error(str(exc))
+    if args.n < 4 or args.rounds < 1 or min(loads) < 0:
+        ap.error("--n must be >= 4, --rounds >= 1, --load >= 0")
     started = time.perf_counter()
     if not args.json:
         print(header(__file__, argv), flush=True)
+        print(f"{args.n} {args.prompts} prompts x {args.rounds} rounds; load = busy-loop processes "
+              f"({'each in its own session' if args.load_sessions == 'own' else 'in this session'})")
+        print(f"{'layout':<14} {'load':>4} {'one-at-a-time':>14} {'batched':>9} {'batched/one':>12}  "
+              f"{'rounds':<11} {'batches ran':<16} {'same':<5} {'valid':<8} load average", flush=True)
     rows = []
-    for lay in args.layouts.split(","):
-        p, t = (int(x) for x in lay.lower().split("x"))
-        rows.append(run_layout(args.n, p, t))
-        if not args.json:
-            r = rows[-1]
-            print(f"{r['layout']:>5}: cold {r['cold_s']:6.2f} s ({r['cold_prompts_per_s']:.2f}/s)  "
-                  f"warm {r['warm_s']:6.2f} s ({r['warm_prompts_per_s']:.2f}/s)  "
-                  f"prompt {r['prompt_tokens_mean']:.0f} tok  valid {r['valid']}/{r['total']}  "
-                  f"mean hours {r['mean_hours']}", flush=True)
+    for load in loads:
+        for spec in layouts:
+            r = measure(spec, load, args.n, args.rounds, args.prompts, args.load_sessions == "own")
+            rows.append(r)
+            if not args.json:
+                ran = ", ".join(f"{k} {v}" for k, v in r["batched_ran"].items())
+                spread = f"{min(r['round_ratios']):.2f}-{max(r['round_ratios']):.2f}"
+                print(f"{spec:<14} {load:>4} {r['sequential_per_s']:>12.2f}/s {r['batched_per_s']:>7.2f}/s "
+                      f"{r['batched_over_sequential']:>11.2f}x  {spread:<11} {ran:<16} {str(r['same_replies']):<5} "
+                      f"{r['valid']}/{r['total']:<4} {' '.join(f'{x:.2f}' for x in r['load_average'])}",
+                      flush=True)
     if args.json:
         print(json.dumps({"cpus": os.cpu_count(), "rows": rows}, indent=2))
     else:

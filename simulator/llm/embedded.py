@@ -12,11 +12,27 @@ research runs should use a real model through the openai or vllm backends.
 Speed: each constraint is compiled to a GBNF grammar (exact integer ranges); the literal
 start of the reply (``{"hours":``) is appended to the prompt so the model only generates
 the value.  Batches are sorted so prompts sharing a prefix are adjacent (llama.cpp reuses
-the KV cache of the previous prompt's common prefix) and, above a few prompts, split
-across worker processes with one thread each (2 processes x 1 thread beat 1 x 2 threads:
-2.7 vs 2.2 prompts/s on 2 cores).  The pool (spawn context) loads the model once per
-process and lives until :meth:`EmbeddedModel.close`; its workers end with the process
-that started them, however it ends (``kill -9`` included; :mod:`simulator.lifeline`).
+the KV cache of the previous prompt's common prefix: a ~500-token worker prompt whose
+~350-token system prompt is already evaluated takes half the time).
+
+Layout: a batch of a few prompts or more runs either in this process or on a pool of
+worker processes with one thread each (``processes`` x ``threads``).  Neither always wins:
+on an idle 2-core machine the 2-process pool runs ~2x one process, but Linux shares CPU
+time between *sessions* (``sched_autogroup``), not processes, so when programs of other
+sessions keep the cores busy the pool's two processes split one session's share and run
+at ~0.8x the single process.  So by default (``layout="auto"``) each batch goes to the
+layout with the higher measured throughput (prompt + completion tokens per second, a
+moving average over recent batches of each layout), and the other layout is re-measured
+every few batches so a change of load is noticed (:class:`LayoutChooser`).  Pool batches
+are split into several contiguous chunks per worker, handed out by the executor as
+workers become free, so a starved worker does not hold the batch; a worker keeps its
+last prompt evaluated, so the shared system prompt stays cached from chunk to chunk and
+batch to batch.  Replies do not depend on the layout (each request's seed drives its
+sampling).  More threads per process lose under
+load (llama.cpp's threads spin at barriers while a sibling waits for a core).  The pool
+(spawn context) loads the model once per process and lives until
+:meth:`EmbeddedModel.close`; its workers end with the process that started them, however
+it ends (``kill -9`` included; :mod:`simulator.lifeline`).
 """
 
 from __future__ import annotations
@@ -323,6 +339,56 @@ def _chunks(items: list[Any], n: int) -> list[list[Any]]:
     return out
 
 
+#: pool chunks per worker process: small enough that a worker starved of CPU time does
+#: not hold the whole batch (the executor hands the next chunk to whichever worker is free)
+CHUNKS_PER_PROCESS = 4
+
+POOL = "pool"
+IN_PROCESS = "in-process"
+LAYOUTS = ("auto", POOL, IN_PROCESS)
+
+
+class LayoutChooser:
+    """Chooses where a batch runs (:data:`POOL` or :data:`IN_PROCESS`) by measured throughput.
+
+    :meth:`record` keeps an exponential moving average (weight ``alpha`` on the newest)
+    of tokens per second for each layout.  :meth:`choose` returns the pool while it has no
+    measurement, then the in-process layout while that has none, then the pool only if
+    it is faster by more than ``margin`` (in-process, a batch does the same work as its
+    requests one at a time, so the pool has to beat the noise of a shared machine); but when the other layout has not been measured for
+    ``refresh_every`` choices it is chosen once, so a change of load (other programs
+    starting or stopping) is noticed.
+    """
+
+    def __init__(self, refresh_every: int = 8, alpha: float = 0.5, margin: float = 1.1) -> None:
+        self.refresh_every = max(1, int(refresh_every))
+        self.alpha = float(alpha)
+        self.margin = float(margin)
+        self.rates: dict[str, float] = {}
+        self.age: dict[str, int] = {POOL: 0, IN_PROCESS: 0}
+
+    def choose(self) -> str:
+        if POOL not in self.rates:
+            mode = POOL
+        elif IN_PROCESS not in self.rates:
+            mode = IN_PROCESS
+        else:
+            best = POOL if self.rates[POOL] > self.margin * self.rates[IN_PROCESS] else IN_PROCESS
+            other = IN_PROCESS if best == POOL else POOL
+            mode = other if self.age[other] >= self.refresh_every else best
+        self.age[IN_PROCESS if mode == POOL else POOL] += 1
+        return mode
+
+    def record(self, mode: str, tokens: int, seconds: float) -> None:
+        """A batch of ``tokens`` (prompt + completion) took ``seconds`` in ``mode``."""
+        if tokens <= 0 or seconds <= 0:
+            return
+        rate = tokens / seconds
+        old = self.rates.get(mode)
+        self.rates[mode] = rate if old is None else self.alpha * rate + (1 - self.alpha) * old
+        self.age[mode] = 0
+
+
 def default_processes(threads: int) -> int:
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -344,7 +410,10 @@ class EmbeddedModel(LanguageModel):
         quantize: bool = True,
         min_batch_for_pool: int = 4,
         cache_dir: Path | None = None,
+        layout: str = "auto",
     ) -> None:
+        if layout not in LAYOUTS:
+            raise UserError(f"embedded layout {layout!r} is not one of {', '.join(LAYOUTS)}")
         src = resolve_gguf(model)
         self.source = src
         self.path = quantized_copy(src, cache_dir) if quantize else src
@@ -353,6 +422,9 @@ class EmbeddedModel(LanguageModel):
         self.processes = processes or default_processes(threads)
         self.n_ctx = n_ctx
         self.min_batch_for_pool = max(2, min_batch_for_pool)
+        self.layout = layout  # "auto": by measured throughput (LayoutChooser)
+        self.chooser = LayoutChooser()
+        self.last_layout: str | None = None  # where the last batch ran
         self.extra_bufts = extra_buffer_types_ok(self.path, cache_dir)
         self._info = ModelInfo(
             "embedded",
@@ -378,7 +450,8 @@ class EmbeddedModel(LanguageModel):
         return self._engine_
 
     def __repr__(self) -> str:
-        return f"EmbeddedModel(model={self.alias!r}, processes={self.processes}, threads={self.threads})"
+        return (f"EmbeddedModel(model={self.alias!r}, processes={self.processes}, threads={self.threads}, "
+                f"layout={self.layout!r})")
 
     @property
     def info(self) -> ModelInfo:
@@ -423,11 +496,21 @@ class EmbeddedModel(LanguageModel):
         # never start worker processes from inside a spawned child: a script without an
         # ``if __name__ == "__main__":`` guard is re-run by every child and would
         # otherwise spawn processes recursively; such a child runs in-process
-        use_pool = mp.parent_process() is None
-        if use_pool and self.processes > 1 and len(jobs) >= self.min_batch_for_pool:
+        mode = IN_PROCESS
+        if (mp.parent_process() is None and self.processes > 1
+                and len(jobs) >= self.min_batch_for_pool and self.layout != IN_PROCESS):
+            mode = self.chooser.choose() if self.layout == "auto" else POOL
+        # only batches the pool could take are measured: single calls (a planner's long
+        # reply, say) have another mix of prompt and generated tokens
+        measured = len(jobs) >= self.min_batch_for_pool
+        t0 = time.perf_counter()
+        if mode == POOL:
             try:
+                measured = measured and self._pool is not None  # starting the pool is not typical
                 pool = self._get_pool()
-                parts = pool.map(_worker_run, _chunks(jobs, self.processes))
+                # contiguous chunks (shared prefixes stay together), several per worker,
+                # handed out by the executor as workers become free
+                parts = pool.map(_worker_run, _chunks(jobs, self.processes * CHUNKS_PER_PROCESS))
                 # the workers of this batch, by handle (the pool may forget them when it breaks)
                 self._procs = list((getattr(pool, "_processes", None) or {}).values())
                 results = [x for part in parts for x in part]
@@ -435,11 +518,16 @@ class EmbeddedModel(LanguageModel):
                 self._terminate_pool()
                 err = f"transport: embedded worker pool failed: {type(exc).__name__}: {exc}"
                 results = [(j.index, "", 0, 0, 0.0, err) for j in jobs]
+                measured = False
             except BaseException:  # Ctrl-C / SIGTERM mid-batch: nobody will read these results
                 self._terminate_pool()  # so close() does not wait for the workers to finish them
                 raise
         else:
             results = [self._engine.run(j) for j in jobs]
+        if measured:
+            self.chooser.record(mode, sum(pt + ct for _, _, pt, ct, _, err in results if err is None),
+                                time.perf_counter() - t0)
+        self.last_layout = mode
         out: list[Response | None] = [None] * len(requests)
         for idx, text, pt, ct, lat, err in results:
             r = requests[idx]
