@@ -177,6 +177,27 @@ def _log_fast(schedule, utility, rebate) -> bool:
     return bool(np.all(intercept + float(rebate) >= utility.c_floor))
 
 
+def _wage_thresholds(lower, net, intercept, rebate: float, psi: float, p: float, lmax: float) -> np.ndarray:
+    """Per segment k, the wage above which log utility's marginal gain at the segment's
+    start is positive: ``(psi z_k^p c_k / (1 - t_k))^(1/(p+1))`` with ``c_k`` the
+    consumption there (``inf`` where the net rate is not positive), raised to
+    ``z_k / lmax`` so a segment starting at or past the hours cap is never chosen."""
+    c_start = net * lower + intercept + rebate  # consumption at each segment's start
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        theta = np.where(net > 0, (psi * lower**p * c_start / net) ** (1.0 / (p + 1.0)), np.inf)
+        if lmax > 0:
+            return np.maximum(theta, lower / lmax)
+        return np.where(lower > 0, np.inf, theta)
+
+
+def _keep_better(best_h, best_u, h, u):
+    """The better of two candidate hours per agent by utility (the first on ties)."""
+    if best_h is None:
+        return h, u
+    better = u > best_u
+    return np.where(better, h, best_h), np.where(better, u, best_u)
+
+
 def _progressive_log_best_response(schedule, w, utility, rebate: float, lmin: float, lmax: float,
                                    slope: bool = False):
     """Exact hours under log utility on a convex budget, with one search per agent.
@@ -200,14 +221,7 @@ def _progressive_log_best_response(schedule, w, utility, rebate: float, lmin: fl
     p = 1.0 / float(utility.frisch)
     psi = float(utility.psi)
     net = 1.0 - rate
-    c_start = net * lower + intercept + rebate  # consumption at each segment's start
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        theta = np.where(net > 0, (psi * lower**p * c_start / net) ** (1.0 / (p + 1.0)), np.inf)
-        if lmax > 0:  # a segment starting at or past the hours cap is never chosen
-            theta = np.maximum(theta, lower / lmax)
-        else:
-            theta = np.where(lower > 0, np.inf, theta)
-    theta = np.maximum.accumulate(theta[1:])  # (non-decreasing already, up to rounding)
+    theta = np.maximum.accumulate(_wage_thresholds(lower, net, intercept, rebate, psi, p, lmax)[1:])
     safe_w = np.where(w > 0, w, 1.0)
     k = np.searchsorted(theta, safe_w, side="left")
     if lmin > 0:  # at least the segment holding the lower hours bound
@@ -240,10 +254,7 @@ def _pieces_log_best_response(schedule, w, utility, rebate: float, lmin: float, 
     p = 1.0 / float(utility.frisch)
     psi = float(utility.psi)
     net = 1.0 - rate
-    c_start = net * lower + intercept + rebate
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        theta = np.where(net > 0, (psi * lower**p * c_start / net) ** (1.0 / (p + 1.0)), np.inf)
-        theta = np.maximum(theta, lower / lmax) if lmax > 0 else np.where(lower > 0, np.inf, theta)
+    theta = _wage_thresholds(lower, net, intercept, rebate, psi, p, lmax)
     piece = np.concatenate([[0], np.cumsum(np.diff(rate) < 0)])
     safe_w = np.where(w > 0, w, 1.0)
     inv_w = 1.0 / safe_w
@@ -263,13 +274,7 @@ def _pieces_log_best_response(schedule, w, utility, rebate: float, lmin: float, 
         nw = safe_w * net[k]
         v = intercept[k] + rebate
         h = _log_utility_hours(nw, v, utility.frisch, psi, lo, hi)
-        u = np.where(meets, utility(nw * h + v, h), -np.inf)
-        if best_h is None:
-            best_h, best_u = h, u
-        else:
-            better = u > best_u
-            best_h = np.where(better, h, best_h)
-            best_u = np.where(better, u, best_u)
+        best_h, best_u = _keep_better(best_h, best_u, h, np.where(meets, utility(nw * h + v, h), -np.inf))
     return best_h
 
 
@@ -662,12 +667,7 @@ def _rows_by_pieces(lower, upper, rate, intercept, w, utility, rebate, lmin, lma
         u = util(nw * h + v, h)
         if ok is not None:
             u = np.where(ok, u, -np.inf)
-        if best_h is None:
-            best_h, best_u = h, u
-        else:
-            better = u > best_u
-            best_h = np.where(better, h, best_h)
-            best_u = np.where(better, u, best_u)
+        best_h, best_u = _keep_better(best_h, best_u, h, u)
     return best_h
 
 

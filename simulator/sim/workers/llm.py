@@ -206,6 +206,33 @@ class LLMWorkerPolicy(WorkerPolicy):
         return [levels[p, :counts[p]].tolist() for p in range(idx.size)]
 
     @staticmethod
+    def _with_benefit(model: EconomyModel, grid: dict, idx: np.ndarray,
+                      in_work_benefit: np.ndarray | None) -> tuple[dict, np.ndarray | None]:
+        """The take-home grid with the in-work benefit (dollars a year, one per worker of the
+        population) added to its positive-hours rows, and the benefit of workers ``idx``."""
+        if in_work_benefit is None:
+            return grid, None
+        benefit = np.asarray(in_work_benefit, dtype=float)[idx]
+        grid = dict(grid)
+        grid["post_tax"] = grid["post_tax"] + np.where(grid["hours"] > 0, benefit[:, None], 0.0)
+        grid["utility"] = model.utility_subset(idx)(grid["post_tax"], grid["hours"])
+        return grid, benefit
+
+    def _history(self, model: EconomyModel, idx: np.ndarray):
+        """``(past, past_years, shown_u, all_u)``: the last ``history`` years shown, their
+        numbers, the utilities shown for them (satisfaction-adjusted where asked) and every
+        year's utility of workers ``idx`` (for the best year)."""
+        o = self.options
+        past = model.agent_years[-o.history:] if o.history else []
+        past_years = list(range(len(model.agent_years) - len(past), len(model.agent_years)))
+        shown_u = self.adjusted_history[-len(past):] if self.adjusted_history and past else None
+        all_u = (
+            np.stack([u[idx] for u in self.adjusted_history], 1) if self.adjusted_history
+            else np.stack([y["utility"][idx] for y in model.agent_years], 1) if model.agent_years else None
+        )
+        return past, past_years, shown_u, all_u
+
+    @staticmethod
     def _last_hours(model: EconomyModel, idx: np.ndarray) -> np.ndarray:
         """Last year's hours (the first year: the hours the model starts from)."""
         return np.asarray((model.agent_years[-1]["hours"] if model.agent_years else model.hours)[idx], dtype=float)
@@ -220,24 +247,13 @@ class LLMWorkerPolicy(WorkerPolicy):
                                       model.participation)
         grid = take_home_grid(model.budget(schedule, idx), model.wages[idx], levels, rebate,
                               model.utility_subset(idx))
-        benefit = None
-        if in_work_benefit is not None:
-            benefit = np.asarray(in_work_benefit, dtype=float)[idx]
-            grid = dict(grid)
-            grid["post_tax"] = grid["post_tax"] + np.where(grid["hours"] > 0, benefit[:, None], 0.0)
-            grid["utility"] = model.utility_subset(idx)(grid["post_tax"], grid["hours"])
+        grid, benefit = self._with_benefit(model, grid, idx, in_work_benefit)
         costs = support = None
         if model.participation:
             costs = np.broadcast_to(np.asarray(model.utility.fixed_cost, dtype=float), (model.n_workers,))[idx]
             support = np.broadcast_to(np.asarray(model.utility.nonwork_income, dtype=float),
                                       (model.n_workers,))[idx]
-        past = model.agent_years[-o.history:] if o.history else []
-        past_years = list(range(len(model.agent_years) - len(past), len(model.agent_years)))
-        shown_u = self.adjusted_history[-len(past):] if self.adjusted_history and past else None
-        all_u = (
-            np.stack([u[idx] for u in self.adjusted_history], 1) if self.adjusted_history
-            else np.stack([y["utility"][idx] for y in model.agent_years], 1) if model.agent_years else None
-        )
+        past, past_years, shown_u, all_u = self._history(model, idx)
         personas = [str(x) for x in model.population["persona"].iloc[idx]]  # (only the rows asked)
         parts = []
         for p, i in enumerate(idx):
@@ -282,21 +298,10 @@ class LLMWorkerPolicy(WorkerPolicy):
         levels = hour_levels(model, o.hour_levels)
         grid = take_home_grid(model.budget(schedule, idx), model.wages[idx], levels, rebate,
                               model.utility_subset(idx))
-        benefit = None
-        if in_work_benefit is not None:
-            benefit = np.asarray(in_work_benefit, dtype=float)[idx]
-            grid = dict(grid)
-            grid["post_tax"] = grid["post_tax"] + np.where(grid["hours"] > 0, benefit[:, None], 0.0)
-            grid["utility"] = model.utility_subset(idx)(grid["post_tax"], grid["hours"])
+        grid, benefit = self._with_benefit(model, grid, idx, in_work_benefit)
         costs = (np.broadcast_to(np.asarray(model.utility.fixed_cost, dtype=float), (model.n_workers,))[idx]
                  if model.participation else None)
-        past = model.agent_years[-o.history:] if o.history else []
-        past_years = list(range(len(model.agent_years) - len(past), len(model.agent_years)))
-        shown_u = self.adjusted_history[-len(past):] if self.adjusted_history and past else None
-        all_u = (
-            np.stack([u[idx] for u in self.adjusted_history], 1) if self.adjusted_history
-            else np.stack([y["utility"][idx] for y in model.agent_years], 1) if model.agent_years else None
-        )
+        past, past_years, shown_u, all_u = self._history(model, idx)
         personas = [str(x) for x in model.population["persona"].iloc[idx]]  # (only the rows asked)
         parts = []
         head = ["hours/wk", "pre-tax", "tax", "rebate", "take-home", "utility"]
